@@ -1,0 +1,57 @@
+"""Every domain error of the package, in one place.
+
+Errors a retry cannot fix (bad config, checksum mismatch, broken chain, lost offsets) derive from
+``AirflowFailException`` so Airflow fails the task at once instead of burning its retries.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+class BackupPipelinesError(AirflowException):
+    """Base of every error raised by this package; retryable unless a subclass says otherwise."""
+
+
+class PermanentBackupError(BackupPipelinesError, AirflowFailException):
+    """Base of the errors a retry cannot fix."""
+
+
+class ConfigError(PermanentBackupError):
+    """The YAML config is missing, unreadable or invalid; the message names file and field."""
+
+
+class ManifestError(PermanentBackupError):
+    """A manifest in the catalog is corrupt, partial or of an unknown schema version."""
+
+
+class RecoveryPointNotFoundError(PermanentBackupError):
+    """No recovery point matches what was asked for (dataset, time, id)."""
+
+
+class BrokenChainError(PermanentBackupError):
+    """An incremental recovery point depends on a base that is missing or not usable."""
+
+
+class ChecksumMismatchError(PermanentBackupError):
+    """An object's bytes do not match the checksum recorded for it."""
+
+
+class VerificationError(PermanentBackupError):
+    """A recovery point failed a verification check (restore, row counts, CHECK TABLE, offsets)."""
+
+
+class OffsetGapError(PermanentBackupError):
+    """Kafka archives of a partition are not contiguous, or offsets were deleted before archiving."""
+
+
+class LifecyclePolicyError(PermanentBackupError):
+    """A lifecycle rule breaks S3's storage-class order or minimum storage durations."""
+
+
+class UnsafeOperationError(PermanentBackupError):
+    """A destructive action was asked for without its explicit confirmation flag."""
+
+
+class BackupFailedError(BackupPipelinesError):
+    """The engine reported a failed backup or restore; retryable (the next attempt starts clean)."""

@@ -1,0 +1,3 @@
+"""hooks of backup-pipelines."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""operators of backup-pipelines."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""sensors of backup-pipelines."""
+
+from __future__ import annotations

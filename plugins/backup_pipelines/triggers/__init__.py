@@ -1,0 +1,3 @@
+"""triggers of backup-pipelines."""
+
+from __future__ import annotations

@@ -1,0 +1,78 @@
+"""Every DAG file imports, and every DAG follows the house rules (owner, tags, retries, docs, timetable)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
+SCHEDULED = {
+    "clickhouse_hourly_snapshot",
+    "emr_daily_output_archive",
+    "kafka_weekly_glacier_archive",
+    "monthly_deep_archive_export",
+    "dr_drill",
+    "backup_rpo_monitor",
+}
+MANUAL = {"clickhouse_restore", "kafka_archive_replay"}
+PARSE_BUDGET_SECONDS = 0.5
+
+
+def test_there_are_dag_files() -> None:
+    assert DAG_FILES, "dags/ holds no DAG file"
+
+
+def test_every_file_imports_and_defines_one_known_dag(dagbag) -> None:
+    assert not dagbag.import_errors
+    for path in DAG_FILES:
+        dags = [d for d in dagbag.dags.values() if Path(d.fileloc).resolve() == path.resolve()]
+        assert len(dags) == 1, f"{path.name} defines {len(dags)} DAGs"
+        assert dags[0].dag_id == path.stem, (
+            f"{path.name} defines {dags[0].dag_id}; name the file after its DAG"
+        )
+        assert dags[0].dag_id in SCHEDULED | MANUAL, f"{dags[0].dag_id} is not in the README's DAG catalogue"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_dag_rules(dagbag, path: Path) -> None:
+    from airflow.sdk import CronDataIntervalTimetable
+
+    dag = dagbag.dags[path.stem]
+    assert dag.tags, "tags are missing"
+    assert dag.doc_md and len(dag.doc_md.strip()) > 40, "doc_md is missing or too short to help"
+    assert dag.tasks, "the DAG has no task"
+    for task in dag.tasks:
+        assert task.owner and task.owner != "airflow", f"{task.task_id}: set an owner"
+        assert task.retries >= 2, f"{task.task_id}: retries={task.retries}, the rule is >= 2"
+    if dag.dag_id in SCHEDULED:
+        assert isinstance(dag.timetable, CronDataIntervalTimetable), (
+            "scheduled DAGs use CronDataIntervalTimetable"
+        )
+    else:
+        assert dag.timetable.summary in ("None", None) or dag.schedule is None, "manual DAGs have no schedule"
+        assert dag.params, "manual DAGs take their input from a Params form"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_parse_time_under_budget(dagbag, path: Path) -> None:
+    stats = {Path(s.file).name: s.duration for s in dagbag.dagbag_stats}
+    duration = stats[path.name]
+    seconds = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration)
+    assert seconds < PARSE_BUDGET_SECONDS, f"{path.name} took {seconds:.3f}s to parse"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_dag_files_do_no_io_or_heavy_imports(path: Path) -> None:
+    text = path.read_text()
+    assert not re.search(r"datetime\.(now|utcnow)\(|pendulum\.now\(", text), (
+        "reads the wall clock at parse time"
+    )
+    heavy = re.findall(
+        r"^(?:import|from) (boto3|botocore|clickhouse_connect|confluent_kafka|pandas|pyarrow|chdb)\b",
+        text,
+        re.M,
+    )
+    assert not heavy, f"heavy imports at module level: {heavy}"
