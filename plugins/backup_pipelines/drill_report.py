@@ -156,7 +156,7 @@ class DrillReport(_Model):
 
     def table_rows(self) -> list[tuple[str, ...]]:
         """One row per dataset, as shown in Markdown, HTML, the email and ``make demo``."""
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for d in self.datasets:
             passed = sum(1 for c in d.checks if c.status == "passed")
             failed = [c.name for c in d.checks if not c.ok]
@@ -268,7 +268,7 @@ def render_html(report: DrillReport) -> str:
 
 def render_text_table(report: DrillReport) -> str:
     """A plain-text table for terminals and the summary email."""
-    rows = [TABLE_HEADER, *report.table_rows()]
+    rows: list[tuple[str, ...]] = [TABLE_HEADER, *report.table_rows()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEADER))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
