@@ -55,3 +55,19 @@ class UnsafeOperationError(PermanentBackupError):
 
 class BackupFailedError(BackupPipelinesError):
     """The engine reported a failed backup or restore; retryable (the next attempt starts clean)."""
+
+
+class ArchiveCopyError(BackupPipelinesError):
+    """An S3 archive copy, delete or lookup failed; retryable (copies are idempotent)."""
+
+
+class SourceChangedError(PermanentBackupError):
+    """A source object changed or vanished between listing and copying; archiving it would be a guess."""
+
+
+class ObjectNotRestoredError(PermanentBackupError):
+    """An object in GLACIER/DEEP_ARCHIVE was read before a restore made it readable."""
+
+
+class MarkerTimeoutError(PermanentBackupError):
+    """A job's success marker (or EMR step) did not appear in time; the message names job and date."""
