@@ -1,0 +1,342 @@
+"""Kafka records <-> Arrow: the archive file format, and a streaming writer that splits files by size.
+
+Every record is stored whole so it can be replayed byte for byte: topic, partition, offset,
+timestamp and its type, key, value and headers (in order, duplicates kept, null values kept).
+Files are zstd-compressed Parquet, written one row group at a time so memory stays bounded
+whatever the partition holds, and closed once they reach ``file_max_bytes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1"
+COMPRESSION = "zstd"
+# A row group is flushed at this many buffered raw bytes even when it has fewer rows than asked:
+# large messages must not blow the memory bound.
+DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024
+_HASH_CHUNK = 8 * 1024 * 1024
+
+
+def arrow_schema() -> pa.Schema:
+    """The archive schema; the Parquet file metadata carries ``backup_pipelines.format``."""
+    import pyarrow as pa
+
+    header = pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.binary())])
+    return pa.schema(
+        [
+            pa.field("topic", pa.string(), nullable=False),
+            pa.field("partition", pa.int32(), nullable=False),
+            pa.field("offset", pa.int64(), nullable=False),
+            pa.field("timestamp", pa.timestamp("ms", tz="UTC")),
+            pa.field("timestamp_type", pa.int8(), nullable=False),
+            pa.field("key", pa.binary()),
+            pa.field("value", pa.binary()),
+            pa.field("headers", pa.list_(pa.field("item", header, nullable=False))),
+        ],
+        metadata={"backup_pipelines.format": FORMAT_VERSION},
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as archived and replayed (``timestamp_ms`` None when the type is 0, none)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_type: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] | None
+
+
+@dataclass
+class ArchiveFile:
+    """One closed archive file on local disk, with the index the manifest records for it."""
+
+    path: Path
+    partition: int
+    first_offset: int
+    last_offset: int
+    records: int
+    first_timestamp_ms: int | None
+    last_timestamp_ms: int | None
+    min_timestamp_ms: int | None
+    max_timestamp_ms: int | None
+    size: int
+    sha256: str
+    raw_bytes: int
+
+    def name(self) -> str:
+        return f"{self.first_offset}-{self.last_offset}.parquet"
+
+
+def file_sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ms_to_datetime(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+@dataclass
+class _Buffer:
+    """Column lists of the row group being collected."""
+
+    offsets: list[int] = field(default_factory=list)
+    timestamps: list[int | None] = field(default_factory=list)
+    types: list[int] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    headers: list[list[dict[str, Any]] | None] = field(default_factory=list)
+    raw_bytes: int = 0
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+class PartitionArchiveWriter:
+    """Streams the records of one topic-partition into size-bounded Parquet files.
+
+    ``add`` records in offset order; each closed file is handed to ``on_file`` (which uploads and
+    may delete it) before the next one starts, so local disk holds at most one file.
+    """
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        on_file: Callable[[ArchiveFile], None],
+        file_max_bytes: int = 256 * 1024 * 1024,
+        row_group_rows: int = 100_000,
+        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+        spool_dir: Path | str | None = None,
+        compression_level: int | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.on_file = on_file
+        self.file_max_bytes = file_max_bytes
+        self.row_group_rows = row_group_rows
+        self.row_group_bytes = min(row_group_bytes, max(file_max_bytes // 2, 1))
+        self.spool_dir = Path(spool_dir or tempfile.gettempdir())
+        self.compression_level = compression_level
+        self.schema = arrow_schema()
+        self.files: list[ArchiveFile] = []
+        self.records = 0
+        self.raw_bytes = 0
+        self.last_offset: int | None = None
+        self._buffer = _Buffer()
+        self._writer: Any = None
+        self._path: Path | None = None
+        self._file: dict[str, Any] = {}
+
+    # -- writing -------------------------------------------------------------------------------
+    def add(  # noqa: PLR0917 - positional on purpose: this is the per-record hot path
+        self,
+        offset: int,
+        timestamp_type: int,
+        timestamp_ms: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]] | None,
+    ) -> None:
+        if self.last_offset is not None and offset <= self.last_offset:
+            raise ValueError(
+                f"{self.topic}[{self.partition}]: offset {offset} after {self.last_offset}; "
+                "records must arrive in increasing offset order"
+            )
+        self.last_offset = offset
+        buf = self._buffer
+        buf.offsets.append(offset)
+        buf.timestamps.append(timestamp_ms if timestamp_type else None)
+        buf.types.append(timestamp_type)
+        buf.keys.append(key)
+        buf.values.append(value)
+        size = 16 + (len(key) if key else 0) + (len(value) if value else 0)
+        if headers:
+            buf.headers.append([{"key": k, "value": v} for k, v in headers])
+            size += sum(len(k) + (len(v) if v else 0) for k, v in headers)
+        else:
+            buf.headers.append(None if headers is None else [])
+        buf.raw_bytes += size
+        if len(buf) >= self.row_group_rows or buf.raw_bytes >= self.row_group_bytes:
+            self._flush_row_group()
+
+    def add_record(self, record: Record) -> None:
+        self.add(
+            record.offset,
+            record.timestamp_type,
+            record.timestamp_ms,
+            record.key,
+            record.value,
+            record.headers,
+        )
+
+    def _open(self) -> None:
+        import pyarrow.parquet as pq
+
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(
+            prefix=f"kafka-{self.partition}-", suffix=".parquet", dir=self.spool_dir
+        )
+        os.close(handle)
+        self._path = Path(name)
+        self._writer = pq.ParquetWriter(
+            str(self._path),
+            self.schema,
+            compression=COMPRESSION,
+            compression_level=self.compression_level,
+            use_dictionary=["topic"],
+            write_statistics=["offset", "timestamp"],
+        )
+        self._file = {"first": None, "last": None, "records": 0, "raw": 0, "tmin": None, "tmax": None}
+
+    def _flush_row_group(self) -> None:
+        import pyarrow as pa
+
+        buf = self._buffer
+        if not buf.offsets:
+            return
+        if self._writer is None:
+            self._open()
+        n = len(buf)
+        batch = pa.record_batch(
+            [
+                pa.array([self.topic] * n, pa.string()),
+                pa.array([self.partition] * n, pa.int32()),
+                pa.array(buf.offsets, pa.int64()),
+                pa.array(buf.timestamps, pa.timestamp("ms", tz="UTC")),
+                pa.array(buf.types, pa.int8()),
+                pa.array(buf.keys, pa.binary()),
+                pa.array(buf.values, pa.binary()),
+                pa.array(buf.headers, self.schema.field("headers").type),
+            ],
+            schema=self.schema,
+        )
+        self._writer.write_batch(batch, row_group_size=n)
+        info = self._file
+        present = [t for t in buf.timestamps if t is not None]
+        if info["first"] is None:
+            info["first"] = buf.offsets[0]
+            info["first_ts"] = buf.timestamps[0]
+        info["last"] = buf.offsets[-1]
+        info["last_ts"] = buf.timestamps[-1]
+        info["records"] += n
+        info["raw"] += buf.raw_bytes
+        if present:
+            lo, hi = min(present), max(present)
+            info["tmin"] = lo if info["tmin"] is None else min(info["tmin"], lo)
+            info["tmax"] = hi if info["tmax"] is None else max(info["tmax"], hi)
+        self.records += n
+        self.raw_bytes += buf.raw_bytes
+        self._buffer = _Buffer()
+        assert self._path is not None
+        if self._path.stat().st_size >= self.file_max_bytes:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        assert self._path is not None
+        info = self._file
+        archive_file = ArchiveFile(
+            path=self._path,
+            partition=self.partition,
+            first_offset=info["first"],
+            last_offset=info["last"],
+            records=info["records"],
+            first_timestamp_ms=info["first_ts"],
+            last_timestamp_ms=info["last_ts"],
+            min_timestamp_ms=info["tmin"],
+            max_timestamp_ms=info["tmax"],
+            size=self._path.stat().st_size,
+            sha256=file_sha256(self._path),
+            raw_bytes=info["raw"],
+        )
+        self._path = None
+        log.info(
+            "%s[%d]: closed archive file %s (%d records, %d bytes, %d raw bytes)",
+            self.topic,
+            self.partition,
+            archive_file.name(),
+            archive_file.records,
+            archive_file.size,
+            archive_file.raw_bytes,
+        )
+        self.files.append(archive_file)
+        self.on_file(archive_file)
+
+    def close(self) -> list[ArchiveFile]:
+        """Flush what is buffered and close the last file; returns every file written."""
+        self._flush_row_group()
+        self._close_file()
+        return self.files
+
+    def abort(self) -> None:
+        """Drop the open file (on error), leaving nothing on local disk."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # the original error matters, not this one
+                log.debug("closing an aborted archive file failed", exc_info=True)
+            self._writer = None
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+            self._path = None
+
+
+def read_records(path: Path | str, *, batch_rows: int = 65_536) -> Iterator[Record]:
+    """Records of an archive file in stored (offset) order, one row group at a time."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(str(path))
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        columns = batch.to_pydict()
+        for i in range(batch.num_rows):
+            ts = columns["timestamp"][i]
+            headers = columns["headers"][i]
+            yield Record(
+                topic=columns["topic"][i],
+                partition=columns["partition"][i],
+                offset=columns["offset"][i],
+                timestamp_type=columns["timestamp_type"][i],
+                timestamp_ms=None if ts is None else _to_ms(ts),
+                key=columns["key"][i],
+                value=columns["value"][i],
+                headers=None if headers is None else [(h["key"], h["value"]) for h in headers],
+            )
+
+
+def _to_ms(value: datetime) -> int:
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def read_offsets(path: Path | str) -> list[int]:
+    """Only the offset column (cheap): for verification."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(str(path), columns=["offset"]).column("offset").to_pylist()
