@@ -275,6 +275,11 @@ class DrDrill(_Strict):
     clickhouse_max_replica_lag: Duration | None = None
     kafka_dr_connection: str | None = None
     kafka_max_replication_lag: int | None = Field(default=None, ge=0)
+    restore_poll_interval: Duration = timedelta(minutes=5)
+    restore_timeout: Duration = timedelta(hours=48)
+    airflow_api_connection: str | None = Field(
+        default=None, description="HTTP connection to the Airflow API server; the drill notes its run there"
+    )
 
 
 DatasetKind = Literal["clickhouse_snapshot", "emr_output", "kafka_archive", "deep_archive_export"]

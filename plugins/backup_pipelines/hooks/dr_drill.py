@@ -1,0 +1,177 @@
+"""The DR drill's own I/O: Tier 1 lag probes, scratch clean-up, report upload, email and run note.
+
+Restores themselves belong to the pipelines' hooks (``clickhouse_backup``, ``kafka_archive``,
+``s3_archive``); this hook only does what the drill adds around them, through the provider hooks
+(clickhouse-connect via ``ClickHouseHook``, ``KafkaAdminClientHook``, ``S3Hook``, ``SmtpHook``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from backup_pipelines.config import SQL_ROOT
+
+log = logging.getLogger(__name__)
+SQL_DIR = SQL_ROOT / "dr_drill"
+
+
+def quote_identifier(name: str) -> str:
+    """A ClickHouse identifier in backquotes (the name comes from config, never from a user value)."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+@dataclass(frozen=True)
+class ReplicaLag:
+    database: str
+    table: str
+    delay_seconds: float
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    primary_end: int
+    dr_end: int | None
+
+    @property
+    def lag(self) -> int | None:
+        return None if self.dr_end is None else max(self.primary_end - self.dr_end, 0)
+
+
+class DrillHook:
+    """Connections come from the config; nothing is opened until a method needs it."""
+
+    def __init__(
+        self,
+        *,
+        clickhouse_conn_id: str = "clickhouse_default",
+        kafka_conn_id: str = "kafka_default",
+        aws_conn_id: str = "aws_default",
+        smtp_conn_id: str = "smtp_default",
+    ) -> None:
+        self.clickhouse_conn_id = clickhouse_conn_id
+        self.kafka_conn_id = kafka_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.smtp_conn_id = smtp_conn_id
+
+    # -- ClickHouse -------------------------------------------------------------------------------
+    def _clickhouse(self) -> Any:
+        from airflow.providers.clickhousedb.hooks.clickhouse import ClickHouseHook
+
+        return ClickHouseHook(clickhouse_conn_id=self.clickhouse_conn_id).get_client()
+
+    def replica_lags(self) -> list[ReplicaLag]:
+        """``system.replicas.absolute_delay`` of every replicated table; empty without replicas."""
+        result = self._clickhouse().query((SQL_DIR / "replica_lag.sql").read_text())
+        return [ReplicaLag(str(db), str(table), float(delay)) for db, table, delay in result.result_rows]
+
+    def scratch_databases(self, prefix: str) -> list[str]:
+        result = self._clickhouse().query(
+            (SQL_DIR / "scratch_databases.sql").read_text(), parameters={"prefix": prefix}
+        )
+        return [str(row[0]) for row in result.result_rows]
+
+    def drop_database(self, database: str) -> None:
+        self._clickhouse().command(f"DROP DATABASE IF EXISTS {quote_identifier(database)} SYNC")
+        log.info("dropped scratch database %s", database)
+
+    def drop_databases(self, databases: list[str]) -> None:
+        for database in databases:
+            self.drop_database(database)
+
+    # -- Kafka -----------------------------------------------------------------------------------
+    def _kafka_admin(self, conn_id: str) -> Any:
+        from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+
+        return KafkaAdminClientHook(kafka_config_id=conn_id).get_conn
+
+    def topics(self, prefix: str = "", conn_id: str | None = None) -> list[str]:
+        admin = self._kafka_admin(conn_id or self.kafka_conn_id)
+        return sorted(t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix))
+
+    def delete_topics(self, names: list[str]) -> None:
+        if not names:
+            return
+        admin = self._kafka_admin(self.kafka_conn_id)
+        for topic, future in admin.delete_topics(names, operation_timeout=30).items():
+            future.result(timeout=60)
+            log.info("deleted scratch topic %s", topic)
+
+    def end_offsets(self, conn_id: str, topics: list[str]) -> dict[tuple[str, int], int]:
+        """The log-end offset of every partition of ``topics`` on one cluster (missing topics left out)."""
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        admin = self._kafka_admin(conn_id)
+        metadata = admin.list_topics(timeout=30)
+        request = {
+            TopicPartition(topic, partition): OffsetSpec.latest()
+            for topic in topics
+            if topic in metadata.topics
+            for partition in metadata.topics[topic].partitions
+        }
+        if not request:
+            return {}
+        return {
+            (tp.topic, tp.partition): int(future.result(timeout=60).offset)
+            for tp, future in admin.list_offsets(request, request_timeout=60).items()
+        }
+
+    def replication_lags(self, dr_conn_id: str, topics: list[str]) -> list[PartitionLag]:
+        """Per partition: log-end offset on the primary minus on the DR cluster (mirror lag)."""
+        primary = self.end_offsets(self.kafka_conn_id, topics)
+        dr = self.end_offsets(dr_conn_id, topics)
+        return [
+            PartitionLag(topic, partition, end, dr.get((topic, partition)))
+            for (topic, partition), end in sorted(primary.items())
+        ]
+
+    # -- S3: the report --------------------------------------------------------------------------
+    def upload(self, *, bucket: str, key: str, body: bytes, content_type: str, extra: dict[str, str]) -> str:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        client: Any = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **extra)
+        return f"s3://{bucket}/{key}"
+
+    # -- email -----------------------------------------------------------------------------------
+    def send_email(self, *, to: list[str], subject: str, html: str, from_email: str) -> None:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
+            smtp.send_email_smtp(to=to, subject=subject, html_content=html, from_email=from_email)
+
+
+def set_run_note(*, api_conn_id: str, dag_id: str, run_id: str, note: str) -> None:
+    """Put ``note`` on a DAG run through Airflow's public REST API (``PATCH .../dagRuns/{run}``).
+
+    Tasks cannot write the metadata DB in Airflow 3, so the note goes through the API server: the
+    connection's host is its base URL, login/password get a token from ``/auth/token``.
+    """
+    from urllib.parse import quote
+
+    import httpx
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(api_conn_id)
+    base = (conn.host or "").rstrip("/")
+    if conn.port and base.count(":") < 2:
+        base = f"{base}:{conn.port}"
+    if not base.startswith("http"):
+        base = f"{conn.schema or 'http'}://{base}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        headers = {}
+        if conn.login:
+            token = client.post("/auth/token", json={"username": conn.login, "password": conn.password})
+            token.raise_for_status()
+            headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        response = client.patch(
+            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}",
+            params={"update_mask": "note"},
+            json={"note": note},
+            headers=headers,
+        )
+        response.raise_for_status()
