@@ -61,6 +61,11 @@ def _manual(now: datetime) -> list[DemoRun]:
     return [DemoRun(None)]
 
 
+def _monitor(now: datetime) -> list[DemoRun]:
+    # The 15-minute interval that ended last: the monitor measures ages against the wall clock.
+    return [DemoRun(now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0))]
+
+
 def _restore_dry_run(now: datetime) -> list[DemoRun]:
     return [DemoRun(None, {"dataset": "analytics", "dry_run": False})]
 
@@ -78,7 +83,7 @@ DEMO_PLAN: list[tuple[str, Callable[[datetime], list[DemoRun]]]] = [
     ("clickhouse_restore", _restore_dry_run),
     ("kafka_archive_replay", _replay),
     ("dr_drill", _manual),
-    ("backup_rpo_monitor", _manual),
+    ("backup_rpo_monitor", _monitor),
 ]
 
 
