@@ -248,13 +248,66 @@ class Export(_Strict):
             raise ValueError(f"{value!r} must be a .sql file under include/sql/")
         if not path.is_file():
             raise ValueError(f"SQL file include/sql/{value} does not exist")
+        Export.check_sql_text(path.read_text(), f"include/sql/{value}")
         return value
+
+    @property
+    def sql_path(self) -> Path:
+        return SQL_ROOT / self.sql
+
+    def read_sql(self) -> str:
+        """The SQL as sent to ClickHouse (trailing ``;`` removed), checked again at run time."""
+        label = f"include/sql/{self.sql}"
+        try:
+            text = self.sql_path.read_text()
+        except OSError as exc:
+            raise ValueError(f"SQL file {label} cannot be read: {exc.strerror}") from None
+        return Export.check_sql_text(text, label)
+
+    @staticmethod
+    def check_sql_text(text: str, label: str) -> str:
+        """One SELECT whose month bounds are the bound parameters ``{start:...}`` and ``{end:...}``.
+
+        Catches at DAG parse time what would otherwise fail hours later: an empty file, a second
+        statement, a value pasted where a bound parameter belongs, an unknown parameter.
+        """
+        code = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+        code = re.sub(r"--[^\n]*", " ", code).strip().rstrip(";").strip()
+        if not code:
+            raise ValueError(f"SQL file {label} holds no query")
+        if not re.match(r"(?i)(select|with)\b", code):
+            raise ValueError(f"SQL file {label} must be one SELECT (or WITH ... SELECT) statement")
+        if ";" in code:
+            raise ValueError(f"SQL file {label} holds more than one statement (found ';' inside)")
+        names = set(re.findall(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:", code))
+        missing = sorted({"start", "end"} - names)
+        if missing:
+            raise ValueError(
+                f"SQL file {label} does not use the bound parameter(s) "
+                + ", ".join("{" + m + ":DateTime}" for m in missing)
+                + " for the month's bounds"
+            )
+        unknown = sorted(names - {"start", "end"})
+        if unknown:
+            raise ValueError(
+                f"SQL file {label} uses unknown parameter(s) {unknown}; only start and end are bound"
+            )
+        return text.strip().rstrip(";").rstrip()
 
 
 class DeepArchiveExports(_Strict):
     schedule: str = "0 5 1 * *"
     prefix: Prefix = "exports/"
     storage_class: StorageClass = "DEEP_ARCHIVE"
+    s3_credentials: Literal["server_side", "connection"] = Field(
+        default="server_side",
+        description="how ClickHouse writes to S3: its own credentials (named collection, IAM role) "
+        "or the AWS connection's keys, bound as query parameters",
+    )
+    allow_empty: bool = Field(
+        default=True,
+        description="an empty month gives an explicit empty export (false: the task fails)",
+    )
     exports: list[Export] = []
 
 

@@ -71,3 +71,11 @@ class ObjectNotRestoredError(PermanentBackupError):
 
 class MarkerTimeoutError(PermanentBackupError):
     """A job's success marker (or EMR step) did not appear in time; the message names job and date."""
+
+
+class ExportSqlError(PermanentBackupError):
+    """An export's SQL file is invalid or ClickHouse rejected it; the message names the file."""
+
+
+class ExportReconciliationError(VerificationError):
+    """An export's files do not match its query (row counts, schema, storage class or checksums)."""

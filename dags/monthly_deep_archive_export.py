@@ -1,0 +1,64 @@
+"""
+### Monthly aggregated exports to S3 Deep Archive (ADR tier 3)
+
+One mapped task per export in `deep_archive_exports.exports`. Each export is a SQL file under
+`include/sql/` whose month bounds are bound as ClickHouse query parameters (`{start:...}`,
+`{end:...}`). ClickHouse writes the result as zstd Parquet straight to S3, a file per
+`max_rows_per_file` rows; the files are reconciled (Parquet footers against a `count()` of the
+same query), copied server-side into `s3://<archive_bucket>/<prefix><name>/month=YYYY-MM/` in the
+configured storage class (DEEP_ARCHIVE) with the configured encryption, and a manifest with the
+query hash, parameters, rows, files, sizes and SHA-256s is written to the catalog.
+
+* **Backfill** a past month: `airflow backfill create --dag-id monthly_deep_archive_export
+  --from-date 2026-01-01 --to-date 2026-04-01` (one run per month), or trigger with the `month` param.
+* **Re-running** a month replaces its export atomically: the old files are deleted only after
+  the new manifest is written. A re-run that would archive *fewer* rows than the existing export
+  fails (source data may have expired) unless `allow_fewer_rows` is set.
+* An **empty month** gives an explicit empty export (manifest `details.empty = true`, no files),
+  or fails when `deep_archive_exports.allow_empty` is false.
+
+Reading an export back needs a Deep Archive restore first: docs/runbooks/deep-archive-retrieval.md.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param
+
+from backup_pipelines.config import load_config
+from backup_pipelines.dagkit import dag_kwargs
+from backup_pipelines.operators.deep_archive_export import DeepArchiveExportOperator
+
+cfg = load_config()
+section = cfg.deep_archive_exports
+
+with DAG(
+    **dag_kwargs(
+        "monthly_deep_archive_export",
+        schedule=section.schedule,
+        doc_md=__doc__ or "",
+        tags=["deep-archive", "exports", "tier-3"],
+        params={
+            "month": Param(
+                "",
+                type="string",
+                pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
+                title="Month (YYYY-MM)",
+                description="Export this month instead of the run's data interval (empty: the interval's).",
+            ),
+            "allow_fewer_rows": Param(
+                False,
+                type="boolean",
+                title="Allow fewer rows",
+                description="Replace an archived month even if the query now returns fewer rows.",
+            ),
+        },
+        cfg=cfg,
+    )
+):
+    DeepArchiveExportOperator.partial(
+        task_id="export",
+        month="{{ params.month }}",
+        allow_fewer_rows="{{ params.allow_fewer_rows }}",
+        pool=cfg.clickhouse_snapshots.pool,
+        map_index_template="{{ task.export_name }}",
+    ).expand(export_name=[export.name for export in section.exports])
