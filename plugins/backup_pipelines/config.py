@@ -164,6 +164,7 @@ class ClickHouseSnapshots(_Strict):
     s3_credentials: Literal["server_side", "connection"] = "server_side"
     pool: str = "clickhouse"
     poll_interval: Duration = timedelta(seconds=10)
+    backup_timeout: Duration = timedelta(hours=6)
     datasets: list[ClickHouseDataset] = []
 
 

@@ -79,3 +79,11 @@ class ExportSqlError(PermanentBackupError):
 
 class ExportReconciliationError(VerificationError):
     """An export's files do not match its query (row counts, schema, storage class or checksums)."""
+
+
+class SourceNotFoundError(PermanentBackupError):
+    """A database or table a dataset names does not exist on the ClickHouse server."""
+
+
+class StorageUnreachableError(BackupPipelinesError):
+    """The backup storage (S3) could not be reached; retryable, and nothing was written or deleted."""
