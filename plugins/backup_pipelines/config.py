@@ -209,12 +209,28 @@ class Lifecycle(_Strict):
     expiration_days: int | None = None
     abort_incomplete_multipart_days: int = Field(default=7, ge=1)
 
+    @model_validator(mode="after")
+    def _s3_rules(self) -> Lifecycle:
+        from backup_pipelines.lifecycle import TransitionSpec, validate_policy
+
+        specs = [TransitionSpec(t.days, t.storage_class) for t in self.transitions]
+        try:
+            validate_policy(specs, expiration_days=self.expiration_days, where="lifecycle")
+        except Exception as exc:  # LifecyclePolicyError -> a pydantic error naming the field
+            raise ValueError(str(exc)) from None
+        return self
+
 
 class EmrArchive(_Strict):
     schedule: str = "0 3 * * *"
     prefix: Prefix = "emr/"
     concurrency: int = Field(default=16, ge=1, le=256)
     delete_source_after_archive: bool = False
+    storage_class: StorageClass = "STANDARD"
+    multipart_threshold_mb: int = Field(default=5 * 1024, ge=5, le=5 * 1024)
+    part_size_mb: int = Field(default=512, ge=5, le=5 * 1024)
+    deferrable: bool = True
+    poke_interval: Duration = timedelta(minutes=5)
     lifecycle: Lifecycle = Lifecycle()
     jobs: list[EmrJob] = []
 

@@ -618,3 +618,16 @@ class S3ArchiveHook(S3Hook):
                     f"could not delete s3://{bucket}/{first['Key']}: "
                     f"{first.get('Code')} {first.get('Message')}"
                 )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules; [] when it has none."""
+        try:
+            return list(self.client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", []))
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+
+    def put_lifecycle_rules(self, bucket: str, rules: list[dict[str, Any]]) -> None:
+        self.client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})

@@ -1,0 +1,62 @@
+"""emr_daily_output_archive: each day's EMR job outputs, copied server-side into the archive bucket."""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, task_group
+
+from backup_pipelines.config import load_config
+from backup_pipelines.dagkit import dag_kwargs
+from backup_pipelines.operators.emr_archive import (
+    ApplyLifecyclePolicyOperator,
+    EmrArchiveOperator,
+    EmrOutputMarkerSensor,
+)
+
+DOC = """
+### EMR daily output archive (ADR-16 Tier 2/3)
+
+For every job in `emr_archive.jobs`, one mapped task group archives the day of the run's data
+interval (`ds`):
+
+1. **wait_for_output** waits for the job's success marker (`_SUCCESS`, configurable) under the
+   job's `source` (and, when configured, for the EMR step / EMR Serverless run to succeed).
+   A timeout fails with the job and the date in the message.
+2. **archive** copies every output object server-side to
+   `s3://<archive_bucket>/emr/<job>/dt=<date>/` (bounded concurrency, multipart copy above the
+   threshold), verifies each copy's SHA-256, then writes the manifest to the catalog, last.
+   Re-runs and backfills of a date copy only what changed.
+
+**apply_lifecycle_policy** merges the configured lifecycle rule (GLACIER_IR after 30 days,
+DEEP_ARCHIVE after 180, never expire) into the bucket's rules by ID, keeping foreign rules.
+
+Backfill: `airflow backfill create --dag-id emr_daily_output_archive --from-date ... --to-date ...`.
+Recovery: docs/runbooks/emr-output-recovery.md.
+"""
+
+cfg = load_config()
+settings = cfg.emr_archive
+
+with DAG(
+    **dag_kwargs(
+        "emr_daily_output_archive",
+        schedule=settings.schedule or None,
+        doc_md=DOC,
+        tags=["emr", "s3", "archive"],
+        cfg=cfg,
+    )
+) as dag:
+    lifecycle = ApplyLifecyclePolicyOperator(task_id="apply_lifecycle_policy")
+
+    @task_group(group_id="archive_job")
+    def archive_job(job_name: str) -> None:
+        wait = EmrOutputMarkerSensor(
+            task_id="wait_for_output",
+            job_name=job_name,
+            aws_conn_id=cfg.connections.aws,
+            deferrable=settings.deferrable,
+            mode="poke" if settings.deferrable else "reschedule",
+            poke_interval=settings.poke_interval.total_seconds(),
+        )
+        wait >> EmrArchiveOperator(task_id="archive", job_name=job_name)
+
+    archive_job.expand(job_name=[job.name for job in settings.jobs])
