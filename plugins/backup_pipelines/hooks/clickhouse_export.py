@@ -424,28 +424,28 @@ class MonthlyExport:
         expected: int,
     ) -> list[ObjectEntry]:
         name = self.export.name
-        self.hook.write_parquet(
-            sql,
-            params,
-            bucket=self.bucket,
-            key_template=f"{staging}part-{{_partition_id}}.parquet",
-            max_rows_per_file=self.export.max_rows_per_file,
-            credentials=self.section.s3_credentials,
-            label=self.label,
-        )
-        staged = self.hook.list_objects(self.bucket, staging)
-        staged.sort(key=lambda o: int(re.search(r"part-(\d+)\.parquet$", o.key).group(1)))  # type: ignore[union-attr]
-        log.info(
-            "export %s %s: ClickHouse wrote %d file(s), %d bytes",
-            name,
-            month.label,
-            len(staged),
-            sum(o.size for o in staged),
-        )
-        footers = [self.hook.parquet_footer(o) for o in staged]
-        self._reconcile(month, footers, [c for c, _ in columns], expected)
-        archived = []
+        archived: list[ObjectEntry] = []
         try:
+            self.hook.write_parquet(
+                sql,
+                params,
+                bucket=self.bucket,
+                key_template=f"{staging}part-{{_partition_id}}.parquet",
+                max_rows_per_file=self.export.max_rows_per_file,
+                credentials=self.section.s3_credentials,
+                label=self.label,
+            )
+            staged = self.hook.list_objects(self.bucket, staging)
+            staged.sort(key=lambda o: int(re.search(r"part-(\d+)\.parquet$", o.key).group(1)))  # type: ignore[union-attr]
+            log.info(
+                "export %s %s: ClickHouse wrote %d file(s), %d bytes",
+                name,
+                month.label,
+                len(staged),
+                sum(o.size for o in staged),
+            )
+            footers = [self.hook.parquet_footer(o) for o in staged]
+            self._reconcile(month, footers, [c for c, _ in columns], expected)
             for number, obj in enumerate(staged):
                 key = f"{self.final_prefix(month)}{generation}-part-{number:05d}.parquet"
                 result = self.hook.s3.copy_verified(
@@ -479,8 +479,10 @@ class MonthlyExport:
             if archived:
                 self.hook.s3.delete_objects(self.bucket, [o.key for o in archived])
             raise
-        finally:
-            self.hook.s3.delete_objects(self.bucket, [o.key for o in staged])
+        finally:  # staging is scratch space: gone whether the attempt worked or not
+            leftovers = self.hook.list_objects(self.bucket, staging)
+            if leftovers:
+                self.hook.s3.delete_objects(self.bucket, [o.key for o in leftovers])
         return archived
 
     def _reconcile(self, month: Month, footers: list[FooterInfo], columns: list[str], expected: int) -> None:
