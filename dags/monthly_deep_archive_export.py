@@ -9,8 +9,9 @@ same query), copied server-side into `s3://<archive_bucket>/<prefix><name>/month
 configured storage class (DEEP_ARCHIVE) with the configured encryption, and a manifest with the
 query hash, parameters, rows, files, sizes and SHA-256s is written to the catalog.
 
-* **Backfill** a past month: `airflow backfill create --dag-id monthly_deep_archive_export
-  --from-date 2026-01-01 --to-date 2026-04-01` (one run per month), or trigger with the `month` param.
+* **Backfill** past months: `airflow backfill create --dag-id monthly_deep_archive_export
+  --from-date 2026-02-01 --to-date 2026-04-02 --dry-run` (one run per month; drop `--dry-run`),
+  or trigger with the `month` param (`YYYY-MM`), also for months before the DAG's start_date.
 * **Re-running** a month replaces its export atomically: the old files are deleted only after
   the new manifest is written. A re-run that would archive *fewer* rows than the existing export
   fails (source data may have expired) unless `allow_fewer_rows` is set.
