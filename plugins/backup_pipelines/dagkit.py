@@ -49,7 +49,7 @@ def dag_kwargs(
         "params": params or {},
         "render_template_as_native_obj": False,
     }
-    deadlines = alerts.deadline_alerts(cfg, dag_id)
+    deadlines = alerts.deadline_alerts(cfg, dag_id, schedule=schedule)
     if deadlines:
         kwargs["deadline"] = deadlines
     return kwargs

@@ -236,7 +236,7 @@ def test_sla_miss_email_names_dag_run_deadline_dataset_and_age(
     assert subject.startswith(f"[SLA MISS] clickhouse_hourly_snapshot run {run_id}")
     assert "2026-03-02 10:45:00 UTC" in subject
     assert msg["To"] == "oncall@example.com, dba@example.com"
-    body = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    body = msg.get_body(("html",)).get_content()
     assert "clickhouse_snapshot/analytics" in body
     assert "20260302T084500Z-full" in body  # the newest *verified* point, not the unverified one
     assert "age 2h 5m" in body and "RPO BREACHED" in body
@@ -276,7 +276,7 @@ def test_unreadable_catalog_still_sends_the_email(example_config, smtp_sink, cat
     deadline = datetime(2026, 3, 2, 10, 45, tzinfo=UTC)
     _run_callback_trigger(alert.callback.kwargs, _context(deadline=deadline, queued_at=deadline))
     [msg] = smtp_sink
-    body = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    body = msg.get_body(("html",)).get_content()
     assert "age unknown" in body and "NoSuchBucket" in body
 
 
@@ -326,6 +326,6 @@ def test_failure_email_names_task_error_and_log_link(example_config, smtp_sink) 
     assert msg["Subject"] == (
         "[FAILED] clickhouse_hourly_snapshot.backup failed (run scheduled__2026-03-02T10:00:00+00:00, try 3)"
     )
-    body = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    body = msg.get_body(("html",)).get_content()
     assert ti.log_url in body
     assert "not enough space" in body and "&lt;Code: 243&gt;" in body  # escaped, not raw HTML
