@@ -1,0 +1,386 @@
+"""The package on a real distributed executor: Airflow's CeleryExecutor, no Docker.
+
+Postgres (127.0.0.1:5432) is the metadata DB and Celery result backend, Redis (127.0.0.1:6379) the
+broker; a scheduler, a dag-processor, a triggerer, an api-server and two Celery workers run as
+separate processes on their own embedded stack (never the session's: the pytest process holds that
+chDB directory). The test triggers the snapshot and Kafka archive DAGs through the REST API, as a
+user or an outside scheduler would, waits for success and checks that the mapped tasks ran on both
+workers. Every process it starts is killed at the end, and the database and Redis keys are dropped.
+
+chDB lets one process at a time open a data directory: ClickHouse tasks go through the config's pool
+(``clickhouse_snapshots.pool``) with one slot, and the data is seeded from a subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from backup_pipelines.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(420)]
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_HOST, PG_PORT, REDIS_PORT = "127.0.0.1", 5432, 6379
+SNAPSHOT_DAG = "clickhouse_hourly_snapshot"
+KAFKA_DAG = "kafka_weekly_glacier_archive"
+WORKERS = ("w1", "w2")
+RUN_TIMEOUT = 240.0
+
+# Runs in each task process (the worker's child): names the worker in task_instance.hostname. Two
+# workers on one machine share an FQDN; in the compose stack each container has its own hostname.
+_HOSTNAME_MODULE = """
+import os
+
+def hostname() -> str:
+    return os.environ["BP_CELERY_WORKER_NAME"]
+"""
+
+# Seeds ClickHouse through the deployment's own connection, in a process of its own, so the pytest
+# process never opens that chDB directory (a second process could not open it afterwards).
+_SEED_CLICKHOUSE = """
+import sys
+from datetime import datetime
+from airflow.providers.clickhousedb.hooks.clickhouse import ClickHouseHook
+from backup_pipelines.sample_data import seed_clickhouse
+client = ClickHouseHook().get_client()
+rows = seed_clickhouse(client, start=datetime.fromisoformat(sys.argv[1]),
+                       end=datetime.fromisoformat(sys.argv[2]), rows=int(sys.argv[3]))
+print(rows)
+"""
+
+
+def _reachable(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((PG_HOST, port), timeout=1):
+        return True
+    return False
+
+
+@dataclass
+class Deployment:
+    """The Airflow processes of one deployment and what they need; ``stop`` kills all of them."""
+
+    base: Path
+    env: dict[str, str]
+    api_port: int
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def airflow(self) -> str:
+        return str(Path(sys.executable).with_name("airflow"))
+
+    def run(self, *args: str, timeout: float = 120) -> str:
+        done = subprocess.run(
+            [self.airflow, *args], check=False, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def start(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
+        from backup_pipelines.embedded import _die_with_parent
+
+        log = (self.base / "logs" / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [self.airflow, *args],
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() reaches task and pool children
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
+        )
+        log.close()
+
+    def check_alive(self) -> None:
+        dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+        assert not dead, (
+            f"Airflow processes exited early: {dead}; logs in {self.base / 'logs'}\n"
+            + "\n".join(self.tail(name) for name in dead)
+        )
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        path = self.base / "logs" / f"{name}.log"
+        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+        return f"--- {name} ---\n" + "\n".join(text)
+
+    def stop(self) -> None:
+        """SIGTERM every process group this deployment started, then SIGKILL what is left."""
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # also any grandchild still in the group
+            proc.wait(10)
+
+
+class Api:
+    """The Airflow REST API (/api/v2) with a token from the simple auth manager's /auth/token."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        import httpx
+
+        self.client = httpx.Client(base_url=base_url, timeout=30)
+        response = self.client.post("/auth/token", json={"username": username, "password": password})
+        assert response.status_code == 201, f"login failed: {response.status_code} {response.text}"
+        self.client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.client.get(f"/api/v2{path}", params=params)
+        assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def send(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        response = self.client.request(method, f"/api/v2{path}", json=body)
+        assert response.status_code in (200, 201), f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[str]:
+    """A fresh database for this deployment only, dropped afterwards."""
+    import psycopg
+
+    if not _reachable(PG_PORT):
+        pytest.fail(f"Postgres is not listening on {PG_HOST}:{PG_PORT} (needed by scheduler-marked tests)")
+    name = f"bp_celery_{secrets.token_hex(4)}"
+    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_broker() -> Iterator[str]:
+    """A Redis database index of its own, and a key prefix; every key under it is deleted afterwards."""
+    import redis
+
+    if not _reachable(REDIS_PORT):
+        pytest.fail(f"Redis is not listening on {PG_HOST}:{REDIS_PORT} (the Celery broker)")
+    index = secrets.randbelow(15) + 1
+    yield f"redis://{PG_HOST}:{REDIS_PORT}/{index}"
+    client = redis.Redis(host=PG_HOST, port=REDIS_PORT, db=index)
+    keys = list(client.scan_iter(match="bp_celery_*"))
+    if keys:
+        client.delete(*keys)
+
+
+def _test_config(base: Path) -> Path:
+    """The example config with a second topic: six topic-partitions for the Kafka archive to map over,
+    more than one worker's two slots, so the mapped tasks must spread over both workers."""
+    cfg = yaml.safe_load((ROOT / "include" / "config" / "backup.yaml").read_text())
+    cfg["kafka_archive"]["topics"].append({"name": "clicks"})
+    path = base / "backup.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, postgres_db: str, redis_broker: str) -> Iterator[tuple[Deployment, Api]]:
+    base = tmp_path / "celery"
+    (base / "logs").mkdir(parents=True)
+    (base / "pylib").mkdir()
+    (base / "pylib" / "bp_celery_hostname.py").write_text(_HOSTNAME_MODULE)
+    config = _test_config(base)
+
+    stack = EmbeddedStack(base / "stack").start()
+    deployment: Deployment | None = None
+    try:
+        from backup_pipelines.config import load_config
+
+        cfg = load_config(config)
+        stack.create_buckets(cfg.storage.backup_bucket, cfg.storage.archive_bucket)
+        api_port = free_port()
+        password = secrets.token_urlsafe(16)
+        (base / "passwords.json").write_text(json.dumps({"deploy-test": password}))
+        prefix = f"bp_celery_{secrets.token_hex(4)}_"
+        env = {
+            **os.environ,
+            **stack.env(),
+            **airflow_env(
+                base / "airflow",
+                dags_folder=Path(os.environ.get("BP_CELERY_DAGS", ROOT / "dags")),
+                sql_alchemy_conn=postgres_db,
+            ),
+            "BACKUP_PIPELINES_CONFIG": str(config),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": redis_broker,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres_db.replace("+psycopg2", ""),
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": prefix,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "deploy-test:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(base / "passwords.json"),
+            # Runs come from the REST API only: no cron-scheduled run competes with them.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(base / "pylib"), os.environ.get("PYTHONPATH")])),
+        }
+        env.pop("AIRFLOW__CORE__HOSTNAME_CALLABLE", None)
+        deployment = Deployment(base, env, api_port)
+        seeding = _start_seeding(deployment, stack, cfg)  # runs while the metadata DB migrates
+        deployment.run("db", "migrate")
+        _finish_seeding(seeding)
+
+        deployment.start(
+            "api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"
+        )
+        deployment.start("scheduler", "scheduler")
+        deployment.start("dag-processor", "dag-processor")
+        deployment.start("triggerer", "triggerer")
+        for worker in WORKERS:
+            deployment.start(
+                f"worker-{worker}",
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{worker}@%h",
+                "--concurrency",
+                "2",
+                "--skip-serve-logs",
+                "--without-gossip",
+                extra_env={
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "bp_celery_hostname.hostname",
+                    "BP_CELERY_WORKER_NAME": worker,
+                },
+            )
+        wait_for_port(api_port, name="airflow api-server", timeout=90, proc=deployment.procs["api-server"])
+        deployment.check_alive()
+        api = Api(f"http://127.0.0.1:{api_port}", "deploy-test", password)
+        # chDB: one process at a time may open the directory, so ClickHouse tasks share one slot.
+        pool = {"name": cfg.clickhouse_snapshots.pool, "slots": 1, "description": "chDB: one process"}
+        api.send("POST", "/pools", pool)
+        yield deployment, api
+    finally:
+        if deployment is not None:
+            deployment.stop()
+        stack.stop()
+
+
+def _start_seeding(deployment: Deployment, stack: EmbeddedStack, cfg: Any) -> subprocess.Popen:
+    """Seed Kafka here and ClickHouse in a subprocess (returned, still running)."""
+    from backup_pipelines.sample_data import seed_kafka
+
+    now = datetime.now(UTC)
+    window = [(now - timedelta(days=3)).isoformat(), (now - timedelta(minutes=1)).isoformat()]
+    seeding = subprocess.Popen(
+        [sys.executable, "-c", _SEED_CLICKHOUSE, *window, "5000"],
+        env=deployment.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for seed, topic in enumerate(cfg.kafka_archive.topics):
+        seed_kafka(
+            stack.kafka_bootstrap,
+            topic.name,
+            start=now - timedelta(days=13),
+            end=now,
+            messages=900,
+            seed=seed,
+        )
+    return seeding
+
+
+def _finish_seeding(seeding: subprocess.Popen) -> None:
+    _, stderr = seeding.communicate(timeout=120)
+    assert seeding.returncode == 0, f"seeding ClickHouse failed:\n{stderr[-3000:]}"
+
+
+def _wait_for_dags(api: Api, deployment: Deployment, dag_ids: tuple[str, ...]) -> None:
+    deadline = time.monotonic() + 90
+    missing: set[str] = set(dag_ids)
+    while time.monotonic() < deadline:
+        deployment.check_alive()
+        errors = api.get("/importErrors")["import_errors"]
+        assert not errors, f"DAG import errors: {errors}"
+        listed = {d["dag_id"] for d in api.get("/dags", limit=100)["dags"]}
+        missing = set(dag_ids) - listed
+        if not missing:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the dag-processor did not register {sorted(missing)} within 90 s")
+
+
+def _wait_for_runs(api: Api, deployment: Deployment, runs: dict[str, str]) -> dict[str, str]:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        deployment.check_alive()
+        states = {
+            dag_id: api.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"] for dag_id, run_id in runs.items()
+        }
+        if all(state in ("success", "failed") for state in states.values()):
+            return states
+        time.sleep(2)
+    return states
+
+
+def _failure_report(api: Api, deployment: Deployment, runs: dict[str, str]) -> str:
+    lines = []
+    for dag_id, run_id in runs.items():
+        for ti in api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]:
+            lines.append(f"{dag_id}.{ti['task_id']}[{ti['map_index']}] {ti['state']} on {ti['hostname']}")
+    return "\n".join(lines + [deployment.tail(n) for n in deployment.procs])
+
+
+def test_snapshot_and_kafka_archive_run_on_two_celery_workers(deployment: tuple[Deployment, Api]) -> None:
+    proc, api = deployment
+    dag_ids = tuple(os.environ.get("BP_CELERY_DAG_IDS", f"{SNAPSHOT_DAG},{KAFKA_DAG}").split(","))
+    _wait_for_dags(api, proc, dag_ids)
+
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    runs: dict[str, str] = {}
+    for dag_id in dag_ids:
+        api.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        run = api.send("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": hour.isoformat(), "conf": {}})
+        runs[dag_id] = run["dag_run_id"]
+
+    states = _wait_for_runs(api, proc, runs)
+    assert all(s == "success" for s in states.values()), (
+        f"runs did not succeed: {states}\n{_failure_report(api, proc, runs)}"
+    )
+
+    hosts: dict[str, set[str]] = {}
+    mapped = 0
+    for dag_id, run_id in runs.items():
+        tis = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]
+        for ti in tis:
+            assert ti["state"] in ("success", "skipped"), f"{dag_id}.{ti['task_id']} is {ti['state']}"
+            if ti["map_index"] >= 0:
+                mapped += 1
+                hosts.setdefault(ti["hostname"], set()).add(f"{dag_id}.{ti['task_id']}[{ti['map_index']}]")
+    assert mapped >= 2, f"the DAGs ran only {mapped} mapped task instance(s)"
+    assert set(hosts) == set(WORKERS), f"mapped tasks by worker: {hosts}"
