@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
@@ -30,21 +32,30 @@ from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
 from backup_pipelines.errors import (
     BackupPipelinesError,
     ChecksumMismatchError,
+    ObjectNotRestoredError,
     OffsetGapError,
     VerificationError,
 )
+from backup_pipelines.hooks.s3_archive import b64_to_hex
 from backup_pipelines.kafka_parquet import (
     ArchiveFile,
     PartitionArchiveWriter,
     Record,
     file_sha256,
+    ms_to_datetime,
     read_records,
 )
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer
 
+    from backup_pipelines.catalog import Catalog, Manifest
+    from backup_pipelines.config import BackupConfig, Encryption, ObjectLockRetention
+    from backup_pipelines.hooks.s3_archive import S3ArchiveHook
+
 log = logging.getLogger(__name__)
+
+KIND: Final = "kafka_archive"
 
 # Consumer settings the archiver always overrides, whatever the connection says.
 ARCHIVE_CONSUMER_OVERRIDES: dict[str, Any] = {
@@ -223,7 +234,9 @@ class KafkaArchiveHook:
         poll_timeout: float = 1.0,
         stall_timeout: float = 120.0,
         batch_size: int = 10_000,
+        consumer_config: dict[str, Any] | None = None,
     ) -> None:
+        self.consumer_config = dict(consumer_config or {})
         self.kafka_conn_id = kafka_conn_id
         self.group_id = group_id
         self.poll_timeout = poll_timeout
@@ -233,7 +246,12 @@ class KafkaArchiveHook:
     # -- clients ---------------------------------------------------------------------------------
     def consumer(self, **overrides: Any) -> Consumer:
         """A consumer for manual assignment under the archiver's own group id; it commits nothing."""
-        settings = {"group.id": self.group_id, **ARCHIVE_CONSUMER_OVERRIDES, **overrides}
+        settings = {
+            "group.id": self.group_id,
+            **self.consumer_config,
+            **ARCHIVE_CONSUMER_OVERRIDES,
+            **overrides,
+        }
         return _ConfiguredConsumerHook(kafka_config_id=self.kafka_conn_id, overrides=settings).get_conn
 
     def producer(self, **overrides: Any) -> Producer:
@@ -609,6 +627,8 @@ class KafkaArchiveHook:
         first_offset: int | None = None,
         last_offset: int | None = None,
         max_records: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
         producer: Producer | None = None,
     ) -> ReplayResult:
         """Verify an archive file against its index entry, then replay (a slice of) it.
@@ -623,7 +643,12 @@ class KafkaArchiveHook:
             )
             raise error(f"archive file {check.key} failed verification: {'; '.join(check.problems)}")
         records = self.iter_file_slice(
-            path, first_offset=first_offset, last_offset=last_offset, limit=max_records
+            path,
+            first_offset=first_offset,
+            last_offset=last_offset,
+            limit=max_records,
+            start_ms=start_ms,
+            end_ms=end_ms,
         )
         result = self.replay_records(
             records, target_topic=target_topic, target_partitions=target_partitions, producer=producer
@@ -700,3 +725,484 @@ def compare_records(expected: Sequence[Record], actual: Sequence[Record]) -> lis
             problems.append("... (stopped after 20 differences)")
             break
     return problems
+
+
+# -- the weekly archive: plan, archive one partition, check, catalog ----------------------------------
+def recovery_point_id(interval_end: datetime) -> str:
+    """The archive of a window is named after the window's end (UTC), e.g. ``20261116T040000Z``."""
+    return interval_end.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def object_key(prefix: str, topic: str, partition: int, first_offset: int, last_offset: int) -> str:
+    """Deterministic key of an archive file: a retried task rewrites the same object."""
+    return f"{prefix}{topic}/partition={partition}/{first_offset}-{last_offset}.parquet"
+
+
+_KEY_RANGE = re.compile(r"/partition=(\d+)/(\d+)-(\d+)\.parquet$")
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def upload_archive_file(
+    s3: S3ArchiveHook,
+    archive_file: ArchiveFile,
+    *,
+    topic: str,
+    bucket: str,
+    prefix: str,
+    encryption: Encryption,
+    storage_class: str,
+    object_lock: ObjectLockRetention | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Upload one closed archive file (multipart above 64 MiB, streamed from disk) and return
+    its manifest index entry: key, size, SHA-256, storage class, offsets, time range, count."""
+    from boto3.s3.transfer import TransferConfig
+
+    key = object_key(
+        prefix, topic, archive_file.partition, archive_file.first_offset, archive_file.last_offset
+    )
+    extra = s3.write_args(
+        bucket, encryption=encryption, storage_class=storage_class, object_lock=object_lock, now=now
+    )
+    extra.update(
+        {
+            "ChecksumAlgorithm": "SHA256",
+            "ContentType": "application/vnd.apache.parquet",
+            "Metadata": {"sha256": archive_file.sha256, "records": str(archive_file.records)},
+        }
+    )
+    s3.client.upload_file(
+        str(archive_file.path),
+        bucket,
+        key,
+        ExtraArgs=extra,
+        Config=TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024),
+    )
+    head = s3.head(bucket, key)
+    if head is None or int(head["ContentLength"]) != archive_file.size:
+        raise ChecksumMismatchError(
+            f"s3://{bucket}/{key}: stored size {head and head['ContentLength']} != "
+            f"{archive_file.size} written"
+        )
+    stored = head.get("ChecksumSHA256")
+    if stored and "-" not in stored and b64_to_hex(stored) != archive_file.sha256:
+        raise ChecksumMismatchError(
+            f"s3://{bucket}/{key}: S3 SHA-256 {b64_to_hex(stored)} != "
+            f"{archive_file.sha256} of the file written"
+        )
+    return {
+        "key": key,
+        "size": archive_file.size,
+        "sha256": archive_file.sha256,
+        "storage_class": head.get("StorageClass", storage_class),
+        "topic": topic,
+        "partition": archive_file.partition,
+        "first_offset": archive_file.first_offset,
+        "last_offset": archive_file.last_offset,
+        "records": archive_file.records,
+        "first_timestamp": _iso(archive_file.min_timestamp_ms),
+        "last_timestamp": _iso(archive_file.max_timestamp_ms),
+        "raw_bytes": archive_file.raw_bytes,
+    }
+
+
+def _iso(value: int | None) -> str | None:
+    moment = ms_to_datetime(value)
+    return moment.isoformat() if moment else None
+
+
+@dataclass
+class GuardFinding:
+    """What the retention guard found for one topic."""
+
+    topic: str
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    retention_warning: str | None = None
+
+
+class WeeklyArchive:
+    """The weekly archive of the configured topics: plan (with the retention guard), archive one
+    partition, check contiguity, write the manifests. Each step is one Airflow task."""
+
+    def __init__(
+        self, kafka: KafkaArchiveHook, s3: S3ArchiveHook, catalog: Catalog, cfg: BackupConfig
+    ) -> None:
+        self.kafka = kafka
+        self.s3 = s3
+        self.catalog = catalog
+        self.cfg = cfg
+        self.section = cfg.kafka_archive
+
+    def previous(self, topic: str, interval_start: datetime, interval_end: datetime) -> Manifest | None:
+        """The archive this window continues: the newest one that ends at or before its start.
+
+        An archive of a *later* window means this window is being run out of order: refused, as
+        it would overlap offsets already archived.
+        """
+        listing = self.catalog.list_points(KIND, topic)
+        this_id = recovery_point_id(interval_end)
+        later = [
+            p
+            for p in listing.points
+            if p.recovery_point_id != this_id
+            and p.interval_end is not None
+            and p.interval_end > interval_start
+        ]
+        if later:
+            raise OffsetGapError(
+                f"topic {topic!r}: archive {later[-1].recovery_point_id} already covers a window "
+                f"ending after "
+                f"{interval_start.isoformat()}; archives are made in window order (offsets would overlap)"
+            )
+        earlier = [
+            p for p in listing.points if p.interval_end is not None and p.interval_end <= interval_start
+        ]
+        return max(earlier, key=lambda p: p.interval_end or interval_start) if earlier else None
+
+    def plan(
+        self, interval_start: datetime, interval_end: datetime
+    ) -> tuple[list[dict[str, Any]], list[GuardFinding]]:
+        """One spec per topic-partition, and the guard's findings (data lost, short retention)."""
+        specs: list[dict[str, Any]] = []
+        findings: list[GuardFinding] = []
+        rp_id = recovery_point_id(interval_end)
+        window = interval_end - interval_start
+        for topic in self.section.topics:
+            name = topic.name
+            finding = GuardFinding(name)
+            findings.append(finding)
+            existing = self.catalog.get(KIND, name, rp_id)
+            previous = None if existing else self.previous(name, interval_start, interval_end)
+            prev_end = {(o.topic, o.partition): o.end_offset for o in (previous.offsets if previous else [])}
+            retention = self.kafka.retention_ms(name)
+            needed = window + self.section.retention_grace
+            if retention is not None and retention < needed.total_seconds() * 1000:
+                finding.retention_warning = (
+                    f"topic {name!r}: retention.ms={retention} ({retention / 3_600_000:.1f} h) is "
+                    "shorter than the "
+                    f"archive window plus grace ({needed.total_seconds() / 3600:.1f} h); a late or failed "
+                    "run can lose events before they are archived"
+                )
+                log.warning("retention guard: %s", finding.retention_warning)
+            for partition in self.kafka.partitions(name):
+                start = prev_end.get((name, partition))
+                mode = "continue" if start is not None else ("earliest" if previous else "window_start")
+                if not existing:
+                    low, high = self.kafka.watermarks(name, partition)
+                    log.info(
+                        "%s[%d]: watermarks low=%d high=%d (high is not trusted)", name, partition, low, high
+                    )
+                    if start is not None and low > start:
+                        finding.lost.append({"partition": partition, "first": start, "last": low - 1})
+                specs.append(
+                    {
+                        "topic": name,
+                        "partition": partition,
+                        "start_offset": start,
+                        "start_mode": mode,
+                        "interval_start": interval_start.isoformat(),
+                        "interval_end": interval_end.isoformat(),
+                        "recovery_point_id": rp_id,
+                        "previous": previous.recovery_point_id if previous else None,
+                        "existing": existing is not None,
+                        "retention_warning": finding.retention_warning,
+                    }
+                )
+        return specs, findings
+
+    def archive(self, spec: dict[str, Any], *, spool_dir: Path | str | None = None) -> dict[str, Any]:
+        """Archive one topic-partition of the window; returns its range and files (for XCom)."""
+        from backup_pipelines.catalog import utcnow
+
+        topic, partition = spec["topic"], spec["partition"]
+        bucket, prefix = self.cfg.storage.archive_bucket, self.section.prefix
+        if spec["existing"]:
+            manifest = self.catalog.read(KIND, topic, spec["recovery_point_id"])
+            rng = next(o for o in manifest.offsets if o.partition == partition)
+            files = [o.model_dump(mode="json") for o in manifest.objects if o.partition == partition]
+            log.info(
+                "%s[%d]: window already archived in %s; nothing to do", topic, partition, manifest.location
+            )
+            return {
+                **_spec_fields(spec),
+                **_range_dict(rng),
+                "records": sum(f["records"] or 0 for f in files),
+                "files": files,
+                "stopped_by": "already_archived",
+                "gaps": [],
+                "skipped_before_window": 0,
+            }
+        interval_start = datetime.fromisoformat(spec["interval_start"])
+        interval_end = datetime.fromisoformat(spec["interval_end"])
+        skip_before = None
+        if spec["start_mode"] == "continue":
+            start = int(spec["start_offset"])
+        elif spec["start_mode"] == "earliest":
+            start = self.kafka.watermarks(topic, partition)[0]
+        else:
+            start = self.kafka.offset_for_time(topic, partition, _ms(interval_start))
+            skip_before = _ms(interval_start)
+        now = utcnow()
+
+        def _upload(archive_file: ArchiveFile) -> dict[str, Any]:
+            return upload_archive_file(
+                self.s3,
+                archive_file,
+                topic=topic,
+                bucket=bucket,
+                prefix=prefix,
+                encryption=self.cfg.storage.encryption,
+                storage_class=self.section.storage_class,
+                object_lock=self.cfg.storage.object_lock,
+                now=now,
+            )
+
+        result, entries = self.kafka.archive_partition(
+            topic=topic,
+            partition=partition,
+            start_offset=start,
+            skip_before_ms=skip_before,
+            end_time_ms=_ms(interval_end),
+            upload=_upload,
+            file_max_bytes=self.section.file_max_bytes,
+            row_group_rows=self.section.row_group_rows,
+            spool_dir=spool_dir,
+        )
+        self._remove_stale_attempts(topic, partition, result.start_offset, {e["key"] for e in entries})
+        return {
+            **_spec_fields(spec),
+            "start_offset": result.start_offset,
+            "end_offset": result.end_offset,
+            "records": result.records,
+            "files": entries,
+            "stopped_by": result.stopped_by,
+            "gaps": [list(g) for g in result.gaps],
+            "skipped_before_window": result.skipped_before_window,
+        }
+
+    def _remove_stale_attempts(self, topic: str, partition: int, start: int, keep: set[str]) -> None:
+        """Delete files an earlier, killed attempt of this window left at or after ``start``.
+
+        No manifest references them: the previous archive ends at ``start`` and archives of later
+        windows are refused (``previous``), so they are garbage that would confuse a listing.
+        """
+        bucket = self.cfg.storage.archive_bucket
+        stale = []
+        for obj in self.s3.list_objects(bucket, f"{self.section.prefix}{topic}/partition={partition}/"):
+            match = _KEY_RANGE.search(obj.key)
+            if match and int(match.group(2)) >= start and obj.key not in keep:
+                stale.append(obj.key)
+        if stale:
+            log.warning(
+                "%s[%d]: removing %d file(s) left by an earlier attempt: %s",
+                topic,
+                partition,
+                len(stale),
+                stale,
+            )
+            self.s3.delete_objects(bucket, stale)
+
+    def check(self, results: Sequence[dict[str, Any]]) -> list[str]:
+        """Gap-free, overlap-free coverage against the previous archive of each topic."""
+        problems: list[str] = []
+        for topic in sorted({r["topic"] for r in results}):
+            rows = [r for r in results if r["topic"] == topic]
+            rp_id = rows[0].get("recovery_point_id")
+            interval_start = datetime.fromisoformat(rows[0]["interval_start"])
+            interval_end = datetime.fromisoformat(rows[0]["interval_end"])
+            if self.catalog.exists(KIND, topic, rp_id or recovery_point_id(interval_end)):
+                continue
+            previous = self.previous(topic, interval_start, interval_end)
+            prev_end = {(o.topic, o.partition): o.end_offset for o in (previous.offsets if previous else [])}
+            entries = [f for r in rows for f in r["files"]]
+            problems += self.kafka.check_contiguity(rows, entries, prev_end)
+        return problems
+
+    def write_manifests(
+        self, results: Sequence[dict[str, Any]], *, producer: dict[str, str]
+    ) -> list[Manifest]:
+        """One manifest per topic, written last, verified by the offset and upload checks."""
+        from backup_pipelines.catalog import Manifest, ObjectEntry, OffsetRange, Verification, utcnow
+
+        written = []
+        bucket = self.cfg.storage.archive_bucket
+        for topic in sorted({r["topic"] for r in results}):
+            rows = sorted((r for r in results if r["topic"] == topic), key=lambda r: r["partition"])
+            interval_end = datetime.fromisoformat(rows[0]["interval_end"])
+            rp_id = recovery_point_id(interval_end)
+            existing = self.catalog.get(KIND, topic, rp_id)
+            if existing is not None:
+                written.append(existing)
+                continue
+            objects = [
+                ObjectEntry(**{k: v for k, v in f.items() if k in ObjectEntry.model_fields})
+                for r in rows
+                for f in r["files"]
+            ]
+            now = utcnow()
+            manifest = Manifest(
+                kind=KIND,
+                dataset=topic,
+                recovery_point_id=rp_id,
+                interval_start=datetime.fromisoformat(rows[0]["interval_start"]),
+                interval_end=interval_end,
+                captured_at=now,
+                location=f"s3://{bucket}/{self.section.prefix}{topic}/",
+                storage_class=self.section.storage_class,
+                objects=objects,
+                message_count=sum(r["records"] for r in rows),
+                offsets=[OffsetRange(**_range_dict(r)) for r in rows],
+                software=_software(),
+                producer=producer,
+                verification=Verification(
+                    state="verified",
+                    verified_at=now,
+                    checks=[
+                        "offsets_contiguous_with_previous",
+                        "files_cover_ranges",
+                        "upload_size_and_sha256",
+                    ],
+                ),
+                details={
+                    "previous": rows[0].get("previous"),
+                    "format": "parquet-zstd",
+                    "raw_bytes": sum(f.get("raw_bytes") or 0 for r in rows for f in r["files"]),
+                    "stopped_by": {str(r["partition"]): r["stopped_by"] for r in rows},
+                    "skipped_before_window": sum(r["skipped_before_window"] for r in rows),
+                    "offset_gaps": {str(r["partition"]): r["gaps"] for r in rows if r["gaps"]},
+                    "retention_warning": rows[0].get("retention_warning"),
+                },
+            )
+            self.catalog.write(manifest)
+            written.append(manifest)
+        return written
+
+
+def _spec_fields(spec: dict[str, Any]) -> dict[str, Any]:
+    keep = ("topic", "partition", "interval_start", "interval_end", "recovery_point_id", "previous")
+    return {k: spec.get(k) for k in (*keep, "retention_warning")}
+
+
+def _range_dict(value: Any) -> dict[str, Any]:
+    get = value.get if isinstance(value, dict) else lambda k: getattr(value, k)
+    return {k: get(k) for k in ("topic", "partition", "start_offset", "end_offset")}
+
+
+def _software() -> dict[str, str]:
+    import confluent_kafka
+    import pyarrow
+
+    return {
+        "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+# -- replay of archived ranges ---------------------------------------------------------------------
+def select_replay_files(
+    points: Sequence[Manifest],
+    *,
+    partitions: Sequence[int] | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    start_offset: int | None = None,
+    end_offset: int | None = None,
+) -> list[dict[str, Any]]:
+    """Archive files (index entries) that may hold records of the range, by partition and offset.
+
+    Offsets are ``[start_offset, end_offset)``, times ``[start_ms, end_ms)``; a file is chosen
+    when its indexed offset range and time range overlap them.
+    """
+    chosen: dict[str, dict[str, Any]] = {}
+    for manifest in points:
+        for obj in manifest.objects:
+            if obj.partition is None or obj.first_offset is None or obj.last_offset is None:
+                continue
+            if partitions is not None and obj.partition not in partitions:
+                continue
+            if start_offset is not None and obj.last_offset < start_offset:
+                continue
+            if end_offset is not None and obj.first_offset >= end_offset:
+                continue
+            if start_ms is not None and obj.last_timestamp and _ms(obj.last_timestamp) < start_ms:
+                continue
+            if end_ms is not None and obj.first_timestamp and _ms(obj.first_timestamp) >= end_ms:
+                continue
+            chosen[obj.key] = obj.model_dump(mode="json", exclude_none=True) | {"topic": manifest.dataset}
+    return sorted(chosen.values(), key=lambda e: (e["partition"], e["first_offset"]))
+
+
+def replay_plan(
+    kafka: KafkaArchiveHook, s3: S3ArchiveHook, plan: dict[str, Any], spool: Path
+) -> dict[str, Any]:
+    """Replay the files of a plan (from ``KafkaReplayPlanOperator``) into its target topic.
+
+    Files are read partition by partition in offset order; each is downloaded, checked against
+    its index entry (SHA-256, offsets, count) and only then produced. ``dry_run`` reports what
+    would be replayed without reading or producing anything.
+    """
+    files = plan["files"]
+    window = plan.get("window", {})
+    limit = plan.get("max_messages")
+    summary: dict[str, Any] = {
+        "topic": plan["topic"],
+        "target_topic": plan["target_topic"],
+        "files": len(files),
+        "dry_run": plan["dry_run"],
+        "produced": 0,
+        "by_partition": {},
+    }
+    if plan["dry_run"] or not files:
+        summary["records_upper_bound"] = sum(f.get("records") or 0 for f in files)
+        return summary
+    wanted = max(f["partition"] for f in files) + 1
+    try:
+        wanted = max(wanted, len(kafka.partitions(plan["topic"])))
+    except OffsetGapError:
+        log.info(
+            "source topic %s is gone; creating %s with %d partitions",
+            plan["topic"],
+            plan["target_topic"],
+            wanted,
+        )
+    target_partitions = kafka.ensure_topic(plan["target_topic"], partitions=wanted)
+    producer = kafka.producer()
+    end_offset = window.get("end_offset")
+    for entry in files:
+        remaining = None if limit is None else limit - summary["produced"]
+        if remaining is not None and remaining <= 0:
+            break
+        local = spool / f"{entry['partition']}-{entry['first_offset']}.parquet"
+        try:
+            s3.client.download_file(plan["bucket"], entry["key"], str(local))
+        except Exception as exc:
+            if "InvalidObjectState" in str(exc):
+                raise ObjectNotRestoredError(
+                    f"s3://{plan['bucket']}/{entry['key']} is {entry.get('storage_class')} and not restored"
+                ) from None
+            raise
+        try:
+            result = kafka.replay_file(
+                local,
+                entry,
+                target_topic=plan["target_topic"],
+                target_partitions=target_partitions,
+                first_offset=window.get("start_offset"),
+                last_offset=None if end_offset is None else end_offset - 1,
+                start_ms=window.get("start_ms"),
+                end_ms=window.get("end_ms"),
+                max_records=remaining,
+                producer=producer,
+            )
+        finally:
+            local.unlink(missing_ok=True)
+        summary["produced"] += result.produced
+        for partition, count in result.by_partition.items():
+            key = str(partition)
+            summary["by_partition"][key] = summary["by_partition"].get(key, 0) + count
+        log.info("replayed %s: %d record(s) (%d so far)", entry["key"], result.produced, summary["produced"])
+    return summary
