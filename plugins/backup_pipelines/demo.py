@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backup_pipelines.embedded import EmbeddedStack, airflow_env
+from backup_pipelines.embedded import EmbeddedStack, airflow_env, run_dag_in_process
 
 log = logging.getLogger("backup_pipelines.demo")
 DEMO_DIR = Path(".demo")
@@ -167,7 +167,7 @@ def _run_dags(now: datetime) -> list[tuple[str, str, str, float]]:
             if run.logical_date is not None:
                 kwargs["logical_date"] = run.logical_date
             log.info("demo: running %s %s", dag_id, run.logical_date or "(manual)")
-            dag_run = dag.test(**kwargs)
+            dag_run = run_dag_in_process(dag, **kwargs)
             state = str(getattr(dag_run, "state", "unknown"))
             label = run.logical_date.isoformat() if run.logical_date else "manual"
             results.append((dag_id, label, state, time.monotonic() - started))
