@@ -1,0 +1,165 @@
+"""The weekly archive's partition task against the embedded stack: a task killed mid-upload and
+retried leaves no duplicate and no gap; a broker frozen mid-consume is waited out."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+WINDOW_END = datetime(2026, 3, 2, 4, tzinfo=UTC)
+WINDOW_START = WINDOW_END - timedelta(days=7)
+
+
+def _weekly(write_config: Any, example_config: dict[str, Any], topic: str, **section: Any) -> Any:
+    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.config import load_config
+    from backup_pipelines.hooks.kafka_archive import KafkaArchiveHook, WeeklyArchive
+    from backup_pipelines.hooks.s3_archive import S3ArchiveHook
+
+    example_config["kafka_archive"] = {
+        **example_config["kafka_archive"],
+        "file_max_bytes": 4096,
+        "row_group_rows": 100,
+        "topics": [{"name": topic}],
+        **section,
+    }
+    write_config(example_config)
+    cfg = load_config()
+    kafka = KafkaArchiveHook(kafka_conn_id=cfg.connections.kafka, group_id="it-archiver", stall_timeout=60)
+    return WeeklyArchive(kafka, S3ArchiveHook(aws_conn_id=cfg.connections.aws), Catalog.from_config(cfg), cfg)
+
+
+def _seed(stack: Any, topic: str, messages: int = 1_500) -> None:
+    from backup_pipelines.sample_data import seed_kafka
+
+    seed_kafka(
+        stack.kafka_bootstrap,
+        topic,
+        start=WINDOW_START,
+        end=WINDOW_END + timedelta(days=1),
+        messages=messages,
+        partitions=1,
+    )
+
+
+def _listed(s3: Any, bucket: str, prefix: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+def test_task_killed_mid_upload_and_retried_leaves_no_duplicate_and_no_gap(
+    embedded_stack: Any, s3: Any, write_config: Any, example_config: dict[str, Any], monkeypatch: Any
+) -> None:
+    from backup_pipelines.hooks import kafka_archive as module
+    from backup_pipelines.kafka_parquet import read_offsets
+
+    topic = f"it-retry-{uuid.uuid4().hex[:8]}"
+    weekly = _weekly(write_config, example_config, topic)
+    _seed(embedded_stack, topic)
+    specs, _ = weekly.plan(WINDOW_START, WINDOW_END)
+    bucket, prefix = weekly.cfg.storage.archive_bucket, f"kafka/{topic}/partition=0/"
+
+    # Attempt 1 dies on its third upload (the worker is killed mid-upload).
+    real_upload = module.upload_archive_file
+    calls = {"n": 0}
+
+    def dying(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("worker killed")
+        return real_upload(*args, **kwargs)
+
+    monkeypatch.setattr(module, "upload_archive_file", dying)
+    with pytest.raises(KeyboardInterrupt):
+        weekly.archive(specs[0])
+    left_behind = _listed(s3, bucket, prefix)
+    assert len(left_behind) == 2
+    # A stray file of an attempt that split differently (another file_max_bytes).
+    first_stray = int(left_behind[0].rsplit("/", 1)[1].split("-")[0])
+    stray = f"{prefix}{first_stray}-{first_stray + 3}.parquet"
+    s3.put_object(Bucket=bucket, Key=stray, Body=b"garbage")
+
+    # Attempt 2 (the retry) rewrites the same keys and removes what no manifest will reference.
+    monkeypatch.setattr(module, "upload_archive_file", real_upload)
+    result = weekly.archive(specs[0])
+    assert weekly.check([result]) == []
+    weekly.write_manifests([result], producer={"dag_id": "test"})
+    keys = _listed(s3, bucket, prefix)
+    assert keys == sorted(f["key"] for f in result["files"])
+    assert set(left_behind) <= set(keys) and stray not in keys
+
+    offsets: list[int] = []
+    for key in keys:
+        local = embedded_stack.base_dir / f"{uuid.uuid4().hex}.parquet"
+        s3.restore_object(Bucket=bucket, Key=key, RestoreRequest={"Days": 1})
+        local.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        offsets += read_offsets(local)
+        local.unlink()
+    assert sorted(offsets) == list(range(result["start_offset"], result["end_offset"]))
+    assert len(offsets) == result["records"] > 0
+
+
+def test_broker_frozen_mid_consume_is_waited_out_without_loss(
+    embedded_stack: Any, write_config: Any, example_config: dict[str, Any]
+) -> None:
+    """SIGSTOP the broker while the archive is consuming (a network partition for every
+    connection), resume it 6 s later: the archive completes and holds every offset once."""
+    from backup_pipelines.hooks.kafka_archive import KafkaArchiveHook, ReadResult
+
+    topic = f"it-outage-{uuid.uuid4().hex[:8]}"
+    weekly = _weekly(write_config, example_config, topic)
+    _seed(embedded_stack, topic, messages=3_000)
+    # Small fetches, so most of the partition is still on the broker when it freezes.
+    hook = KafkaArchiveHook(
+        kafka_conn_id=weekly.cfg.connections.kafka,
+        group_id="it-outage",
+        batch_size=50,
+        stall_timeout=60,
+        consumer_config={
+            "fetch.max.bytes": 2048,
+            "message.max.bytes": 2048,
+            "max.partition.fetch.bytes": 2048,
+            "queued.max.messages.kbytes": 4,
+            "socket.timeout.ms": 5000,
+        },
+    )
+    paused: dict[str, Any] = {}
+
+    def freeze(result: ReadResult) -> None:
+        if not paused:
+            paused["at"] = result.records
+            embedded_stack.pause_kafka()
+            timer = threading.Timer(6.0, embedded_stack.resume_kafka)
+            timer.start()
+            paused["timer"] = timer
+
+    offsets: list[int] = []
+
+    def keep(archive_file: Any) -> dict[str, Any]:
+        from backup_pipelines.kafka_parquet import read_offsets
+
+        offsets.extend(read_offsets(archive_file.path))
+        return {"records": archive_file.records}
+
+    try:
+        result, _ = hook.archive_partition(
+            topic=topic,
+            partition=0,
+            start_offset=0,
+            end_time_ms=None,
+            upload=keep,
+            progress_every=200,
+            on_progress=freeze,
+        )
+    finally:
+        if "timer" in paused:
+            paused["timer"].join()
+        embedded_stack.resume_kafka()
+    assert paused["at"] == 200, "the broker was frozen mid-consume"
+    assert result.stopped_by == "end_of_partition"
+    assert offsets == list(range(3_000)) and result.records == 3_000 and result.end_offset == 3_000
