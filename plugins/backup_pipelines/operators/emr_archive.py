@@ -48,6 +48,17 @@ def archive_day(context: Context) -> str:
     return start.date().isoformat()
 
 
+def render_source(operator: BaseOperator, job: EmrJob, context: Context) -> str:
+    """The job's source URL for the archived day: ``{{ ds }}`` means the data interval's start day.
+
+    Manual runs (and ``dag.test``) of a data-interval DAG have a logical date at the interval's
+    *end*, so the context's own ``ds`` would point at the next day.
+    """
+    day = archive_day(context)
+    local: Any = {**context, "ds": day, "ds_nodash": day.replace("-", "")}
+    return str(operator.render_template(job.source, local))
+
+
 def archive_prefix(cfg: BackupConfig, job: EmrJob, day: str) -> str:
     return f"{cfg.emr_archive.prefix}{job.name}/dt={day}/"
 
@@ -81,8 +92,7 @@ class EmrOutputMarkerSensor(BaseSensorOperator):
 
     def _marker_url(self, context: Context) -> str:
         job = self._job()
-        source = str(self.render_template(job.source, context))
-        return source.rstrip("/") + "/" + job.success_marker
+        return render_source(self, job, context).rstrip("/") + "/" + job.success_marker
 
     def _timeout_error(self, context: Context) -> MarkerTimeoutError:
         return MarkerTimeoutError(
@@ -191,7 +201,7 @@ class EmrArchiveOperator(BaseOperator):
         cfg = load_config()
         job = find_job(cfg, self.job_name)
         day = archive_day(context)
-        source_url = str(self.render_template(job.source, context))
+        source_url = render_source(self, job, context)
         src_bucket, src_prefix = split_s3_url(source_url)
         dest_bucket = cfg.storage.archive_bucket
         dest_prefix = archive_prefix(cfg, job, day)
