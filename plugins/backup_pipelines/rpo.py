@@ -259,7 +259,10 @@ def transition_email(change: Transition) -> tuple[str, str]:
     since = change.breached_since
     age_text = human_duration(age.age_seconds) if age.age_seconds is not None else "no verified point"
     if change.kind == "breach":
-        subject = f"[RPO BREACH] {target.key}: newest verified recovery point is {age_text} old"
+        if age.age_seconds is None:
+            subject = f"[RPO BREACH] {target.key}: no verified recovery point"
+        else:
+            subject = f"[RPO BREACH] {target.key}: newest verified recovery point is {age_text} old"
         intro = "The newest verified recovery point of this dataset is older than its RPO."
     else:
         lasted = human_duration((age.measured_at - since).total_seconds()) if since else "unknown"
