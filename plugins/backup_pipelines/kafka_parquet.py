@@ -107,7 +107,7 @@ class _Buffer:
     types: list[int] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
-    headers: list[list[dict[str, Any]] | None] = field(default_factory=list)
+    headers: list[list[tuple[str, bytes | None]] | None] = field(default_factory=list)
     raw_bytes: int = 0
 
     def __len__(self) -> int:
@@ -173,13 +173,10 @@ class PartitionArchiveWriter:
         buf.types.append(timestamp_type)
         buf.keys.append(key)
         buf.values.append(value)
-        size = 16 + (len(key) if key else 0) + (len(value) if value else 0)
-        if headers:
-            buf.headers.append([{"key": k, "value": v} for k, v in headers])
-            size += sum(len(k) + (len(v) if v else 0) for k, v in headers)
-        else:
-            buf.headers.append(None if headers is None else [])
-        buf.raw_bytes += size
+        # Headers go to Arrow as confluent-kafka hands them over: (str, bytes | None) tuples.
+        buf.headers.append(headers)
+        # A cheap estimate for the flush trigger; exact raw sizes are summed per row group.
+        buf.raw_bytes += 16 + (len(key) if key else 0) + (len(value) if value else 0)
         if len(buf) >= self.row_group_rows or buf.raw_bytes >= self.row_group_bytes:
             self._flush_row_group()
 
@@ -235,6 +232,7 @@ class PartitionArchiveWriter:
             schema=self.schema,
         )
         self._writer.write_batch(batch, row_group_size=n)
+        raw = _raw_bytes(batch)
         info = self._file
         present = [t for t in buf.timestamps if t is not None]
         if info["first"] is None:
@@ -243,13 +241,13 @@ class PartitionArchiveWriter:
         info["last"] = buf.offsets[-1]
         info["last_ts"] = buf.timestamps[-1]
         info["records"] += n
-        info["raw"] += buf.raw_bytes
+        info["raw"] += raw
         if present:
             lo, hi = min(present), max(present)
             info["tmin"] = lo if info["tmin"] is None else min(info["tmin"], lo)
             info["tmax"] = hi if info["tmax"] is None else max(info["tmax"], hi)
         self.records += n
-        self.raw_bytes += buf.raw_bytes
+        self.raw_bytes += raw
         self._buffer = _Buffer()
         assert self._path is not None
         if self._path.stat().st_size >= self.file_max_bytes:
@@ -306,6 +304,25 @@ class PartitionArchiveWriter:
         if self._path is not None:
             self._path.unlink(missing_ok=True)
             self._path = None
+
+
+def _raw_bytes(batch: Any) -> int:
+    """Bytes of key, value and headers (names and values) plus 16 per record (offset, timestamp):
+    what the records weigh uncompressed, for the compressed-vs-raw ratio."""
+    import pyarrow.compute as pc
+
+    def _len(array: Any) -> int:
+        total = pc.sum(pc.binary_length(array)).as_py()
+        return int(total or 0)
+
+    headers = pc.list_flatten(batch.column("headers"))
+    return (
+        16 * batch.num_rows
+        + _len(batch.column("key"))
+        + _len(batch.column("value"))
+        + _len(pc.struct_field(headers, "key"))
+        + _len(pc.struct_field(headers, "value"))
+    )
 
 
 def read_records(path: Path | str, *, batch_rows: int = 65_536) -> Iterator[Record]:
