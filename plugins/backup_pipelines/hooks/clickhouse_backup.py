@@ -573,6 +573,42 @@ class ClickHouseBackupHook:
                 )
         return entries
 
+    def list_folders(self, s3_prefix: str) -> dict[str, datetime]:
+        """Recovery-point folders under ``s3://bucket/<prefix><dataset>/`` -> newest object's time."""
+        bucket, prefix = split_s3_url(s3_prefix)
+        paginator = self._s3_client.get_paginator("list_objects_v2")
+        folders: dict[str, datetime] = {}
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                rest = obj["Key"][len(prefix) :]
+                if "/" not in rest:
+                    continue
+                folder = f"s3://{bucket}/{prefix}{rest.split('/', 1)[0]}/"
+                modified = obj["LastModified"]
+                if folder not in folders or modified > folders[folder]:
+                    folders[folder] = modified
+        return folders
+
+    def object_lock_enabled(self, bucket: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            config = self._s3_client.get_object_lock_configuration(Bucket=bucket)
+        except ClientError:
+            return False
+        return config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+    def locked_objects(self, location: str, *, now: datetime) -> list[str]:
+        """Objects of a location that S3 Object Lock keeps (retention in the future or legal hold)."""
+        bucket, _ = split_s3_url(location)
+        locked = []
+        for obj in self.list_objects(location):
+            head = self._s3_client.head_object(Bucket=bucket, Key=obj.key)
+            until = head.get("ObjectLockRetainUntilDate")
+            if head.get("ObjectLockLegalHoldStatus") == "ON" or (until is not None and until > now):
+                locked.append(f"{obj.key} (until {until.isoformat() if until else 'legal hold'})")
+        return locked
+
     def delete_location(self, location: str) -> int:
         """Delete every object under a location; returns how many were deleted."""
         bucket, prefix = split_s3_url(location)
