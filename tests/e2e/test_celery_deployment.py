@@ -199,7 +199,9 @@ def _test_config(base: Path) -> Path:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, postgres_db: str, redis_broker: str) -> Iterator[tuple[Deployment, Api]]:
+def deployment(
+    tmp_path: Path, postgres_db: str, redis_broker: str
+) -> Iterator[tuple[Deployment, Api, EmbeddedStack]]:
     base = tmp_path / "celery"
     (base / "logs").mkdir(parents=True)
     (base / "pylib").mkdir()
@@ -222,7 +224,7 @@ def deployment(tmp_path: Path, postgres_db: str, redis_broker: str) -> Iterator[
             **stack.env(),
             **airflow_env(
                 base / "airflow",
-                dags_folder=Path(os.environ.get("BP_CELERY_DAGS", ROOT / "dags")),
+                dags_folder=ROOT / "dags",
                 sql_alchemy_conn=postgres_db,
             ),
             "BACKUP_PIPELINES_CONFIG": str(config),
@@ -281,7 +283,7 @@ def deployment(tmp_path: Path, postgres_db: str, redis_broker: str) -> Iterator[
         # chDB: one process at a time may open the directory, so ClickHouse tasks share one slot.
         pool = {"name": cfg.clickhouse_snapshots.pool, "slots": 1, "description": "chDB: one process"}
         api.send("POST", "/pools", pool)
-        yield deployment, api
+        yield deployment, api, stack
     finally:
         if deployment is not None:
             deployment.stop()
@@ -355,9 +357,11 @@ def _failure_report(api: Api, deployment: Deployment, runs: dict[str, str]) -> s
     return "\n".join(lines + [deployment.tail(n) for n in deployment.procs])
 
 
-def test_snapshot_and_kafka_archive_run_on_two_celery_workers(deployment: tuple[Deployment, Api]) -> None:
-    proc, api = deployment
-    dag_ids = tuple(os.environ.get("BP_CELERY_DAG_IDS", f"{SNAPSHOT_DAG},{KAFKA_DAG}").split(","))
+def test_snapshot_and_kafka_archive_run_on_two_celery_workers(
+    deployment: tuple[Deployment, Api, EmbeddedStack],
+) -> None:
+    proc, api, stack = deployment
+    dag_ids = (SNAPSHOT_DAG, KAFKA_DAG)
     _wait_for_dags(api, proc, dag_ids)
 
     now = datetime.now(UTC)
@@ -383,4 +387,37 @@ def test_snapshot_and_kafka_archive_run_on_two_celery_workers(deployment: tuple[
                 mapped += 1
                 hosts.setdefault(ti["hostname"], set()).add(f"{dag_id}.{ti['task_id']}[{ti['map_index']}]")
     assert mapped >= 2, f"the DAGs ran only {mapped} mapped task instance(s)"
+    print("mapped tasks by worker:", {host: sorted(tasks) for host, tasks in hosts.items()})
     assert set(hosts) == set(WORKERS), f"mapped tasks by worker: {hosts}"
+    _assert_recovery_points_in_s3(stack)
+
+
+def _assert_recovery_points_in_s3(stack: EmbeddedStack) -> None:
+    """What the runs left where a user looks: backups, archives and their manifests in S3."""
+    from backup_pipelines.config import load_config
+
+    cfg = load_config(stack.base_dir.parent / "backup.yaml")
+    s3 = stack.s3_client()
+
+    def keys(bucket: str, prefix: str) -> dict[str, str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return {o["Key"]: o.get("StorageClass", "STANDARD") for p in pages for o in p.get("Contents", [])}
+
+    storage = cfg.storage
+    for dataset in cfg.clickhouse_snapshots.datasets:
+        backup = keys(storage.backup_bucket, f"{cfg.clickhouse_snapshots.prefix}{dataset.name}/")
+        assert any(k.endswith("/.backup") for k in backup), (
+            f"no ClickHouse backup of {dataset.name}: {backup}"
+        )
+        manifests = keys(
+            storage.backup_bucket, f"{storage.catalog_prefix}clickhouse_snapshot/{dataset.name}/"
+        )
+        assert manifests, f"no clickhouse_snapshot manifest for {dataset.name}"
+    for topic in cfg.kafka_archive.topics:
+        archived = keys(storage.archive_bucket, f"{cfg.kafka_archive.prefix}{topic.name}/")
+        parquet = {k: c for k, c in archived.items() if k.endswith(".parquet")}
+        partitions = {k.split("partition=")[1].split("/")[0] for k in parquet}
+        assert partitions == {"0", "1", "2"}, f"{topic.name}: archived partitions {sorted(partitions)}"
+        assert set(parquet.values()) == {cfg.kafka_archive.storage_class}, f"{topic.name}: {parquet}"
+        manifests = keys(storage.backup_bucket, f"{storage.catalog_prefix}kafka_archive/{topic.name}/")
+        assert manifests, f"no kafka_archive manifest for {topic.name}"
