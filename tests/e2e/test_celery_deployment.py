@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -335,6 +336,22 @@ def _wait_for_dags(api: Api, deployment: Deployment, dag_ids: tuple[str, ...]) -
     raise AssertionError(f"the dag-processor did not register {sorted(missing)} within 90 s")
 
 
+def _wait_for_workers(deployment: Deployment) -> None:
+    """Both workers consume before anything is queued, or the first one up could take every task."""
+    deadline = time.monotonic() + 90
+    waiting = set(WORKERS)
+    while waiting and time.monotonic() < deadline:
+        deployment.check_alive()
+        for worker in list(waiting):
+            log = deployment.base / "logs" / f"worker-{worker}.log"
+            if log.exists() and re.search(rf"\b{worker}@\S+ ready\.", log.read_text(errors="replace")):
+                waiting.discard(worker)
+        time.sleep(0.5)
+    assert not waiting, f"Celery workers {sorted(waiting)} not ready within 90 s\n" + "\n".join(
+        deployment.tail(f"worker-{w}") for w in waiting
+    )
+
+
 def _wait_for_runs(api: Api, deployment: Deployment, runs: dict[str, str]) -> dict[str, str]:
     deadline = time.monotonic() + RUN_TIMEOUT
     states: dict[str, str] = {}
@@ -363,6 +380,7 @@ def test_snapshot_and_kafka_archive_run_on_two_celery_workers(
     proc, api, stack = deployment
     dag_ids = (SNAPSHOT_DAG, KAFKA_DAG)
     _wait_for_dags(api, proc, dag_ids)
+    _wait_for_workers(proc)
 
     now = datetime.now(UTC)
     hour = now.replace(minute=0, second=0, microsecond=0)
