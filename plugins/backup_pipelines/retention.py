@@ -212,7 +212,6 @@ class ClickHouseRetentionOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines import catalog as catalog_module
-        from backup_pipelines.catalog import Catalog
         from backup_pipelines.config import load_config
         from backup_pipelines.operators.clickhouse import _flag, _hook
 
@@ -221,7 +220,7 @@ class ClickHouseRetentionOperator(BaseOperator):
         hook.check_storage(cfg.storage.backup_bucket)
         report = apply_retention(
             cfg,
-            Catalog.from_config(cfg),
+            hook.catalog(cfg),
             hook,
             now=catalog_module.utcnow(),
             dry_run=_flag(self.preview),

@@ -45,6 +45,9 @@ from backup_pipelines.errors import (
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.config import BackupConfig
+
 log = logging.getLogger(__name__)
 
 SQL_DIR = SQL_ROOT / "clickhouse"
@@ -422,6 +425,17 @@ class ClickHouseBackupHook:
             mask_secret(creds.token)
         return S3Credentials(creds.access_key, creds.secret_key, creds.token or None)
 
+    def catalog(self, cfg: BackupConfig) -> Catalog:
+        """The config's catalog on this hook's S3 connection (one boto3 client for both)."""
+        from backup_pipelines.catalog import Catalog
+
+        return Catalog(
+            self.s3_hook,
+            bucket=cfg.storage.backup_bucket,
+            prefix=cfg.storage.catalog_prefix,
+            encryption=cfg.storage.encryption,
+        )
+
     def http_url(self, s3_url: str) -> str:
         """The HTTP(S) URL ClickHouse's ``S3()`` takes for an ``s3://bucket/key`` location."""
         bucket, key = split_s3_url(s3_url)
@@ -526,9 +540,14 @@ class ClickHouseBackupHook:
         what: str = "backup",
         sleep: Callable[[float], None] = time.sleep,
     ) -> BackupStatus:
-        """Poll ``system.backups`` in this process until the operation ends (the chDB path)."""
+        """Poll ``system.backups`` in this process until the operation ends (the chDB path).
+
+        Polls start at 50 ms and back off to ``poll_interval``: small hourly increments finish in
+        well under a second and should not pay a whole poll interval.
+        """
         started = time.monotonic()
         last_log = started
+        delay = min(0.05, poll_interval)
         while True:
             status = self.backup_status(backup_id)
             if status is None:
@@ -545,17 +564,21 @@ class ClickHouseBackupHook:
             if now - last_log >= 30:
                 log.info("%s %s still %s after %.0fs", what, backup_id, status.status, now - started)
                 last_log = now
-            sleep(poll_interval)
+            sleep(delay)
+            delay = min(delay * 1.5, poll_interval)
 
     # -- reading backups back -------------------------------------------------------------------
     def read_contents(self, location: str) -> BackupContents:
         bucket, prefix = split_s3_url(location)
         key = prefix + BACKUP_METADATA_FILE
-        if not self.s3_hook.check_for_key(key, bucket):
+        client = self._s3_client
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
             raise VerificationError(
                 f"backup {location} has no {BACKUP_METADATA_FILE} file: the backup is incomplete"
-            )
-        return parse_backup_metadata(self.s3_hook.read_key(key, bucket))
+            ) from None
+        return parse_backup_metadata(body)
 
     def list_objects(self, location: str) -> list[ObjectEntry]:
         bucket, prefix = split_s3_url(location)
@@ -668,7 +691,7 @@ class ClickHouseBackupHook:
             raise VerificationError(f"part file {item.name} is stored in no backup of the chain")
         location, name = found
         bucket, prefix = split_s3_url(location)
-        return int(self.s3_hook.read_key(prefix + name, bucket).strip())
+        return int(self._s3_client.get_object(Bucket=bucket, Key=prefix + name)["Body"].read().strip())
 
     def describe(
         self,

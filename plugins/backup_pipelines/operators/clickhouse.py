@@ -181,7 +181,6 @@ class ClickHouseSnapshotOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines import catalog as catalog_module
-        from backup_pipelines.catalog import Catalog
         from backup_pipelines.config import load_config
         from backup_pipelines.hooks.clickhouse_backup import backup_location, recovery_point_id
 
@@ -190,7 +189,7 @@ class ClickHouseSnapshotOperator(BaseOperator):
         dataset = _dataset(cfg, self.dataset)
         hook = _hook(cfg)
         hook.check_storage(cfg.storage.backup_bucket)
-        catalog = Catalog.from_config(cfg)
+        catalog = hook.catalog(cfg)
         start, end = slot_of(context)
         rp_id = recovery_point_id(end)
         location = backup_location(cfg.storage.backup_bucket, section.prefix, dataset.name, rp_id)
@@ -274,7 +273,7 @@ class ClickHouseSnapshotOperator(BaseOperator):
             )
         status = hook.wait(
             plan.backup_id,
-            poll_interval=min(section.poll_interval.total_seconds(), 1.0),
+            poll_interval=section.poll_interval.total_seconds(),
             timeout=section.backup_timeout.total_seconds(),
         )
         return self._finish(cfg, hook, catalog, plan, status)
@@ -282,7 +281,6 @@ class ClickHouseSnapshotOperator(BaseOperator):
     def execute_complete(
         self, context: Context, event: dict[str, Any], plan: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        from backup_pipelines.catalog import Catalog
         from backup_pipelines.config import load_config
         from backup_pipelines.hooks.clickhouse_backup import BackupStatus
 
@@ -301,7 +299,8 @@ class ClickHouseSnapshotOperator(BaseOperator):
             num_files=int(event.get("num_files", 0)),
             total_size=int(event.get("total_size", 0)),
         )
-        return self._finish(cfg, _hook(cfg), Catalog.from_config(cfg), SnapshotPlan(**plan), status)
+        hook = _hook(cfg)
+        return self._finish(cfg, hook, hook.catalog(cfg), SnapshotPlan(**plan), status)
 
     def _finish(
         self,
@@ -350,13 +349,13 @@ class ClickHouseVerifyOperator(BaseOperator):
         self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.catalog import Catalog
         from backup_pipelines.config import load_config
         from backup_pipelines.hooks.clickhouse_backup import recovery_point_id
 
         cfg = load_config(self.config_path)
         dataset = _dataset(cfg, self.dataset)
-        catalog = Catalog.from_config(cfg)
+        hook = _hook(cfg)
+        catalog = hook.catalog(cfg)
         rp_id = recovery_point_id(slot_of(context)[1])
         manifest = catalog.get(KIND, dataset.name, rp_id)
         if manifest is None:
@@ -367,7 +366,7 @@ class ClickHouseVerifyOperator(BaseOperator):
             self.log.info("Slot %s of %s is already verified: nothing to do", rp_id, dataset.name)
             return _summary(manifest, action="noop")
         chain = catalog.chain(manifest)
-        result = _hook(cfg).verify_backup(manifest, chain=chain)
+        result = hook.verify_backup(manifest, chain=chain)
         updated = catalog.mark_verification(
             manifest, state="verified" if result.ok else "failed", checks=result.checks, detail=result.detail
         )
@@ -421,12 +420,12 @@ class ClickHouseRestoreOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines import catalog as catalog_module
-        from backup_pipelines.catalog import Catalog
         from backup_pipelines.config import load_config
 
         cfg = load_config(self.config_path)
         dataset = _dataset(cfg, str(self.dataset).strip())
-        catalog = Catalog.from_config(cfg)
+        hook = _hook(cfg)
+        catalog = hook.catalog(cfg)
         at = _time(self.target_time, "target_time")
         point = catalog.latest_verified(KIND, dataset.name, at_or_before=at)
         if point is None:
@@ -458,7 +457,6 @@ class ClickHouseRestoreOperator(BaseOperator):
         if _flag(self.preview):
             self.log.info("Dry run: nothing restored")
             return {**plan, "dry_run": True}
-        hook = _hook(cfg)
         staging = f"restore_{stamp}" if overwrite else target
         result = hook.restore_chain(chain, target_database=staging, tables=tables or None)
         if not result.ok:

@@ -206,7 +206,7 @@ def test_wait_polls_until_done() -> None:
     hook.__dict__["client"] = client
     sleeps: list[float] = []
     status = hook.wait("id1", poll_interval=0.5, sleep=sleeps.append)
-    assert status.succeeded and status.num_files == 3 and sleeps == [0.5, 0.5]
+    assert status.succeeded and status.num_files == 3 and sleeps == pytest.approx([0.05, 0.075])
 
 
 def test_explicit_credentials_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,8 +93,8 @@ def test_operator_defers_on_a_server_and_finishes_from_the_event(monkeypatch: py
     catalog = mock.Mock()
     catalog.get.return_value = None
     catalog.list_points.return_value = Listing()
+    hook.catalog.return_value = catalog
     monkeypatch.setattr(ops, "_hook", lambda cfg: hook)
-    monkeypatch.setattr("backup_pipelines.catalog.Catalog.from_config", lambda cfg: catalog)
 
     op = ops.ClickHouseSnapshotOperator(task_id="snapshot", dataset="analytics")
     end = datetime(2026, 11, 23, 14, tzinfo=UTC)
