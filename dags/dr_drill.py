@@ -10,6 +10,7 @@ from backup_pipelines.operators.dr_drill import (
     ArchiveDrillOperator,
     ClickHouseDrillOperator,
     DrillCleanupOperator,
+    DrillFreshnessSensor,
     DrillPlanOperator,
     DrillReportOperator,
     Tier1CheckOperator,
@@ -18,11 +19,16 @@ from backup_pipelines.operators.dr_drill import (
 DOC_MD = """
 ### DR drill
 
-For every configured dataset, picks a recovery point (the latest, or a random one within
+First, `rpo_before_drill` (the `RecoveryPointFreshnessSensor`) records how old each dataset's
+newest verified point is; it waits at most `dr_drill.freshness_timeout` and never blocks the
+drill (stale data is skipped-and-recorded, then tested like any other). Then, for every
+configured dataset, the drill picks a recovery point (the latest, or a random one within
 `dr_drill.random_window`; the seed is recorded) and proves it restores:
 
-- **ClickHouse**: restores the incremental chain into `drill_<run>_<dataset>`, compares row counts
-  with the manifest, runs `CHECK TABLE`, and measures the restore time (the achieved RTO).
+- **ClickHouse**: checks every chain member's objects are still in S3, restores the incremental
+  chain into `drill_<run>_<dataset>`, compares row counts with the manifest, runs `CHECK TABLE`,
+  and measures the restore time (the achieved RTO). If ClickHouse or S3 cannot be reached the
+  check is an *error*: the task is retried and the point's verification state is not changed.
 - **Archives** (EMR outputs, Kafka archives, Deep Archive exports): thaws a sample of objects
   (RestoreObject with `dr_drill.restore_tier`, deferrable wait), checks SHA-256 against the
   manifest; Kafka archives also get their offsets checked against the index and a sample
@@ -55,7 +61,14 @@ with DAG(
         cfg=cfg,
     )
 ) as dag:
-    plan = DrillPlanOperator(task_id="plan", pick="{{ params.pick }}", seed="{{ params.seed }}")
+    freshness = DrillFreshnessSensor(
+        task_id="rpo_before_drill",
+        timeout=drill.freshness_timeout,
+        poke_interval=min(60.0, max(drill.freshness_timeout.total_seconds(), 1.0)),
+    )
+    plan = DrillPlanOperator(
+        task_id="plan", pick="{{ params.pick }}", seed="{{ params.seed }}", trigger_rule="all_done"
+    )
     dataset_tasks: list[BaseOperator] = []
     for kind, name, _ in cfg.datasets():
         task: BaseOperator
@@ -80,8 +93,9 @@ with DAG(
         dataset_task_ids=[t.task_id for t in dataset_tasks],
         tier1_task_id="tier1_checks",
         cleanup_task_id="cleanup_scratch",
+        freshness_task_id="rpo_before_drill",
         trigger_rule="all_done",
     )
-    plan >> dataset_tasks >> tier1
+    freshness >> plan >> dataset_tasks >> tier1
     tier1 >> cleanup.as_teardown(setups=plan)
     cleanup >> report

@@ -347,6 +347,14 @@ class DrDrill(_Strict):
     kafka_max_replication_lag: int | None = Field(default=None, ge=0)
     restore_poll_interval: Duration = timedelta(minutes=5)
     restore_timeout: Duration = timedelta(hours=48)
+    clickhouse_restore_timeout: Duration = Field(
+        default=timedelta(hours=2),
+        description="longest wait for a ClickHouse RESTORE; past it the check is an error and RTO is missed",
+    )
+    freshness_timeout: Duration = Field(
+        default=timedelta(0),
+        description="how long the first task waits for fresh verified points before the drill starts anyway",
+    )
     airflow_api_connection: str | None = Field(
         default=None, description="HTTP connection to the Airflow API server; the drill notes its run there"
     )

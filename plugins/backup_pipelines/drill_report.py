@@ -77,6 +77,7 @@ class DatasetResult(_Model):
     rto_objective_seconds: float
     rpo_seconds: float | None = None
     rpo_objective_seconds: float
+    rpo_before_seconds: float | None = None
     bytes_restored: int = 0
 
     @property
@@ -118,6 +119,20 @@ class DatasetResult(_Model):
         return problems
 
 
+class Freshness(_Model):
+    """The RPO check the drill starts with (``RecoveryPointFreshnessSensor``): recorded, not a gate.
+
+    The verdict of the drill is the RPO measured *after* it verified points (``objective.rpo``).
+    """
+
+    ok: bool | None = None
+    detail: str = ""
+
+    def describe(self) -> str:
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[self.ok]
+        return f"RPO before the drill: {verdict}" + (f" ({self.detail})" if self.detail else "")
+
+
 class DrillReport(_Model):
     """The whole drill: one row per dataset, the Tier 1 checks and the scratch clean-up."""
 
@@ -133,6 +148,7 @@ class DrillReport(_Model):
     datasets: list[DatasetResult] = []
     tier1: list[CheckResult] = []
     cleanup: list[CheckResult] = []
+    freshness_before: Freshness | None = None
     location: str | None = None
 
     @property
@@ -211,6 +227,7 @@ def render_markdown(report: DrillReport) -> str:
         f"- recovery point pick: **{report.pick}**"
         + (f" within {fmt_seconds(report.random_window_seconds)}" if report.pick == "random" else "")
         + f", seed {report.seed}",
+        f"- {_md_cell(report.freshness_before.describe())}" if report.freshness_before else "",
         "",
         "| " + " | ".join(TABLE_HEADER) + " |",
         "|" + "|".join("---" for _ in TABLE_HEADER) + "|",
@@ -258,7 +275,8 @@ def render_html(report: DrillReport) -> str:
         f"<p>run <code>{esc(report.run_id)}</code> of <code>{esc(report.dag_id)}</code>; "
         f"pick <b>{esc(report.pick)}</b>, seed {report.seed}; "
         f"{esc(report.started_at.isoformat())} to {esc(report.finished_at.isoformat())}</p>"
-        f"<table><tr>{head}</tr>{body}</table>"
+        + (f"<p>{esc(report.freshness_before.describe())}</p>" if report.freshness_before else "")
+        + f"<table><tr>{head}</tr>{body}</table>"
         + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "")
         + "<h2>Checks</h2>"
         + "".join(sections)

@@ -87,3 +87,7 @@ class SourceNotFoundError(PermanentBackupError):
 
 class StorageUnreachableError(BackupPipelinesError):
     """The backup storage (S3) could not be reached; retryable, and nothing was written or deleted."""
+
+
+class DrillInfrastructureError(BackupPipelinesError):
+    """A DR-drill check could not run (engine or storage unreachable); retryable, the point is unchanged."""

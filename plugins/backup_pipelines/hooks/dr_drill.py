@@ -8,13 +8,62 @@ Restores themselves belong to the pipelines' hooks (``clickhouse_backup``, ``kaf
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from backup_pipelines.config import SQL_ROOT
 
+if TYPE_CHECKING:
+    from backup_pipelines.catalog import Manifest
+
 log = logging.getLogger(__name__)
 SQL_DIR = SQL_ROOT / "dr_drill"
+
+FailureKind = Literal["data", "infrastructure"]
+# What the engine says when it could not reach storage or a peer: the check did not run.
+_INFRA_MARKERS = re.compile(
+    r"NETWORK_ERROR|ALL_CONNECTION_TRIES_FAILED|SOCKET_TIMEOUT|TIMEOUT_EXCEEDED|Connection refused|"
+    r"Connection reset|Couldn't connect|Could not resolve|Timeout|timed out|Poco::Exception|"
+    r"HTTP response code: (?:403|5\d\d)|AccessDenied|Access Denied|SlowDown|ServiceUnavailable|"
+    r"InternalError|MEMORY_LIMIT_EXCEEDED|NOT_ENOUGH_SPACE|TOO_MANY_SIMULTANEOUS_QUERIES|"
+    r"still RESTORING after|not in system\.backups",
+    re.IGNORECASE,
+)
+# What it says when the backup itself is bad: a missing or damaged file of the chain.
+_DATA_MARKERS = re.compile(
+    r"HTTP response code: 404|NoSuchKey|FILE_DOESNT_EXIST|BACKUP_ENTRY_NOT_FOUND|BACKUP_NOT_FOUND|"
+    r"CHECKSUM_DOESNT_MATCH|CORRUPTED_DATA|CANNOT_READ_ALL_DATA|UNKNOWN_FORMAT_VERSION|"
+    r"BACKUP_DAMAGED|WRONG_BASE_BACKUP|CANNOT_RESTORE_TABLE|INCORRECT_DATA",
+    re.IGNORECASE,
+)
+
+
+def engine_message(exc: BaseException, limit: int = 400) -> str:
+    """The first line of an engine error, without ClickHouse's stack trace."""
+    text = str(exc).split(", Stack trace", 1)[0].split("Stack trace (when", 1)[0]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def classify_engine_failure(message: str) -> FailureKind | None:
+    """``infrastructure`` when the message says storage/engine was unreachable, ``data`` when it
+    names a missing or damaged file, None when it says neither (the caller probes to decide)."""
+    if _INFRA_MARKERS.search(message):
+        return "infrastructure"
+    if _DATA_MARKERS.search(message):
+        return "data"
+    return None
+
+
+@dataclass(frozen=True)
+class MissingObject:
+    """An object a manifest records that is not in S3 as recorded (gone, or another size)."""
+
+    recovery_point_id: str
+    url: str
+    problem: str
 
 
 def quote_identifier(name: str) -> str:
@@ -78,9 +127,76 @@ class DrillHook:
         self._clickhouse().command(f"DROP DATABASE IF EXISTS {quote_identifier(database)} SYNC")
         log.info("dropped scratch database %s", database)
 
+    def drop_database_quietly(self, database: str) -> None:
+        """Drop right after the checks; failures are logged (the teardown task tries again)."""
+        try:
+            self.drop_database(database)
+        except Exception as exc:
+            log.warning(
+                "could not drop scratch database %s now (the clean-up task retries): %s", database, exc
+            )
+
     def drop_databases(self, databases: list[str]) -> None:
         for database in databases:
             self.drop_database(database)
+
+    def clickhouse_problem(self) -> str | None:
+        """None when ClickHouse answers ``SELECT 1``, else why not (the probe after a failed restore)."""
+        try:
+            self._clickhouse().query("SELECT 1")
+        except Exception as exc:
+            return f"ClickHouse connection {self.clickhouse_conn_id!r} does not answer: {engine_message(exc)}"
+        return None
+
+    # -- S3: chain members -------------------------------------------------------------------------
+    def _s3_client(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+
+    def missing_objects(self, chain: Sequence[Manifest]) -> list[MissingObject]:
+        """Objects the manifests of ``chain`` record that S3 no longer holds with their recorded size.
+
+        One listing per member (the objects of a point share its location prefix). Network or
+        permission errors raise: they mean the check could not run, not that data is missing.
+        """
+        from backup_pipelines.catalog import split_s3_url
+
+        client = self._s3_client()
+        missing: list[MissingObject] = []
+        for member in chain:
+            bucket, prefix = split_s3_url(member.location)
+            stored: dict[str, int] = {}
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    stored[obj["Key"]] = int(obj["Size"])
+            for entry in member.objects:
+                key = entry.key if entry.key.startswith(prefix) or not prefix else prefix + entry.key
+                url = f"s3://{bucket}/{key}"
+                if key not in stored:
+                    missing.append(MissingObject(member.recovery_point_id, url, "object is missing"))
+                elif stored[key] != entry.size:
+                    missing.append(
+                        MissingObject(
+                            member.recovery_point_id,
+                            url,
+                            f"object is {stored[key]} bytes, the manifest records {entry.size}",
+                        )
+                    )
+            log.info("chain member %s: %d object(s) listed", member.recovery_point_id, len(member.objects))
+        return missing
+
+    def storage_problem(self, chain: Sequence[Manifest]) -> str | None:
+        """None when the backup bucket answers for every chain member, else why not."""
+        from backup_pipelines.catalog import split_s3_url
+
+        try:
+            client = self._s3_client()
+            for bucket in sorted({split_s3_url(m.location)[0] for m in chain}):
+                client.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            return f"S3 through connection {self.aws_conn_id!r} does not answer: {engine_message(exc)}"
+        return None
 
     # -- Kafka -----------------------------------------------------------------------------------
     def _kafka_admin(self, conn_id: str) -> Any:

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, PokeReturnValue
 
 from backup_pipelines.drill_report import (
     CHECK_CHAIN,
@@ -37,6 +37,7 @@ from backup_pipelines.drill_report import (
     CheckStatus,
     DatasetResult,
     DrillReport,
+    Freshness,
     PickMode,
     drill_id_for,
     pick_recovery_point,
@@ -47,16 +48,21 @@ from backup_pipelines.drill_report import (
     sample,
     seed_for,
 )
+from backup_pipelines.sensors.recovery_point import RecoveryPointFreshnessSensor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from backup_pipelines.catalog import Catalog, Manifest, ObjectEntry
     from backup_pipelines.config import BackupConfig
+    from backup_pipelines.hooks.dr_drill import DrillHook
 
 log = logging.getLogger(__name__)
 SCRATCH_PREFIX = "drill_"
 DRILL_GROUP_ID = "backup-pipelines-dr-drill"
+# XCom key of a dataset result whose checks could not run (the task raised; the report reads it).
+ERROR_XCOM_KEY = "drill_result"
+FRESHNESS_XCOM_KEY = "freshness"
 
 
 def scratch_database(drill_id: str, dataset: str) -> str:
@@ -95,6 +101,27 @@ def object_location(manifest: Manifest, entry: ObjectEntry) -> tuple[str, str]:
     if not prefix or entry.key.startswith(prefix):
         return bucket, entry.key
     return bucket, prefix.rstrip("/") + "/" + entry.key
+
+
+class DrillFreshnessSensor(RecoveryPointFreshnessSensor):
+    """First task: the RPO the drill starts from, recorded for the report; it never blocks the drill.
+
+    ``RecoveryPointFreshnessSensor`` poking in the worker (not deferred) for
+    ``dr_drill.freshness_timeout`` (default 0: one check), then skipped (``soft_fail``) when a
+    dataset is stale. Each poke's finding goes to XCom ``freshness``. Stale data is exactly what
+    a drill must still test, so ``plan`` runs whatever this task ends as.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("deferrable", False)
+        kwargs.setdefault("soft_fail", True)
+        kwargs.setdefault("mode", "poke")
+        super().__init__(**kwargs)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        result = self._check(context)
+        context["ti"].xcom_push(key=FRESHNESS_XCOM_KEY, value=result)
+        return PokeReturnValue(is_done=bool(result["ok"]), xcom_value=result)
 
 
 class DrillPlanOperator(BaseOperator):
@@ -222,11 +249,20 @@ class _DatasetDrillOperator(BaseOperator):
 
 
 class ClickHouseDrillOperator(_DatasetDrillOperator):
-    """Restore the chain into ``drill_<run>_<dataset>``, compare row counts, ``CHECK TABLE``; time it."""
+    """Restore the chain into ``drill_<run>_<dataset>``, compare row counts, ``CHECK TABLE``; time it.
+
+    Two kinds of bad outcome are kept apart. A check that ran and found bad data (a chain member
+    whose manifest or objects are gone, a RESTORE that fails on a missing or damaged file, wrong
+    row counts, ``CHECK TABLE``) is recorded as ``failed`` and marks the point failed. When the
+    check could not run (ClickHouse or S3 unreachable, the restore timed out) the point is left as
+    it was: the finding goes to XCom ``drill_result`` for the report and the task raises
+    ``DrillInfrastructureError``, which Airflow retries.
+    """
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.catalog import Catalog
-        from backup_pipelines.errors import BrokenChainError
+        from backup_pipelines.errors import BrokenChainError, DrillInfrastructureError
+        from backup_pipelines.hooks.dr_drill import DrillHook
 
         cfg = _config()
         entry = self._entry()
@@ -237,29 +273,79 @@ class ClickHouseDrillOperator(_DatasetDrillOperator):
         listing = catalog.list_points(self.kind, self.dataset)
         manifest = catalog.read(self.kind, self.dataset, entry["recovery_point_id"])
         result.captured_at = manifest.captured_at
+        point_name = f"{self.kind}/{self.dataset}/{manifest.recovery_point_id}"
         try:
             chain = catalog.chain(manifest, listing=listing)
         except BrokenChainError as exc:
             result.checks.append(
-                CheckResult(name=CHECK_CHAIN, status="failed", object=manifest.location, detail=str(exc))
+                CheckResult(name=CHECK_CHAIN, status="failed", object=point_name, detail=str(exc))
             )
             return self._finish(catalog, manifest, result)
-        result.checks.append(
+        drill = DrillHook(clickhouse_conn_id=cfg.connections.clickhouse, aws_conn_id=cfg.connections.aws)
+        database = scratch_database(self.plan["drill_id"], self.dataset)
+        try:
+            result.checks += self._chain_checks(drill, chain, point_name)
+            if all(c.ok for c in result.checks):
+                result.checks += self._restore_and_check(cfg, drill, chain, database, result)
+        except DrillInfrastructureError as exc:
+            result.checks.append(
+                CheckResult(
+                    name=CHECK_RESTORE,
+                    status="error",
+                    object=point_name,
+                    detail=f"check could not run: {exc}",
+                )
+            )
+            self._push_error(context, catalog, result)
+            raise
+        finally:
+            drill.drop_database_quietly(database)
+        return self._finish(catalog, manifest, result)
+
+    def _chain_checks(self, drill: DrillHook, chain: list[Manifest], point_name: str) -> list[CheckResult]:
+        """Every object every chain member's manifest records is still in S3, with its size."""
+        from backup_pipelines.errors import DrillInfrastructureError
+
+        try:
+            missing = drill.missing_objects(chain)
+        except Exception as exc:  # listing failed: S3 unreachable or denied, not a finding about the data
+            raise DrillInfrastructureError(f"could not list the chain's objects: {exc}") from exc
+        if missing:
+            shown = [
+                CheckResult(
+                    name=CHECK_CHAIN,
+                    status="failed",
+                    object=m.url,
+                    detail=f"chain member {m.recovery_point_id} of {point_name}: {m.problem}",
+                )
+                for m in missing[:20]
+            ]
+            if len(missing) > 20:
+                shown[-1].detail += f" (and {len(missing) - 20} more)"
+            return shown
+        return [
             CheckResult(
                 name=CHECK_CHAIN,
                 status="passed",
-                object=manifest.location,
-                detail=" <- ".join(p.recovery_point_id for p in chain),
+                object=point_name,
+                detail=" <- ".join(p.recovery_point_id for p in chain)
+                + f": {sum(len(p.objects) for p in chain)} object(s) present",
             )
-        )
-        result.checks += self._restore_and_check(cfg, chain, result)
-        return self._finish(catalog, manifest, result)
+        ]
 
     def _restore_and_check(
-        self, cfg: BackupConfig, chain: list[Manifest], result: DatasetResult
+        self, cfg: BackupConfig, drill: DrillHook, chain: list[Manifest], database: str, result: DatasetResult
     ) -> list[CheckResult]:
-        from backup_pipelines.errors import PermanentBackupError
+        from backup_pipelines.errors import (
+            BackupFailedError,
+            BrokenChainError,
+            DrillInfrastructureError,
+            SourceNotFoundError,
+            UnsafeOperationError,
+            VerificationError,
+        )
         from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook
+        from backup_pipelines.hooks.dr_drill import classify_engine_failure, engine_message
 
         snapshots = cfg.clickhouse_snapshots
         hook = ClickHouseBackupHook(
@@ -268,28 +354,52 @@ class ClickHouseDrillOperator(_DatasetDrillOperator):
             credentials=snapshots.s3_credentials,
             on_cluster=snapshots.on_cluster,
         )
-        database = scratch_database(self.plan["drill_id"], self.dataset)
         point = chain[-1]
+        timeout = cfg.dr_drill.clickhouse_restore_timeout.total_seconds()
+        started = time.monotonic()
         try:
             restored = hook.restore_chain(
                 chain,
                 target_database=database,
                 poll_interval=min(snapshots.poll_interval.total_seconds(), 1.0),
-                timeout=cfg.dr_drill.restore_timeout.total_seconds(),
+                timeout=timeout,
             )
-        except PermanentBackupError as exc:
+        except (BrokenChainError, VerificationError, SourceNotFoundError) as exc:
             return [CheckResult(name=CHECK_RESTORE, status="failed", object=point.location, detail=str(exc))]
-        except Exception as exc:  # the engine refused or failed the RESTORE: a finding, not a retry
+        except (
+            UnsafeOperationError
+        ) as exc:  # the scratch database is taken: the drill's problem, not the data's
+            raise DrillInfrastructureError(str(exc)) from exc
+        except BackupFailedError as exc:
+            message = engine_message(exc)
+            kind = classify_engine_failure(message)
+            probe = None if kind == "data" else drill.storage_problem(chain) or drill.clickhouse_problem()
+            if kind == "infrastructure" or probe:
+                if "still RESTORING" in message:
+                    result.rto_seconds = time.monotonic() - started
+                raise DrillInfrastructureError(
+                    f"RESTORE of {point.recovery_point_id}: {message}" + (f"; {probe}" if probe else "")
+                ) from exc
+            # Every object is there, S3 and ClickHouse answer, and the engine still cannot restore it.
             return [
-                CheckResult(name=CHECK_RESTORE, status="failed", object=point.location, detail=str(exc)[:500])
+                CheckResult(
+                    name=CHECK_RESTORE,
+                    status="failed",
+                    object=point.location,
+                    detail=f"RESTORE failed: {message}",
+                )
             ]
+        except Exception as exc:  # the client could not talk to ClickHouse or S3
+            raise DrillInfrastructureError(
+                f"RESTORE of {point.recovery_point_id}: {engine_message(exc)}"
+            ) from exc
         result.rto_seconds = restored.duration_s
-        result.bytes_restored = point.size_bytes
+        result.bytes_restored = sum(m.size_bytes for m in chain)
         checks = [
             CheckResult(
                 name=CHECK_RESTORE,
                 status="passed",
-                object=f"{database}",
+                object=database,
                 detail=f"chain {' <- '.join(restored.chain)} restored in {restored.duration_s:.1f}s",
             )
         ]
@@ -300,7 +410,7 @@ class ClickHouseDrillOperator(_DatasetDrillOperator):
                     name=CHECK_ROW_COUNT,
                     status="passed" if got == expected else "failed",
                     object=f"{database}.{table}",
-                    detail=f"{got} row(s) restored, manifest says {expected}",
+                    detail=f"{got} row(s) restored, manifest {point.recovery_point_id} says {expected}",
                 )
             )
         for table, ok in sorted(restored.check_table.items()):
@@ -309,10 +419,23 @@ class ClickHouseDrillOperator(_DatasetDrillOperator):
                     name=CHECK_CHECK_TABLE,
                     status="passed" if ok else "failed",
                     object=f"{database}.{table}",
-                    detail="" if ok else "CHECK TABLE reported a problem",
+                    detail="CHECK TABLE ok" if ok else "CHECK TABLE reported a problem",
                 )
             )
         return checks
+
+    def _push_error(self, context: Context, catalog: Catalog, result: DatasetResult) -> None:
+        """Leave the finding for the report (the point's verification state is not touched)."""
+        try:
+            newest = catalog.latest_verified(self.kind, self.dataset)
+            if newest is not None:
+                from backup_pipelines.catalog import utcnow
+
+                result.rpo_seconds = (utcnow() - newest.captured_at).total_seconds()
+        except Exception as exc:  # S3 may be the very thing that is down
+            self.log.warning("could not measure RPO: %s", exc)
+        self.log.error("%s: ERROR: %s", result.key, "; ".join(result.failures()))
+        context["ti"].xcom_push(key=ERROR_XCOM_KEY, value=result.model_dump(mode="json"))
 
 
 class ArchiveDrillOperator(_DatasetDrillOperator):
@@ -593,6 +716,7 @@ class DrillReportOperator(BaseOperator):
         dataset_task_ids: Sequence[str],
         tier1_task_id: str,
         cleanup_task_id: str,
+        freshness_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -600,6 +724,7 @@ class DrillReportOperator(BaseOperator):
         self.dataset_task_ids = dataset_task_ids
         self.tier1_task_id = tier1_task_id
         self.cleanup_task_id = cleanup_task_id
+        self.freshness_task_id = freshness_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.catalog import utcnow
@@ -612,7 +737,7 @@ class DrillReportOperator(BaseOperator):
         now = utcnow()
         datasets = []
         for (kind, name, _), task_id in zip(cfg.datasets(), self.dataset_task_ids, strict=True):
-            raw = ti.xcom_pull(task_ids=task_id)
+            raw = ti.xcom_pull(task_ids=task_id) or ti.xcom_pull(task_ids=task_id, key=ERROR_XCOM_KEY)
             if raw:
                 datasets.append(DatasetResult.model_validate(raw))
                 continue
@@ -648,6 +773,17 @@ class DrillReportOperator(BaseOperator):
                     name=CHECK_CLEANUP, status="error", object=self.cleanup_task_id, detail="no result"
                 )
             )
+        freshness = None
+        if self.freshness_task_id:
+            found = ti.xcom_pull(task_ids=self.freshness_task_id, key=FRESHNESS_XCOM_KEY)
+            freshness = (
+                Freshness(ok=bool(found.get("ok")), detail=str(found.get("detail") or ""))
+                if found
+                else Freshness(ok=None, detail="the freshness check did not run or failed; see its log")
+            )
+            ages = (found or {}).get("ages") or {}
+            for d in datasets:
+                d.rpo_before_seconds = ages.get(d.key)
         run_after = context["dag_run"].run_after or now
         report = DrillReport(
             dag_id=self.dag_id,
@@ -662,6 +798,7 @@ class DrillReportOperator(BaseOperator):
             datasets=datasets,
             tier1=tier1,
             cleanup=cleanup,
+            freshness_before=freshness,
         )
         location = self._publish(cfg, report)
         self.log.info("DR drill report %s\n%s", location, render_text_table(report))
