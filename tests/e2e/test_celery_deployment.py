@@ -156,6 +156,25 @@ class Api:
         return response.json()
 
 
+# Names carry the pytest pid: what a killed run (SIGKILL: no finally) left behind is recognisable
+# by its dead pid and swept by the next run, while a concurrent run's live resources are left alone.
+_NAME = f"bp_celery_{os.getpid()}_{secrets.token_hex(3)}"
+_NAME_PID = re.compile(r"^bp_celery_(\d+)_")
+
+
+def _left_by_dead_run(name: str) -> bool:
+    match = _NAME_PID.match(name)
+    if not match:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @pytest.fixture
 def postgres_db() -> Iterator[str]:
     """A fresh database for this deployment only, dropped afterwards."""
@@ -163,28 +182,36 @@ def postgres_db() -> Iterator[str]:
 
     if not _reachable(PG_PORT):
         pytest.fail(f"Postgres is not listening on {PG_HOST}:{PG_PORT} (needed by scheduler-marked tests)")
-    name = f"bp_celery_{secrets.token_hex(4)}"
     admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bp\\_celery\\_%'").fetchall()
+        for (stale,) in rows:
+            if _left_by_dead_run(stale):
+                conn.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{_NAME}"')
     try:
-        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{_NAME}"
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{_NAME}" WITH (FORCE)')
 
 
 @pytest.fixture
-def redis_broker() -> Iterator[str]:
-    """A Redis database index of its own, and a key prefix; every key under it is deleted afterwards."""
+def redis_broker() -> Iterator[tuple[str, str]]:
+    """A random Redis database index and a key prefix of this run's own; its keys are deleted after."""
     import redis
 
     if not _reachable(REDIS_PORT):
         pytest.fail(f"Redis is not listening on {PG_HOST}:{REDIS_PORT} (the Celery broker)")
+    for db in range(1, 16):
+        other = redis.Redis(host=PG_HOST, port=REDIS_PORT, db=db)
+        stale = [k for k in other.scan_iter(match="bp_celery_*") if _left_by_dead_run(k.decode())]
+        if stale:
+            other.delete(*stale)
     index = secrets.randbelow(15) + 1
-    yield f"redis://{PG_HOST}:{REDIS_PORT}/{index}"
     client = redis.Redis(host=PG_HOST, port=REDIS_PORT, db=index)
-    keys = list(client.scan_iter(match="bp_celery_*"))
+    yield f"redis://{PG_HOST}:{REDIS_PORT}/{index}", f"{_NAME}_"
+    keys = list(client.scan_iter(match=f"{_NAME}_*"))
     if keys:
         client.delete(*keys)
 
@@ -201,7 +228,7 @@ def _test_config(base: Path) -> Path:
 
 @pytest.fixture
 def deployment(
-    tmp_path: Path, postgres_db: str, redis_broker: str
+    tmp_path: Path, postgres_db: str, redis_broker: tuple[str, str]
 ) -> Iterator[tuple[Deployment, Api, EmbeddedStack]]:
     base = tmp_path / "celery"
     (base / "logs").mkdir(parents=True)
@@ -219,7 +246,7 @@ def deployment(
         api_port = free_port()
         password = secrets.token_urlsafe(16)
         (base / "passwords.json").write_text(json.dumps({"deploy-test": password}))
-        prefix = f"bp_celery_{secrets.token_hex(4)}_"
+        broker_url, prefix = redis_broker
         env = {
             **os.environ,
             **stack.env(),
@@ -230,7 +257,7 @@ def deployment(
             ),
             "BACKUP_PIPELINES_CONFIG": str(config),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": redis_broker,
+            "AIRFLOW__CELERY__BROKER_URL": broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres_db.replace("+psycopg2", ""),
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": prefix,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
