@@ -279,9 +279,15 @@ def deployment(
         }
         env.pop("AIRFLOW__CORE__HOSTNAME_CALLABLE", None)
         deployment = Deployment(base, env, api_port)
-        seeding = _start_seeding(deployment, stack, cfg)  # runs while the metadata DB migrates
-        deployment.run("db", "migrate")
-        _finish_seeding(seeding)
+        seeding = _start_seeding_clickhouse(deployment)  # runs while Kafka is seeded and the DB migrates
+        try:
+            _seed_kafka(stack, cfg)
+            deployment.run("db", "migrate")
+            _finish_seeding(seeding)
+        finally:
+            if seeding.poll() is None:
+                seeding.kill()
+                seeding.wait()
 
         deployment.start(
             "api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"
@@ -318,19 +324,26 @@ def deployment(
         stack.stop()
 
 
-def _start_seeding(deployment: Deployment, stack: EmbeddedStack, cfg: Any) -> subprocess.Popen:
-    """Seed Kafka here and ClickHouse in a subprocess (returned, still running)."""
-    from backup_pipelines.sample_data import seed_kafka
+def _start_seeding_clickhouse(deployment: Deployment) -> subprocess.Popen:
+    """Seed ClickHouse in a subprocess (returned, still running): never opened by this process."""
+    from backup_pipelines.embedded import _die_with_parent
 
     now = datetime.now(UTC)
     window = [(now - timedelta(days=3)).isoformat(), (now - timedelta(minutes=1)).isoformat()]
-    seeding = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", _SEED_CLICKHOUSE, *window, "5000"],
         env=deployment.env,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _seed_kafka(stack: EmbeddedStack, cfg: Any) -> None:
+    from backup_pipelines.sample_data import seed_kafka
+
+    now = datetime.now(UTC)
     for seed, topic in enumerate(cfg.kafka_archive.topics):
         seed_kafka(
             stack.kafka_bootstrap,
@@ -340,7 +353,6 @@ def _start_seeding(deployment: Deployment, stack: EmbeddedStack, cfg: Any) -> su
             messages=900,
             seed=seed,
         )
-    return seeding
 
 
 def _finish_seeding(seeding: subprocess.Popen) -> None:
@@ -353,7 +365,7 @@ def _wait_for_dags(api: Api, deployment: Deployment, dag_ids: tuple[str, ...]) -
     missing: set[str] = set(dag_ids)
     while time.monotonic() < deadline:
         deployment.check_alive()
-        errors = api.get("/importErrors")["import_errors"]
+        errors = [e for e in api.get("/importErrors")["import_errors"] if Path(e["filename"]).stem in dag_ids]
         assert not errors, f"DAG import errors: {errors}"
         listed = {d["dag_id"] for d in api.get("/dags", limit=100)["dags"]}
         missing = set(dag_ids) - listed
