@@ -183,6 +183,9 @@ def test_healthy_drill_passes_writes_the_report_and_verifies_the_point(
     mails = drill_env["stack"].mailbox()[drill_env["mails_before"] :]
     assert any("DR drill" in str(m["Subject"]) and "PASSED" in str(m["Subject"]) for m in mails)
     assert _scratch_topics(drill_env["stack"]) == []
+    # The first task (RecoveryPointFreshnessSensor) found no verified point and did not block.
+    assert report["freshness_before"]["ok"] is False
+    assert "RPO before the drill: NOT met" in markdown
 
 
 def _assert_failed_naming(s3: Any, stack: Any, key: str, check: str) -> dict[str, Any]:
@@ -223,3 +226,140 @@ def test_truncated_kafka_archive_fails_the_drill(drill_env: dict[str, Any], s3: 
     report = _assert_failed_naming(s3, drill_env["stack"], key, "kafka.offsets_contiguous")
     (row,) = report["datasets"]
     assert any(c["name"] == "archive.sha256" and c["status"] == "failed" for c in row["checks"])
+
+
+# -- ClickHouse: a real snapshot chain restored by chDB -----------------------------------------------
+CH_DATASET = "e2e_drill"
+CH_DATABASE = "e2e_drill_src"
+
+
+def _clickhouse_config(example: dict[str, Any]) -> dict[str, Any]:
+    cfg = _config(example, clickhouse_restore_timeout="120s")
+    cfg["kafka_archive"] = {**example["kafka_archive"], "topics": []}
+    cfg["clickhouse_snapshots"] = {
+        **example["clickhouse_snapshots"],
+        "poll_interval": "1s",
+        "datasets": [{"name": CH_DATASET, "database": CH_DATABASE, "tables": ["t"]}],
+    }
+    return cfg
+
+
+def _seed_clickhouse_chain(client: Any) -> list[Any]:
+    """A full and an incremental snapshot of one table, as the hourly DAG writes them (manifest last)."""
+    from backup_pipelines.catalog import Catalog, Manifest
+    from backup_pipelines.config import load_config
+    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook, backup_location
+
+    cfg = load_config()
+    client.command(f"DROP DATABASE IF EXISTS {CH_DATABASE} SYNC")
+    client.command(f"CREATE DATABASE {CH_DATABASE}")
+    client.command(f"CREATE TABLE {CH_DATABASE}.t (x UInt64) ENGINE = MergeTree ORDER BY x")
+    hook = ClickHouseBackupHook(credentials="connection")
+    chain: list[Manifest] = []
+    now = datetime.now(UTC)
+    for n, rp in enumerate(("20260105T0500Z", "20260105T0600Z")):
+        client.insert(f"{CH_DATABASE}.t", [(i,) for i in range(n * 700, (n + 1) * 700)], column_names=["x"])
+        base = chain[-1] if chain else None
+        location = backup_location(BACKUP_BUCKET, "clickhouse/", CH_DATASET, rp)
+        backup_id = hook.start_backup(
+            dataset=CH_DATASET,
+            rp_id=rp,
+            database=CH_DATABASE,
+            tables=["t"],
+            location=location,
+            base_location=base.location if base else None,
+        )
+        manifest = hook.describe(
+            dataset=CH_DATASET,
+            database=CH_DATABASE,
+            rp_id=rp,
+            location=location,
+            status=hook.wait(backup_id, poll_interval=0.05),
+            base=base,
+            chain_locations=[m.location for m in chain],
+            captured_at=now - timedelta(minutes=40 - 20 * n),
+            interval_start=None,
+            interval_end=None,
+            full=base is None,
+        )
+        Catalog.from_config(cfg).write(manifest)
+        chain.append(manifest)
+    return chain
+
+
+def _scratch_databases(client: Any) -> list[str]:
+    rows = client.query("SELECT name FROM system.databases WHERE startsWith(name, 'drill_')").result_rows
+    return [r[0] for r in rows]
+
+
+@pytest.fixture
+def ch_drill_env(
+    embedded_stack: Any, clickhouse_client: Any, s3: Any, write_config: Any, example_config: dict[str, Any]
+):
+    _clear(s3)
+    write_config(_clickhouse_config(example_config))
+    before = len(embedded_stack.mailbox())
+    chain = _seed_clickhouse_chain(clickhouse_client)
+    yield {"chain": chain, "mails_before": before, "stack": embedded_stack}
+    _clear(s3)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BACKUP_BUCKET, Prefix="clickhouse/"):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=BACKUP_BUCKET, Key=obj["Key"])
+
+
+def test_clickhouse_chain_drill_restores_counts_checks_and_verifies(
+    ch_drill_env: dict[str, Any], s3: Any, clickhouse_client: Any
+) -> None:
+    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.config import load_config
+
+    state, _, _ = _run_drill()
+    assert state == "success"
+    report, markdown = _report(s3)
+    (row,) = report["datasets"]
+    assert row["kind"] == "clickhouse_snapshot" and row["recovery_point_id"] == "20260105T0600Z"
+    statuses = {(c["name"], c["status"]) for c in row["checks"]}
+    assert statuses == {
+        ("clickhouse.chain_complete", "passed"),
+        ("clickhouse.restore", "passed"),
+        ("clickhouse.row_count", "passed"),
+        ("clickhouse.check_table", "passed"),
+    }, row["checks"]
+    (count,) = [c for c in row["checks"] if c["name"] == "clickhouse.row_count"]
+    assert count["detail"].startswith("1400 row(s) restored")
+    assert 0 < row["rto_seconds"] < row["rto_objective_seconds"] and row["bytes_restored"] > 0
+    assert 15 * 60 < row["rpo_seconds"] < row["rpo_objective_seconds"]
+    assert f"| clickhouse_snapshot/{CH_DATASET} | 20260105T0600Z (latest) |" in markdown
+    point = Catalog.from_config(load_config()).read("clickhouse_snapshot", CH_DATASET, "20260105T0600Z")
+    assert point.verification.state == "verified"
+    assert _scratch_databases(clickhouse_client) == []
+
+
+def test_deleted_chain_member_fails_the_drill_naming_object_and_check(
+    ch_drill_env: dict[str, Any], s3: Any, clickhouse_client: Any
+) -> None:
+    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.config import load_config
+
+    base = ch_drill_env["chain"][0]
+    for obj in base.objects:  # the base backup's files are gone; its manifest is still there
+        s3.delete_object(Bucket=BACKUP_BUCKET, Key=obj.key)
+    key = next(o.key for o in base.objects if o.key.endswith("/.backup"))
+    _, markdown = _report_after_failed_run(s3)
+    assert "clickhouse.chain_complete" in markdown and key in markdown and "20260105T0500Z" in markdown
+    point = Catalog.from_config(load_config()).read("clickhouse_snapshot", CH_DATASET, "20260105T0600Z")
+    assert point.verification.state == "failed" and key in (point.verification.detail or "")
+    mails = ch_drill_env["stack"].mailbox()[ch_drill_env["mails_before"] :]
+    assert any("DR drill" in str(m["Subject"]) and "FAILED" in str(m["Subject"]) for m in mails)
+    assert _scratch_databases(clickhouse_client) == []
+
+
+def _report_after_failed_run(s3: Any) -> tuple[dict[str, Any], str]:
+    state, _, _ = _run_drill()
+    assert state == "failed"
+    report, markdown = _report(s3)
+    (row,) = report["datasets"]
+    failed = [c for c in row["checks"] if c["status"] == "failed"]
+    assert failed and all(c["name"] == "clickhouse.chain_complete" for c in failed), row["checks"]
+    assert "| FAIL |" in markdown
+    return report, markdown
