@@ -168,3 +168,50 @@ def test_sample_is_reproducible_and_keeps_order() -> None:
     chosen = sample(items, 3, random.Random(3))
     assert chosen == sorted(chosen, key=items.index) and len(chosen) == 3
     assert sample(items[:2], 5, random.Random(3)) == items[:2]
+
+
+def test_an_error_check_fails_the_report_and_says_it_could_not_run() -> None:
+    from backup_pipelines.drill_report import CHECK_RESTORE
+
+    error = CheckResult(
+        name=CHECK_RESTORE,
+        status="error",
+        object="clickhouse_snapshot/analytics/p2",
+        detail="check could not run",
+    )
+    report = _report(_dataset(kind="clickhouse_snapshot", dataset="analytics", checks=[error]))
+    assert not report.passed
+    assert "clickhouse.restore error on clickhouse_snapshot/analytics/p2: check could not run" in "; ".join(
+        report.failures()
+    )
+    assert "ERROR: clickhouse.restore error" in render_markdown(report)
+
+
+def test_freshness_before_the_drill_is_shown_but_does_not_decide_the_verdict() -> None:
+    from backup_pipelines.drill_report import Freshness
+
+    report = _report(_dataset())
+    report.freshness_before = Freshness(ok=False, detail="kafka_archive/events: no verified recovery point")
+    assert report.passed
+    assert "RPO before the drill: NOT met (kafka_archive/events: no verified recovery point)" in (
+        render_markdown(report)
+    )
+    assert "RPO before the drill: NOT met" in render_html(report)
+    assert Freshness().describe() == "RPO before the drill: not measured"
+
+
+def test_engine_failures_are_told_apart_from_outages() -> None:
+    from backup_pipelines.hooks.dr_drill import classify_engine_failure, engine_message
+
+    missing = (
+        "restore bp-1 ended RESTORE_FAILED: Code: 499. DB::Exception: Failed to get object info: No response "
+        "body.. HTTP response code: 404. (S3_ERROR), Stack trace (when copying this message, always include "
+        "the lines below):\n\n0. ? @ 0x1"
+    )
+    assert engine_message(Exception(missing)).endswith("HTTP response code: 404. (S3_ERROR)")
+    assert classify_engine_failure(engine_message(Exception(missing))) == "data"
+    assert classify_engine_failure("Code: 1000. Poco::Exception. Connection refused") == "infrastructure"
+    assert classify_engine_failure("HTTP response code: 503 SlowDown") == "infrastructure"
+    assert classify_engine_failure("restore bp-2 still RESTORING after 7200s") == "infrastructure"
+    assert classify_engine_failure("Code: 40. CHECKSUM_DOESNT_MATCH") == "data"
+    assert classify_engine_failure("something new") is None
