@@ -242,7 +242,6 @@ def deployment(
         from backup_pipelines.config import load_config
 
         cfg = load_config(config)
-        stack.create_buckets(cfg.storage.backup_bucket, cfg.storage.archive_bucket)
         api_port = free_port()
         password = secrets.token_urlsafe(16)
         (base / "passwords.json").write_text(json.dumps({"deploy-test": password}))
@@ -276,13 +275,24 @@ def deployment(
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(base / "pylib"), os.environ.get("PYTHONPATH")])),
+            # `airflow` and `python` of this environment first, as in the image.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         env.pop("AIRFLOW__CORE__HOSTNAME_CALLABLE", None)
         deployment = Deployment(base, env, api_port)
         seeding = _start_seeding_clickhouse(deployment)  # runs while Kafka is seeded and the DB migrates
         try:
             _seed_kafka(stack, cfg)
-            deployment.run("db", "migrate")
+            # The compose stack's own init script: db migrate, the ClickHouse pool, the buckets.
+            init = subprocess.run(
+                ["bash", str(ROOT / "docker" / "airflow-init.sh")],
+                env={**deployment.env, "CLICKHOUSE_POOL_SLOTS": "1"},  # chDB: one process at a time
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+            assert init.returncode == 0, f"docker/airflow-init.sh failed:\n{init.stdout}\n{init.stderr}"
             _finish_seeding(seeding)
         finally:
             if seeding.poll() is None:
@@ -314,9 +324,7 @@ def deployment(
         wait_for_port(api_port, name="airflow api-server", timeout=90, proc=deployment.procs["api-server"])
         deployment.check_alive()
         api = Api(f"http://127.0.0.1:{api_port}", "deploy-test", password)
-        # chDB: one process at a time may open the directory, so ClickHouse tasks share one slot.
-        pool = {"name": cfg.clickhouse_snapshots.pool, "slots": 1, "description": "chDB: one process"}
-        api.send("POST", "/pools", pool)
+        assert api.get(f"/pools/{cfg.clickhouse_snapshots.pool}")["slots"] == 1
         yield deployment, api, stack
     finally:
         if deployment is not None:
