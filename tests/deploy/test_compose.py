@@ -223,3 +223,54 @@ def test_clickhouse_server_backs_up_to_the_configured_bucket_with_credentials_fr
         if element.tag in ("access_key_id", "secret_access_key"):
             assert not (element.text or "").strip(), f"{element.tag} is written into the config file"
             assert element.get("from_env") in clickhouse["environment"]
+
+
+# Service keys of the Compose Specification this file may use; a typo (``healtcheck``) is
+# otherwise silently ignored by YAML and only noticed when the stack misbehaves.
+_SERVICE_KEYS = {
+    "build",
+    "command",
+    "container_name",
+    "depends_on",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "healthcheck",
+    "hostname",
+    "image",
+    "labels",
+    "networks",
+    "ports",
+    "profiles",
+    "restart",
+    "stop_grace_period",
+    "ulimits",
+    "user",
+    "volumes",
+    "working_dir",
+}
+_HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
+
+
+def test_service_keys_are_compose_keys(compose: dict[str, Any]) -> None:
+    assert set(compose) <= {"services", "volumes", "networks", "name"} | {
+        key for key in compose if key.startswith("x-")
+    }, f"unknown top-level keys: {sorted(compose)}"
+    for name, svc in compose["services"].items():
+        unknown = set(svc) - _SERVICE_KEYS
+        assert not unknown, f"service {name}: unknown keys {sorted(unknown)}"
+        unknown = set(svc.get("healthcheck", {})) - _HEALTHCHECK_KEYS
+        assert not unknown, f"service {name}: unknown healthcheck keys {sorted(unknown)}"
+        if svc.get("restart") is not None:
+            assert svc["restart"] in ("no", "always", "on-failure", "unless-stopped"), name
+        for dependency in svc.get("depends_on", {}):
+            assert dependency in compose["services"], f"{name} depends on unknown service {dependency}"
+    named = set(compose.get("volumes") or {})
+    for name, svc in compose["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+            else:
+                assert source in named, f"{name} mounts undeclared volume {source}"
