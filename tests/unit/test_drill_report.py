@@ -215,3 +215,20 @@ def test_engine_failures_are_told_apart_from_outages() -> None:
     assert classify_engine_failure("restore bp-2 still RESTORING after 7200s") == "infrastructure"
     assert classify_engine_failure("Code: 40. CHECKSUM_DOESNT_MATCH") == "data"
     assert classify_engine_failure("something new") is None
+
+
+def test_archive_read_failures_tell_a_missing_object_from_s3_trouble() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from backup_pipelines.hooks.dr_drill import download_failure
+
+    def client_error(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": code}}, "HeadObject")
+
+    assert download_failure(client_error("404")) == ("data", "the object is missing from the archive")
+    assert download_failure(client_error("NoSuchKey"))[0] == "data"
+    kind, detail = download_failure(client_error("InvalidObjectState"), "restore timed out after 48h")
+    assert kind == "infrastructure" and "restore timed out after 48h" in detail
+    kind, detail = download_failure(EndpointConnectionError(endpoint_url="http://s3.example"))
+    assert kind == "infrastructure" and "http://s3.example" in detail
+    assert download_failure(client_error("SlowDown"))[0] == "infrastructure"

@@ -57,6 +57,21 @@ def classify_engine_failure(message: str) -> FailureKind | None:
     return None
 
 
+def download_failure(exc: BaseException, thaw_error: str | None = None) -> tuple[FailureKind, str]:
+    """Why an archived object could not be read: gone (``data``) or S3/thaw trouble (``infrastructure``)."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return "data", "the object is missing from the archive"
+        if code == "InvalidObjectState":
+            why = f": {thaw_error}" if thaw_error else ""
+            return "infrastructure", f"the object is still not readable (its restore did not complete{why})"
+    return "infrastructure", f"could not read the object: {engine_message(exc)}"
+
+
 @dataclass(frozen=True)
 class MissingObject:
     """An object a manifest records that is not in S3 as recorded (gone, or another size)."""

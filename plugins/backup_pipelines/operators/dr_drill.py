@@ -486,7 +486,15 @@ class ArchiveDrillOperator(_DatasetDrillOperator):
                 kwargs={"started": started},
                 timeout=cfg.dr_drill.restore_timeout,
             )
-        return self._verify(cfg, catalog, manifest, entry, started, thaw_error=None)
+        return self._verify(
+            context,
+            cfg=cfg,
+            catalog=catalog,
+            manifest=manifest,
+            entry=entry,
+            started=started,
+            thaw_error=None,
+        )
 
     def resume(
         self, context: Context, event: dict[str, Any] | None = None, started: float | None = None
@@ -499,18 +507,29 @@ class ArchiveDrillOperator(_DatasetDrillOperator):
         catalog = Catalog.from_config(cfg)
         manifest = catalog.read(self.kind, self.dataset, entry["recovery_point_id"])
         error = None if event and event.get("status") == "success" else str((event or {}).get("message"))
-        return self._verify(cfg, catalog, manifest, entry, started or time.time(), thaw_error=error)
+        return self._verify(
+            context,
+            cfg=cfg,
+            catalog=catalog,
+            manifest=manifest,
+            entry=entry,
+            started=started or time.time(),
+            thaw_error=error,
+        )
 
     def _verify(
         self,
+        context: Context,
+        *,
         cfg: BackupConfig,
         catalog: Catalog,
         manifest: Manifest,
         entry: dict[str, Any],
         started: float,
-        *,
         thaw_error: str | None,
     ) -> dict[str, Any]:
+        from backup_pipelines.errors import DrillInfrastructureError
+        from backup_pipelines.hooks.dr_drill import download_failure
         from backup_pipelines.hooks.s3_archive import S3ArchiveHook
         from backup_pipelines.kafka_parquet import file_sha256, read_offsets
 
@@ -526,12 +545,11 @@ class ArchiveDrillOperator(_DatasetDrillOperator):
                 local = Path(tmp) / f"{n}.bin"
                 try:
                     hook.client.download_file(bucket, full_key, str(local))
-                except Exception as exc:
-                    detail = f"could not read the object after restore: {exc}"
-                    if thaw_error:
-                        detail = f"restore did not complete: {thaw_error}"
+                except Exception as exc:  # gone is a finding; S3 trouble or a stuck thaw is not
+                    kind, detail = download_failure(exc, thaw_error)
+                    status: CheckStatus = "failed" if kind == "data" else "error"
                     result.checks.append(
-                        CheckResult(name=CHECK_THAW, status="failed", object=url, detail=detail)
+                        CheckResult(name=CHECK_THAW, status=status, object=url, detail=detail)
                     )
                     continue
                 result.checks.append(CheckResult(name=CHECK_THAW, status="passed", object=url))
@@ -544,6 +562,15 @@ class ArchiveDrillOperator(_DatasetDrillOperator):
                         result.checks.append(self._replay_check(cfg, url, local))
                 self.log.info("checked %d/%d: %s", n + 1, len(entry["sample"]), url)
         result.rto_seconds = time.time() - started
+        errors = [c for c in result.checks if c.status == "error"]
+        if errors and not any(c.status == "failed" for c in result.checks):
+            # Nothing wrong was found, but not everything could be checked: leave the point as it
+            # is, give the report the finding, and let Airflow retry.
+            self.log.error("%s: %d object(s) could not be checked", result.key, len(errors))
+            context["ti"].xcom_push(key=ERROR_XCOM_KEY, value=result.model_dump(mode="json"))
+            raise DrillInfrastructureError(
+                f"{result.key}: {len(errors)} sampled object(s) could not be read: {errors[0].describe()}"
+            )
         return self._finish(catalog, manifest, result)
 
     def _replay_check(self, cfg: BackupConfig, url: str, path: Path) -> CheckResult:
