@@ -134,6 +134,12 @@ def _called(node: ast.AST) -> list[tuple[str, ast.Call]]:
     ]
 
 
+def _receiver(call: ast.Call) -> str:
+    """``self.client`` for ``self.client.put_object(...)``."""
+    assert isinstance(call.func, ast.Attribute)
+    return ast.unparse(call.func.value)
+
+
 def _literal_first_arg(call: ast.Call) -> str | None:
     if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
         return call.args[0].value
@@ -152,8 +158,7 @@ def _client_ops(node: ast.AST, *, own_methods: set[str], resources: bool = False
     ops = _operations()
     found: set[tuple[str, str]] = set()
     for name, call in _called(node):
-        assert isinstance(call.func, ast.Attribute)
-        receiver = ast.unparse(call.func.value)
+        receiver = _receiver(call)
         if name in ("get_paginator", "get_waiter") and (literal := _literal_first_arg(call)):
             if literal in ops:
                 found.add(ops[literal])
@@ -182,9 +187,7 @@ def _s3hook_method_ops() -> dict[str, set[tuple[str, str]]]:
         name: _client_ops(node, own_methods=set(methods), resources=True) for name, node in methods.items()
     }
     calls = {
-        name: {
-            m for m, c in _called(node) if m in methods and m != name and ast.unparse(c.func.value) == "self"
-        }
+        name: {m for m, c in _called(node) if m in methods and m != name and _receiver(c) == "self"}
         for name, node in methods.items()
     }
 
