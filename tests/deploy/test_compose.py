@@ -274,3 +274,17 @@ def test_service_keys_are_compose_keys(compose: dict[str, Any]) -> None:
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
             else:
                 assert source in named, f"{name} mounts undeclared volume {source}"
+
+
+def test_every_airflow_setting_is_a_real_option(compose: dict[str, Any]) -> None:
+    """``AIRFLOW__SECTION__KEY`` with a typo is ignored by Airflow, silently: check each one exists."""
+    from airflow.configuration import conf
+
+    description = conf.configuration_description
+    for name, svc in _airflow_services(compose).items():
+        for variable in svc["environment"]:
+            if not variable.startswith("AIRFLOW__"):
+                continue
+            section, key = (part.lower() for part in variable.removeprefix("AIRFLOW__").split("__", 1))
+            options = description.get(section, {}).get("options", {})
+            assert key in options, f"{name}: {variable} is not an Airflow option ([{section}] {key})"
