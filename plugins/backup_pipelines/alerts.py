@@ -21,7 +21,6 @@ deadline had already passed when it was queued (a re-run of an old interval) is 
 from __future__ import annotations
 
 import asyncio
-import functools
 import html
 import itertools
 import logging
@@ -110,37 +109,6 @@ def failure_callbacks(cfg: BackupConfig) -> list[Any]:
 # -- deadline alerts -------------------------------------------------------------------------------
 
 
-def _dag_test_without_deadlines() -> None:
-    """Let ``dag.test()`` run DAGs that carry deadlines (a work-around for Airflow 3.3.2).
-
-    ``DAG.test`` builds its scheduler DAG from an in-memory serialization, where ``deadline`` holds
-    encoded alerts instead of the alert ids the scheduler's DB copy holds; when the run succeeds,
-    ``DagRun.update_state`` looks those up as ids and fails (``'dict' object has no attribute
-    'hex'``). ``dag.test()`` has no scheduler loop, so deadlines never fire there anyway: this wraps
-    ``DAG.test`` to run with ``deadline=None`` and restores it afterwards. Scheduler, dag-processor
-    and triggerer never call ``DAG.test``, so production behaviour is unchanged.
-    """
-    from airflow.sdk.definitions.dag import DAG
-
-    if getattr(DAG.test, "_backup_pipelines_shim", False):
-        return
-    original = DAG.test
-
-    @functools.wraps(original)
-    def test(self: DAG, *args: Any, **kwargs: Any) -> Any:
-        saved = self.deadline
-        if not saved:
-            return original(self, *args, **kwargs)
-        self.deadline = None
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            self.deadline = saved
-
-    test._backup_pipelines_shim = True  # type: ignore[attr-defined]
-    DAG.test = test  # type: ignore[method-assign]
-
-
 def deadline_alerts(cfg: BackupConfig, dag_id: str, *, schedule: str | None = None) -> list[Any]:
     """``DeadlineAlert``s for a DAG from ``cfg.deadlines`` (none when the DAG has no entry).
 
@@ -166,7 +134,6 @@ def deadline_alerts(cfg: BackupConfig, dag_id: str, *, schedule: str | None = No
         reference = DeadlineReference.DAGRUN_QUEUED_AT
         interval = deadline.after
     callback = AsyncCallback(sla_miss_callback, kwargs=sla_callback_kwargs(cfg, dag_id))
-    _dag_test_without_deadlines()
     return [
         DeadlineAlert(
             reference=reference,

@@ -60,7 +60,7 @@ def test_dag_rules(dagbag, path: Path) -> None:
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
 def test_parse_time_under_budget(dagbag, path: Path) -> None:
-    """What the dag-processor pays per file: the best of three parses (one parse on a busy machine is noise)."""
+    """What the dag-processor pays per file: best of three parses (one parse on a busy box is noise)."""
     from airflow.dag_processing.dagbag import DagBag
 
     timings = []

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from backup_pipelines.embedded import run_dag_in_process
 from backup_pipelines.sample_data import hour_floor
 
 pytestmark = pytest.mark.e2e
@@ -129,7 +130,7 @@ def test_three_hourly_runs_build_a_chain_that_restores_every_row(
         _insert(clickhouse_client, db, inserted, 1000 * (n + 1))
         inserted += 1000 * (n + 1)
         captured.append(inserted)
-        _ok(hourly.test(logical_date=slot))
+        _ok(run_dag_in_process(hourly, logical_date=slot))
 
     points = catalog.list_points(KIND, db).points
     assert [p.recovery_point_id for p in points] == [s.strftime("%Y%m%dT%H%MZ") for s in slots]
@@ -147,12 +148,12 @@ def test_three_hourly_runs_build_a_chain_that_restores_every_row(
     assert any(k.endswith(f"{inc2.recovery_point_id}/.backup") for k in keys)
 
     # A re-run of a captured, verified slot is a no-op: same manifest, same capture time.
-    _ok(hourly.test(logical_date=slots[-1]))
+    _ok(run_dag_in_process(hourly, logical_date=slots[-1]))
     again = catalog.read(KIND, db, inc2.recovery_point_id)
     assert again.captured_at == inc2.captured_at and again.verification == inc2.verification
 
     # Restore of the last increment returns every row inserted before its capture.
-    _ok(restore.test(run_conf=_conf(dataset=db, target_database=f"{db}_latest")))
+    _ok(run_dag_in_process(restore, run_conf=_conf(dataset=db, target_database=f"{db}_latest")))
     assert clickhouse_client.query(f"SELECT count() FROM {db}_latest.events").result_rows[0][0] == captured[2]
     assert (
         clickhouse_client.query(f"SELECT max(id) FROM {db}_latest.events").result_rows[0][0]
@@ -167,27 +168,27 @@ def test_three_hourly_runs_build_a_chain_that_restores_every_row(
         "target_database": f"{db}_pit",
         "tables": ["events"],
     }
-    _ok(restore.test(run_conf=_conf(**conf)))
+    _ok(run_dag_in_process(restore, run_conf=_conf(**conf)))
     assert clickhouse_client.query(f"SELECT count() FROM {db}_pit.events").result_rows[0][0] == captured[1]
     assert not clickhouse_client.query(f"EXISTS TABLE {db}_pit.users").result_rows[0][0]
 
     # Restoring over the live database without confirm_overwrite is refused, and changes nothing.
     before = clickhouse_client.query(f"SELECT count() FROM {db}.events").result_rows[0][0]
-    run = restore.test(run_conf=_conf(dataset=db, target_database=db))
+    run = run_dag_in_process(restore, run_conf=_conf(dataset=db, target_database=db))
     assert str(run.state).endswith("failed")
     assert clickhouse_client.query(f"SELECT count() FROM {db}.events").result_rows[0][0] == before
 
     # With confirm_overwrite, a corrupted live table is replaced by the restored one.
     clickhouse_client.command(f"TRUNCATE TABLE {db}.events")
     _ok(
-        restore.test(
-            run_conf=_conf(dataset=db, target_database=db, confirm_overwrite=True, tables=["events"])
+        run_dag_in_process(
+            restore, run_conf=_conf(dataset=db, target_database=db, confirm_overwrite=True, tables=["events"])
         )
     )
     assert clickhouse_client.query(f"SELECT count() FROM {db}.events").result_rows[0][0] == captured[2]
 
     # Dry run: a plan, nothing restored.
-    _ok(restore.test(run_conf=_conf(dataset=db, target_database=f"{db}_dry", dry_run=True)))
+    _ok(run_dag_in_process(restore, run_conf=_conf(dataset=db, target_database=f"{db}_dry", dry_run=True)))
     assert not clickhouse_client.query(f"EXISTS DATABASE {db}_dry").result_rows[0][0]
 
 
@@ -209,13 +210,13 @@ def test_a_crashed_backup_leaves_no_manifest_and_the_next_run_recovers(
 
     with monkeypatch.context() as patch:
         patch.setattr(clickhouse_backup.ClickHouseBackupHook, "describe", _crash)
-        run = hourly.test(logical_date=slot)
+        run = run_dag_in_process(hourly, logical_date=slot)
     assert not str(run.state).endswith("success")
     assert catalog.get(KIND, db, rp_id) is None, "a crashed backup must leave no manifest"
     leftovers = s3.list_objects_v2(Bucket="analytics-backups", Prefix=f"clickhouse-e2e/{db}/{rp_id}/")
     assert leftovers.get("KeyCount", 0) > 0, "the crash should have left the backup's files behind"
 
-    _ok(hourly.test(logical_date=slot))
+    _ok(run_dag_in_process(hourly, logical_date=slot))
     point = catalog.read(KIND, db, rp_id)
     assert point.is_verified and point.row_counts["events"] == 500
 
@@ -230,7 +231,7 @@ def test_missing_table_and_unreachable_s3_fail_clearly_and_delete_nothing(
     catalog = Catalog.from_config(cfg)
     slot = hour_floor(datetime.now(UTC)) - timedelta(hours=1)
     _insert(clickhouse_client, db, 0, 100)
-    _ok(hourly.test(logical_date=slot))
+    _ok(run_dag_in_process(hourly, logical_date=slot))
     before = [p.recovery_point_id for p in catalog.list_points(KIND, db).points]
     assert len(before) == 1
 
@@ -240,7 +241,7 @@ def test_missing_table_and_unreachable_s3_fail_clearly_and_delete_nothing(
     write_config(bad)
     hourly = _dags()["clickhouse_hourly_snapshot"]
     capfd.readouterr()
-    run = hourly.test(logical_date=slot + timedelta(hours=1))
+    run = run_dag_in_process(hourly, logical_date=slot + timedelta(hours=1))
     assert str(run.state).endswith("failed")
     assert f"table {db}.no_such_table does not exist" in "".join(capfd.readouterr())
     assert [p.recovery_point_id for p in catalog.list_points(KIND, db).points] == before
@@ -255,7 +256,7 @@ def test_missing_table_and_unreachable_s3_fail_clearly_and_delete_nothing(
     try:
         write_config(dead)
         hourly = _dags()["clickhouse_hourly_snapshot"]
-        run = hourly.test(logical_date=slot + timedelta(hours=2))
+        run = run_dag_in_process(hourly, logical_date=slot + timedelta(hours=2))
     finally:
         del os.environ["AIRFLOW_CONN_AWS_DEAD"]
     assert str(run.state).endswith("failed")
@@ -278,10 +279,14 @@ def test_explicit_credentials_never_leak_to_logs_xcom_or_the_metadata_db(
         dags = _dags()
         slot = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
         _insert(clickhouse_client, db, 0, 200)
-        _ok(dags["clickhouse_hourly_snapshot"].test(logical_date=slot))
+        _ok(run_dag_in_process(dags["clickhouse_hourly_snapshot"], logical_date=slot))
         _insert(clickhouse_client, db, 200, 200)
-        _ok(dags["clickhouse_hourly_snapshot"].test(logical_date=slot + timedelta(hours=1)))
-        _ok(dags["clickhouse_restore"].test(run_conf=_conf(dataset=db, target_database=f"{db}_r")))
+        _ok(run_dag_in_process(dags["clickhouse_hourly_snapshot"], logical_date=slot + timedelta(hours=1)))
+        _ok(
+            run_dag_in_process(
+                dags["clickhouse_restore"], run_conf=_conf(dataset=db, target_database=f"{db}_r")
+            )
+        )
     finally:
         del os.environ["AIRFLOW_CONN_AWS_SENTINEL"]
     assert clickhouse_client.query(f"SELECT count() FROM {db}_r.events").result_rows[0][0] == 400

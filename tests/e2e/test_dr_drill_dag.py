@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from backup_pipelines.embedded import run_dag_in_process
+
 pytestmark = pytest.mark.e2e
 
 ARCHIVE_BUCKET = "analytics-archive"
@@ -119,7 +121,7 @@ def _run_drill() -> tuple[str, dict[str, Any], str]:
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "dr_drill.py"))
     assert not bag.import_errors, bag.import_errors
-    run = bag.dags["dr_drill"].test()
+    run = run_dag_in_process(bag.dags["dr_drill"])
     return str(run.state), {}, str(run.run_id)
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from backup_pipelines.embedded import run_dag_in_process
+
 pytestmark = pytest.mark.e2e
 
 SOURCE_BUCKET = "emr-output-e2e"
@@ -107,7 +109,7 @@ def test_a_day_is_archived_with_checksums_encryption_and_manifest_and_reruns_cop
     dag = _dag()
 
     seeded = worker_bytes.sent
-    run = dag.test(logical_date=_run_end(day))
+    run = run_dag_in_process(dag, logical_date=_run_end(day))
     assert str(run.state).endswith("success")
     # Not one byte of object data passed through the worker: copies are server-side.
     assert (worker_bytes.read, worker_bytes.sent - seeded) == (0, 0)
@@ -140,7 +142,7 @@ def test_a_day_is_archived_with_checksums_encryption_and_manifest_and_reruns_cop
     # Re-run of the same date: nothing copied again, same manifest, same capture time.
     read_by_test = worker_bytes.read
     before = {k: s3.head_object(Bucket="analytics-archive", Key=k)["LastModified"] for k in keys}
-    run = dag.test(logical_date=_run_end(day))
+    run = run_dag_in_process(dag, logical_date=_run_end(day))
     assert str(run.state).endswith("success")
     after = {k: s3.head_object(Bucket="analytics-archive", Key=k)["LastModified"] for k in keys}
     assert after == before
@@ -158,7 +160,7 @@ def test_backfill_of_three_days_archives_three_dates(emr_config: dict[str, Any],
         _seed(s3, day)
     dag = _dag()
     for day in days:
-        run = dag.test(logical_date=_run_end(day))
+        run = run_dag_in_process(dag, logical_date=_run_end(day))
         assert str(run.state).endswith("success"), f"{day}: {run.state}"
     ids = {
         p.recovery_point_id for p in Catalog.from_config(load_config()).list_points("emr_output", JOB).points
@@ -179,7 +181,7 @@ def test_missing_marker_times_out_naming_job_and_date(
     seed_emr_outputs(
         s3, bucket=SOURCE_BUCKET, job=JOB, day=day, files=1, rows_per_file=10, success_marker=None
     )
-    run = _dag().test(logical_date=_run_end(day))
+    run = run_dag_in_process(_dag(), logical_date=_run_end(day))
     assert str(run.state).endswith("failed")
     assert (
         f"EMR job '{JOB}' for 2026-04-05: s3://{SOURCE_BUCKET}/{JOB}/dt=2026-04-05/_SUCCESS "

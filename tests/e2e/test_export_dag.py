@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from backup_pipelines.embedded import run_dag_in_process
+
 pytestmark = pytest.mark.e2e
 
 # Months after the DAGs' start_date (2026-01-01) and far from the last-40-days window the demo and
@@ -58,7 +60,7 @@ def test_backfill_of_three_months_gives_three_verified_deep_archive_exports(
     cfg = load_config()
     dag = _dag()
     for end in RUN_ENDS:
-        run = dag.test(logical_date=end)
+        run = run_dag_in_process(dag, logical_date=end)
         assert str(run.state).endswith("success"), f"run for {end:%Y-%m} ended {run.state}"
 
     catalog = Catalog.from_config(cfg)

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from backup_pipelines.embedded import run_dag_in_process
+
 pytestmark = pytest.mark.e2e
 
 WEEK1_END = datetime(2026, 2, 9, 4, tzinfo=UTC)  # Mondays 04:00 after the DAG start date
@@ -108,7 +110,7 @@ def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_wind
 
     dag = _dag("kafka_weekly_glacier_archive")
     for end in (WEEK1_END, WEEK2_END):
-        run = dag.test(logical_date=end)
+        run = run_dag_in_process(dag, logical_date=end)
         assert str(run.state).endswith("success"), f"archive run for {end} ended {run.state}"
 
     cfg = load_config()
@@ -157,7 +159,7 @@ def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_wind
     assert first.details["retention_warning"] is None
 
     # Re-running an archived window is a no-op: same manifest, same objects.
-    again = dag.test(logical_date=WEEK1_END)
+    again = run_dag_in_process(dag, logical_date=WEEK1_END)
     assert str(again.state).endswith("success")
     assert catalog.read("kafka_archive", topic, first.recovery_point_id).objects == first.objects
 
@@ -171,7 +173,7 @@ def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_wind
         "dry_run": False,
         "restore_tier": "Standard",
     }
-    run = _dag("kafka_archive_replay").test(run_conf=conf)
+    run = run_dag_in_process(_dag("kafka_archive_replay"), run_conf=conf)
     assert str(run.state).endswith("success"), f"replay ended {run.state}"
     hook = KafkaArchiveHook(kafka_conn_id=cfg.connections.kafka, group_id="e2e-check")
     for p in range(PARTITIONS):
@@ -203,7 +205,7 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     write_config(_config(example_config, topic))
     _seed(embedded_stack, topic, retention_ms=3 * 86_400_000)
     dag = _dag("kafka_weekly_glacier_archive")
-    run = dag.test(logical_date=WEEK1_END)
+    run = run_dag_in_process(dag, logical_date=WEEK1_END)
     assert str(run.state).endswith("success")
     catalog = Catalog.from_config(load_config())
     first = catalog.list_points("kafka_archive", topic).points[0]
@@ -218,7 +220,7 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
 
     monkeypatch.setattr(KafkaArchiveHook, "watermarks", deleted)
     mails_before = len(embedded_stack.mailbox())
-    run = dag.test(logical_date=WEEK2_END)
+    run = run_dag_in_process(dag, logical_date=WEEK2_END)
     assert str(run.state).endswith("failed")
     assert [p.recovery_point_id for p in catalog.list_points("kafka_archive", topic).points] == [
         first.recovery_point_id

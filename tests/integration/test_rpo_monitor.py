@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from backup_pipelines.embedded import run_dag_in_process
+
 pytestmark = pytest.mark.integration
 
 
@@ -78,7 +80,7 @@ def test_breach_emails_once_then_recovers(embedded_stack, s3, dagbag, monitor_co
         return [m for m in embedded_stack.mailbox() if tag in str(m["Subject"])]
 
     tick = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-    run = dag.test(logical_date=tick - timedelta(minutes=30))
+    run = run_dag_in_process(dag, logical_date=tick - timedelta(minutes=30))
     assert str(run.state).endswith("success")
     [breach] = mine()
     assert breach["Subject"].startswith(f"[RPO BREACH] clickhouse_snapshot/{stale}: newest verified")
@@ -92,13 +94,13 @@ def test_breach_emails_once_then_recovers(embedded_stack, s3, dagbag, monitor_co
     assert status["state"][f"clickhouse_snapshot/{stale}"]["breached"] is True
 
     # 15 minutes later, still breached: nothing new in the mailbox.
-    run = dag.test(logical_date=tick - timedelta(minutes=15))
+    run = run_dag_in_process(dag, logical_date=tick - timedelta(minutes=15))
     assert str(run.state).endswith("success")
     assert len(mine()) == 1
 
     # The next snapshot lands and is verified: one recovery email, state cleared.
     new = _write_point(s3, cfg, stale, datetime.now(UTC) - timedelta(minutes=1), "verified")
-    run = dag.test(logical_date=tick)
+    run = run_dag_in_process(dag, logical_date=tick)
     assert str(run.state).endswith("success")
     emails = mine()
     assert len(emails) == 2
