@@ -1,0 +1,159 @@
+"""KafkaArchiveHook's decisions without a broker: where a read stops, what counts as lost data, and
+how an archive's coverage and a replay are judged. Fake messages reach the error paths."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError
+
+from backup_pipelines.errors import BackupPipelinesError, OffsetGapError
+from backup_pipelines.hooks.kafka_archive import (
+    KafkaArchiveHook,
+    ReadResult,
+    _Cursor,
+    compare_records,
+    object_key,
+    recovery_point_id,
+)
+from backup_pipelines.kafka_parquet import Record
+
+
+class FakeMessage:
+    def __init__(self, offset: int, ts: int | None = None, error: KafkaError | None = None) -> None:
+        self._offset, self._ts, self._error = offset, ts, error
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return (0, -1) if self._ts is None else (1, self._ts)
+
+    def error(self) -> KafkaError | None:
+        return self._error
+
+
+def cursor(start: int = 10, *, skip_before: int | None = None, end: int | None = None) -> _Cursor:
+    result = ReadResult(topic="events", partition=2, requested_start=start, start_offset=start)
+    return _Cursor(result, start, skip_before, end, None)
+
+
+def record(offset: int, *, ts: int | None = 1_000, value: bytes = b"v") -> Record:
+    return Record("events", 0, offset, 0 if ts is None else 1, ts, b"k", value, [("h", b"1")])
+
+
+def test_keys_and_ids_are_deterministic() -> None:
+    assert recovery_point_id(datetime(2026, 11, 16, 4, tzinfo=UTC)) == "20261116T040000Z"
+    assert object_key("kafka/", "events", 3, 100, 199) == "kafka/events/partition=3/100-199.parquet"
+
+
+def test_read_stops_at_the_first_record_at_or_after_the_window_end() -> None:
+    cur = cursor(10, end=5_000)
+    assert cur.accept(FakeMessage(10, 4_999))
+    assert not cur.accept(FakeMessage(11, 5_000))
+    assert cur.done and cur.result.end_offset == 11 and cur.result.stopped_by == "window_end"
+    assert cur.result.records == 1
+
+
+def test_a_missing_first_offset_is_lost_data_named_with_the_range() -> None:
+    cur = cursor(10)
+    with pytest.raises(OffsetGapError, match=r"events\[2\]: offsets 10-14 are missing"):
+        cur.accept(FakeMessage(15, 1))
+
+
+def test_offset_out_of_range_means_deleted_before_archived() -> None:
+    cur = cursor(10)
+    err = KafkaError(KafkaError.OFFSET_OUT_OF_RANGE)
+    with pytest.raises(OffsetGapError, match="offsets from 10 were deleted before they were archived"):
+        cur.on_error(FakeMessage(10, error=err))
+
+
+def test_partition_that_ends_before_the_archive_continues_is_reported() -> None:
+    cur = cursor(10)
+    with pytest.raises(OffsetGapError, match="ends at offset 4, before offset 10"):
+        cur.on_error(FakeMessage(4, error=KafkaError(KafkaError._PARTITION_EOF)))
+
+
+def test_end_of_partition_closes_the_range() -> None:
+    cur = cursor(10)
+    assert cur.accept(FakeMessage(10, 1)) and cur.accept(FakeMessage(11, 2))
+    cur.on_error(FakeMessage(12, error=KafkaError(KafkaError._PARTITION_EOF)))
+    assert cur.done and cur.result.end_offset == 12 and cur.result.stopped_by == "end_of_partition"
+
+
+def test_fatal_kafka_error_fails_and_transient_one_is_retried() -> None:
+    cur = cursor(10)
+    with pytest.raises(BackupPipelinesError, match="Kafka error"):
+        cur.on_error(FakeMessage(10, error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, fatal=True)))
+    cur.on_error(FakeMessage(10, error=KafkaError(KafkaError._TRANSPORT, retriable=True)))
+    assert not cur.done
+
+
+def test_first_run_skips_records_before_the_window_start() -> None:
+    # The embedded broker answers offsets_for_times with 0, so the read starts early and skips.
+    cur = cursor(0, skip_before=1_000)
+    assert not cur.accept(FakeMessage(0, 10))
+    assert not cur.accept(FakeMessage(1, 999))
+    assert cur.accept(FakeMessage(2, 1_000))
+    assert cur.result.start_offset == 2 and cur.result.skipped_before_window == 2
+
+
+def _range(start: int, end: int) -> dict[str, Any]:
+    return {
+        "topic": "events",
+        "partition": 0,
+        "start_offset": start,
+        "end_offset": end,
+        "records": end - start,
+    }
+
+
+def _file(first: int, last: int) -> dict[str, Any]:
+    key = f"kafka/events/partition=0/{first}-{last}.parquet"
+    return {
+        "topic": "events",
+        "partition": 0,
+        "first_offset": first,
+        "last_offset": last,
+        "records": last - first + 1,
+        "key": key,
+    }
+
+
+def test_contiguous_archive_has_no_problem() -> None:
+    problems = KafkaArchiveHook.check_contiguity(
+        [_range(100, 200)], [_file(100, 149), _file(150, 199)], {("events", 0): 100}
+    )
+    assert problems == []
+
+
+def test_gap_and_overlap_with_the_previous_archive_are_named() -> None:
+    gap = KafkaArchiveHook.check_contiguity([_range(105, 200)], [_file(105, 199)], {("events", 0): 100})
+    assert gap == ["events[0]: gap: the previous archive ends at offset 100, this one starts at 105"]
+    overlap = KafkaArchiveHook.check_contiguity([_range(95, 200)], [_file(95, 199)], {("events", 0): 100})
+    assert overlap[0].startswith("events[0]: overlap")
+
+
+def test_a_hole_between_files_is_named() -> None:
+    problems = KafkaArchiveHook.check_contiguity([_range(100, 200)], [_file(100, 139), _file(150, 199)], {})
+    assert "events[0]: offsets 140-149 are in no file" in problems
+
+
+def test_replay_comparison_finds_changed_values_and_headers() -> None:
+    archived = [record(1), record(2)]
+    replayed = [record(1), Record("events.replay", 0, 7, 1, 1_000, b"k", b"changed", [("h", b"2")])]
+    problems = compare_records(archived, replayed)
+    assert problems == [
+        "record 1 (archived offset 2): value differs",
+        "record 1 (archived offset 2): headers differ",
+    ]
+    assert compare_records(archived, archived[:1]) == ["1 records read back, 2 archived"]
+
+
+def test_records_archived_without_a_timestamp_may_get_one_on_replay() -> None:
+    assert compare_records([record(1, ts=None)], [record(1, ts=123_456)]) == []
+    assert compare_records([record(1, ts=5)], [record(1, ts=6)]) == [
+        "record 0 (archived offset 1): timestamp_ms differs"
+    ]
