@@ -53,25 +53,10 @@ def smtp_sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[EmailMessage]]:
 
 
 @pytest.fixture
-def catalog_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def catalog_s3(moto_s3: Any) -> Any:
     """In-process moto S3 with the catalog bucket; connection ``aws_unit``."""
-    import boto3
-    from moto import mock_aws
-
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_UNIT",
-        json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}),
-    )
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+    moto_s3.create_bucket(Bucket=BUCKET)
+    return moto_s3
 
 
 def _cfg(example_config: dict[str, Any], **deadlines: dict[str, str]) -> BackupConfig:

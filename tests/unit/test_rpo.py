@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,28 +46,14 @@ def test_only_edges_make_transitions() -> None:
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import boto3
-    from moto import mock_aws
-
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_RPO", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}})
-    )
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+def s3(moto_s3: Any) -> Any:
+    moto_s3.create_bucket(Bucket=BUCKET)
+    return moto_s3
 
 
 def _cfg(example_config: dict[str, Any]) -> BackupConfig:
     raw = dict(example_config)
-    raw["connections"] = {"aws": "aws_rpo"}
+    raw["connections"] = {"aws": "aws_unit"}
     raw["storage"] = {**example_config["storage"], "backup_bucket": BUCKET}
     raw["emr_archive"] = {"jobs": []}
     raw["kafka_archive"] = {"topics": []}
@@ -80,7 +65,7 @@ def test_corrupt_status_is_reset_not_fatal(s3) -> None:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     s3.put_object(Bucket=BUCKET, Key="status/rpo.json", Body=b'{"state": {"x": ')
-    status = rpo.read_status(S3Hook(aws_conn_id="aws_rpo"), bucket=BUCKET, key="status/rpo.json")
+    status = rpo.read_status(S3Hook(aws_conn_id="aws_unit"), bucket=BUCKET, key="status/rpo.json")
     assert status.state == {}
 
 

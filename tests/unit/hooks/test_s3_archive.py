@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,21 +21,12 @@ def _b64sha(data: bytes) -> str:
 
 
 @pytest.fixture
-def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3ArchiveHook]:
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        h = S3ArchiveHook(aws_conn_id=None, region_name="us-east-1")
-        for bucket in ("src", "dst"):
-            h.client.create_bucket(Bucket=bucket)
-        h.client.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
-        yield h
+def hook(moto_s3: Any) -> S3ArchiveHook:
+    h = S3ArchiveHook(aws_conn_id=None, region_name="us-east-1")
+    for bucket in ("src", "dst"):
+        h.client.create_bucket(Bucket=bucket)
+    h.client.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+    return h
 
 
 def _put(hook: S3ArchiveHook, key: str, data: bytes, bucket: str = "src") -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,9 @@ NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import boto3
-    from moto import mock_aws
-
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_SENSOR", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}})
-    )
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+def s3(moto_s3: Any) -> Any:
+    moto_s3.create_bucket(Bucket=BUCKET)
+    return moto_s3
 
 
 @pytest.fixture
@@ -47,7 +32,7 @@ def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
 @pytest.fixture
 def config(write_config, example_config) -> Path:
     raw = dict(example_config)
-    raw["connections"] = {"aws": "aws_sensor"}
+    raw["connections"] = {"aws": "aws_unit"}
     raw["storage"] = {**example_config["storage"], "backup_bucket": BUCKET}
     return write_config(raw)
 
@@ -151,7 +136,7 @@ def test_trigger_fires_when_a_verified_point_arrives(s3, config, monkeypatch) ->
 
     monkeypatch.setattr(asyncio, "sleep", _sleep)
     kwargs = {
-        "aws_conn_id": "aws_sensor",
+        "aws_conn_id": "aws_unit",
         "bucket": BUCKET,
         "catalog_prefix": "catalog/",
         "datasets": [["clickhouse_snapshot", "analytics", 3600.0]],
@@ -170,7 +155,7 @@ def test_trigger_times_out_and_the_sensor_says_what_is_stale(s3, frozen_now, con
 
     _write(s3, "analytics", NOW - timedelta(hours=3))
     kwargs = {
-        "aws_conn_id": "aws_sensor",
+        "aws_conn_id": "aws_unit",
         "bucket": BUCKET,
         "catalog_prefix": "catalog/",
         "datasets": [["clickhouse_snapshot", "analytics", 3600.0]],
