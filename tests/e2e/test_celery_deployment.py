@@ -13,31 +13,28 @@ chDB lets one process at a time open a data directory: ClickHouse tasks go throu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support.airflow_processes import PG_HOST, PG_PORT, REDIS_PORT, AirflowProcesses, reachable
 
 from backup_pipelines.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_HOST, PG_PORT, REDIS_PORT = "127.0.0.1", 5432, 6379
 SNAPSHOT_DAG = "clickhouse_hourly_snapshot"
 KAFKA_DAG = "kafka_weekly_glacier_archive"
 WORKERS = ("w1", "w2")
@@ -66,72 +63,11 @@ print(rows)
 """
 
 
-def _reachable(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((PG_HOST, port), timeout=1):
-        return True
-    return False
-
-
 @dataclass
-class Deployment:
-    """The Airflow processes of one deployment and what they need; ``stop`` kills all of them."""
+class Deployment(AirflowProcesses):
+    """The Airflow processes of one deployment; ``api_port`` is where its REST API listens."""
 
-    base: Path
-    env: dict[str, str]
-    api_port: int
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    @property
-    def airflow(self) -> str:
-        return str(Path(sys.executable).with_name("airflow"))
-
-    def run(self, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run(
-            [self.airflow, *args], check=False, env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    def start(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
-        from backup_pipelines.embedded import _die_with_parent
-
-        log = (self.base / "logs" / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            [self.airflow, *args],
-            env={**self.env, **(extra_env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: stop() reaches task and pool children
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
-        )
-        log.close()
-
-    def check_alive(self) -> None:
-        dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
-        assert not dead, (
-            f"Airflow processes exited early: {dead}; logs in {self.base / 'logs'}\n"
-            + "\n".join(self.tail(name) for name in dead)
-        )
-
-    def tail(self, name: str, lines: int = 40) -> str:
-        path = self.base / "logs" / f"{name}.log"
-        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
-        return f"--- {name} ---\n" + "\n".join(text)
-
-    def stop(self) -> None:
-        """SIGTERM every process group this deployment started, then SIGKILL what is left."""
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # also any grandchild still in the group
-            proc.wait(10)
+    api_port: int = 0
 
 
 class Api:
@@ -180,7 +116,7 @@ def postgres_db() -> Iterator[str]:
     """A fresh database for this deployment only, dropped afterwards."""
     import psycopg
 
-    if not _reachable(PG_PORT):
+    if not reachable(PG_PORT):
         pytest.fail(f"Postgres is not listening on {PG_HOST}:{PG_PORT} (needed by scheduler-marked tests)")
     admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -201,7 +137,7 @@ def redis_broker() -> Iterator[tuple[str, str]]:
     """A random Redis database index and a key prefix of this run's own; its keys are deleted after."""
     import redis
 
-    if not _reachable(REDIS_PORT):
+    if not reachable(REDIS_PORT):
         pytest.fail(f"Redis is not listening on {PG_HOST}:{REDIS_PORT} (the Celery broker)")
     for db in range(1, 16):
         other = redis.Redis(host=PG_HOST, port=REDIS_PORT, db=db)
@@ -279,7 +215,7 @@ def deployment(
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         env.pop("AIRFLOW__CORE__HOSTNAME_CALLABLE", None)
-        deployment = Deployment(base, env, api_port)
+        deployment = Deployment(base, env, api_port=api_port)
         seeding = _start_seeding_clickhouse(deployment)  # runs while Kafka is seeded and the DB migrates
         try:
             _seed_kafka(stack, cfg)

@@ -11,38 +11,27 @@ deadlines too; its callbacks must run and send nothing.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support.airflow_processes import PG_HOST, PG_PORT, AirflowProcesses, reachable
 
-from backup_pipelines.embedded import EmbeddedStack, _die_with_parent, airflow_env, free_port, wait_for_port
+from backup_pipelines.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = Path(__file__).resolve().parent / "scheduler_dags"
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 DAG_ID = "sla_probe"
 RECIPIENT = "oncall-e2e@example.com"
 BACKFILL_FROM, BACKFILL_TO = "2026-01-05T10:00:00", "2026-01-05T10:01:00"  # two one-minute runs
-
-
-def _reachable(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((PG_HOST, port), timeout=1):
-        return True
-    return False
 
 
 @pytest.fixture
@@ -50,7 +39,7 @@ def postgres_db() -> Iterator[str]:
     """A fresh database for this test only, dropped afterwards."""
     import psycopg
 
-    if not _reachable(PG_PORT):
+    if not reachable(PG_PORT):
         pytest.fail(f"Postgres is not listening on {PG_HOST}:{PG_PORT} (needed by scheduler-marked tests)")
     name = f"bp_sched_{secrets.token_hex(4)}"
     admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
@@ -64,36 +53,10 @@ def postgres_db() -> Iterator[str]:
 
 
 @dataclass
-class Airflow:
-    """The Airflow processes this test starts; ``stop`` kills every one of them (and their children)."""
+class Airflow(AirflowProcesses):
+    """The Airflow processes this test starts, and its metadata database."""
 
-    base: Path
-    env: dict[str, str]
-    database: str
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    @property
-    def airflow(self) -> str:
-        return str(Path(sys.executable).with_name("airflow"))
-
-    def run(self, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run(
-            [self.airflow, *args], check=False, env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    def start(self, name: str, *args: str) -> None:
-        with (self.base / "logs" / f"{name}.log").open("ab") as log:
-            self.procs[name] = subprocess.Popen(
-                [self.airflow, *args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # own process group: stop() reaches task and runner children
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
-            )
+    database: str = ""
 
     def check_alive(self) -> None:
         dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
@@ -101,24 +64,8 @@ class Airflow:
 
     def tails(self, lines: int = 30) -> str:
         out = [f"import errors: {self.query('select filename, stacktrace from import_error')}"]
-        for name in self.procs:
-            path = self.base / "logs" / f"{name}.log"
-            text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
-            out.append(f"--- {name} ---\n" + "\n".join(text))
+        out += [self.tail(name, lines) for name in self.procs]
         return "\n".join(out)
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         import psycopg
@@ -170,7 +117,7 @@ def airflow_deployment(tmp_path: Path, postgres_db: str) -> Iterator[tuple[Airfl
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         }
-        deployment = Airflow(base, env, postgres_db)
+        deployment = Airflow(base, env, database=postgres_db)
         deployment.run("db", "migrate", timeout=180)
         deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port))
         deployment.start("dag-processor", "dag-processor")
