@@ -61,7 +61,12 @@ with DAG(
             verify = ClickHouseVerifyOperator(task_id="verify", dataset=name, pool=section.pool)
             snapshot >> verify
         groups.append(group)
-    retention = ClickHouseRetentionOperator(task_id="retention", pool=section.pool, trigger_rule="all_done")
+    retention = ClickHouseRetentionOperator(
+        task_id="retention",
+        preview="{{ params.retention_dry_run }}",
+        pool=section.pool,
+        trigger_rule="all_done",
+    )
     # retention runs even when a dataset failed (it is safe by construction); this leaf keeps the
     # run's state honest: any failed snapshot or verification fails the run.
     captured = EmptyOperator(task_id="all_datasets_captured")

@@ -304,3 +304,78 @@ def test_explicit_credentials_never_leak_to_logs_xcom_or_the_metadata_db(
             rows = metadata.execute(f"SELECT * FROM {table}").fetchall()
             assert sentinel not in repr(rows), f"secret found in {table}"
         assert metadata.execute("SELECT count(*) FROM xcom").fetchone()[0] > 0
+
+
+def _objects(s3: Any, bucket: str, location: str) -> list[str]:
+    prefix = location.split(f"s3://{bucket}/", 1)[1]
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def test_retention_dry_run_from_the_form_deletes_nothing(
+    chain_env: Any, clickhouse_client: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backup_pipelines import catalog as catalog_module
+    from backup_pipelines.catalog import Catalog
+
+    db, cfg = chain_env(7, retention_days=1, min_verified=1, full_every="1h")
+    hourly = _dags()["clickhouse_hourly_snapshot"]
+    catalog = Catalog.from_config(cfg)
+    bucket = cfg.storage.backup_bucket
+    base = hour_floor(datetime.now(UTC)) - timedelta(hours=5)
+    for n, slot in enumerate((base, base + timedelta(hours=1))):
+        _insert(clickhouse_client, db, n * 100, 100)
+        _ok(run_dag_in_process(hourly, logical_date=slot, run_conf={"retention_dry_run": False}))
+    old = catalog.list_points(KIND, db).points[0]
+    assert _objects(s3, bucket, old.location)
+
+    # Three days later the first point is past retention_days and covered by newer verified ones.
+    later = catalog_module.utcnow() + timedelta(days=3)
+    monkeypatch.setattr(catalog_module, "utcnow", lambda: later)
+    _insert(clickhouse_client, db, 1000, 100)
+    slot = base + timedelta(hours=2)
+    _ok(run_dag_in_process(hourly, logical_date=slot, run_conf={"retention_dry_run": True}))
+    assert catalog.get(KIND, db, old.recovery_point_id) is not None, "the dry run deleted a manifest"
+    assert _objects(s3, bucket, old.location), "the dry run deleted backup files"
+
+    _ok(run_dag_in_process(hourly, logical_date=slot, run_conf={"retention_dry_run": False}))
+    assert catalog.get(KIND, db, old.recovery_point_id) is None, "the real run should apply retention"
+
+
+def test_retaking_a_failed_slot_keeps_the_failed_copy_and_refuses_under_increments(
+    chain_env: Any, clickhouse_client: Any, s3: Any
+) -> None:
+    from backup_pipelines.catalog import Catalog
+
+    db, cfg = chain_env(8)
+    hourly = _dags()["clickhouse_hourly_snapshot"]
+    catalog = Catalog.from_config(cfg)
+    bucket = cfg.storage.backup_bucket
+    first = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
+
+    # A lone point that failed verification: a re-run captures the slot again in a new folder and
+    # leaves the failed copy in place for retention.
+    _insert(clickhouse_client, db, 0, 100)
+    _ok(run_dag_in_process(hourly, logical_date=first, run_conf={"retention_dry_run": True}))
+    failed = catalog.mark_verification(
+        catalog.list_points(KIND, db).points[0], state="failed", checks=[], detail="drill: CHECK TABLE"
+    )
+    _ok(run_dag_in_process(hourly, logical_date=first, run_conf={"retention_dry_run": True}))
+    retaken = catalog.read(KIND, db, failed.recovery_point_id)
+    assert retaken.is_verified and ".retake-" in retaken.location
+    assert _objects(s3, bucket, failed.location), "the failed copy was deleted"
+
+    # An increment now depends on the retaken point; if that point fails, a re-run must refuse.
+    _insert(clickhouse_client, db, 100, 100)
+    _ok(
+        run_dag_in_process(
+            hourly, logical_date=first + timedelta(hours=1), run_conf={"retention_dry_run": True}
+        )
+    )
+    increment = catalog.list_points(KIND, db).points[-1]
+    assert increment.base == retaken.recovery_point_id
+    catalog.mark_verification(retaken, state="failed", checks=[], detail="drill: CHECK TABLE")
+    run = run_dag_in_process(hourly, logical_date=first, run_conf={"retention_dry_run": True})
+    assert not str(run.state).endswith("success")
+    kept = catalog.read(KIND, db, retaken.recovery_point_id)
+    assert kept.verification.state == "failed" and kept.location == retaken.location
+    assert _objects(s3, bucket, retaken.location), "a base that increments depend on was deleted"

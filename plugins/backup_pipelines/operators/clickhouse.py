@@ -29,7 +29,7 @@ from backup_pipelines.errors import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from backup_pipelines.catalog import Catalog, Manifest
+    from backup_pipelines.catalog import Catalog, Listing, Manifest
     from backup_pipelines.config import BackupConfig, ClickHouseDataset
     from backup_pipelines.hooks.clickhouse_backup import BackupStatus, ClickHouseBackupHook
 
@@ -204,12 +204,11 @@ class ClickHouseSnapshotOperator(BaseOperator):
                 existing.verification.state,
             )
             return _summary(existing, action="noop")
+        listing = catalog.list_points(KIND, dataset.name)
         if existing is not None:
-            self.log.warning("Slot %s failed verification before; taking it again", rp_id)
-            catalog.delete(existing)
+            location = self._retake_location(existing, listing, cfg.storage.backup_bucket, section.prefix)
 
         reattach = None if hook.is_embedded else hook.running_backup(dataset.name, rp_id)
-        listing = catalog.list_points(KIND, dataset.name)
         if reattach is None:
             leftovers = hook.delete_location(location)
             if leftovers:
@@ -336,6 +335,37 @@ class ClickHouseSnapshotOperator(BaseOperator):
             f"base {plan.base_id}" if plan.base_id else "no base",
         )
         return _summary(manifest, action="captured")
+
+    def _retake_location(self, failed: Manifest, listing: Listing, bucket: str, prefix: str) -> str:
+        """Where to capture a slot again whose point failed verification.
+
+        Never delete the failed copy here: it may still hold data a disaster would want, and
+        increments may point at it. The retake goes to a new folder; the failed copy becomes an
+        orphan that only retention sweeps (after orphan_grace, once the slot is captured again).
+        """
+        from backup_pipelines import catalog as catalog_module
+        from backup_pipelines.hooks.clickhouse_backup import backup_location
+
+        rp_id = failed.recovery_point_id
+        dependents = sorted(p.recovery_point_id for p in listing.points if p.base == rp_id)
+        if dependents:
+            raise UnsafeOperationError(
+                f"slot {rp_id} of {failed.dataset} failed verification ({failed.verification.detail}) "
+                f"but recovery points {', '.join(dependents)} are increments on it; it is kept as it "
+                "is, and the next full backup starts a new chain"
+            )
+        location = backup_location(
+            bucket, prefix, failed.dataset, f"{rp_id}.retake-{catalog_module.utcnow():%Y%m%dT%H%M%S}"
+        )
+        self.log.warning(
+            "Slot %s failed verification before (%s); taking it again at %s; the failed copy at %s "
+            "is kept for retention to sweep",
+            rp_id,
+            failed.verification.detail,
+            location,
+            failed.location,
+        )
+        return location
 
 
 class ClickHouseVerifyOperator(BaseOperator):
