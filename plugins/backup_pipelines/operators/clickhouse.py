@@ -94,15 +94,13 @@ def _hook(cfg: BackupConfig) -> ClickHouseBackupHook:
 
 
 def slot_of(context: Context) -> tuple[datetime | None, datetime]:
-    """(interval start, interval end) of the run; a manual run without one gets the current hour."""
-    from backup_pipelines import catalog
+    """(interval start, interval end) of the run; a manual run without one gets the hour it was due."""
+    from backup_pipelines.dagkit import run_after
     from backup_pipelines.sample_data import hour_floor
 
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if end is None:
-        end = context.get("logical_date")
-    if end is None:
-        return None, hour_floor(catalog.utcnow())
+        return None, hour_floor(run_after(context))
     return start, end
 
 

@@ -44,8 +44,9 @@ class DeepArchiveExportOperator(BaseOperator):
         self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.catalog import Catalog, utcnow
+        from backup_pipelines.catalog import Catalog
         from backup_pipelines.config import load_config
+        from backup_pipelines.dagkit import run_after
         from backup_pipelines.hooks.clickhouse_export import ClickHouseExportHook, Month, MonthlyExport
 
         cfg = load_config(self.config_path)
@@ -61,7 +62,7 @@ class DeepArchiveExportOperator(BaseOperator):
         elif start is not None:
             month = Month.of(start)
         else:
-            month = Month.previous(utcnow())
+            month = Month.previous(run_after(context))
         hook = ClickHouseExportHook(
             clickhouse_conn_id=cfg.connections.clickhouse, aws_conn_id=cfg.connections.aws
         )
