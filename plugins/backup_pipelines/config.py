@@ -391,6 +391,41 @@ class BackupConfig(_Strict):
                 raise ValueError(f"{section}: duplicate name(s) {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _prefixes_do_not_overlap(self) -> BackupConfig:
+        """Areas sharing a bucket must not nest: a sweep of one (retention's orphan sweep, an
+        export's old-generation clean-up) would otherwise reach into another, e.g. the catalog."""
+        buckets = {
+            "storage.backup_bucket": {
+                "storage.catalog_prefix": self.storage.catalog_prefix,
+                "clickhouse_snapshots.prefix": self.clickhouse_snapshots.prefix,
+                "dr_drill.report_prefix": self.dr_drill.report_prefix,
+                "rpo_monitor.status_key": self.rpo_monitor.status_key,
+            },
+            "storage.archive_bucket": {
+                "emr_archive.prefix": self.emr_archive.prefix,
+                "kafka_archive.prefix": self.kafka_archive.prefix,
+                "deep_archive_exports.prefix": self.deep_archive_exports.prefix,
+            },
+        }
+        if self.storage.backup_bucket == self.storage.archive_bucket:
+            buckets = {
+                "storage.backup_bucket": {
+                    **buckets["storage.backup_bucket"],
+                    **buckets["storage.archive_bucket"],
+                }
+            }
+        for bucket, areas in buckets.items():
+            items = sorted(areas.items())
+            for i, (name_a, prefix_a) in enumerate(items):
+                for name_b, prefix_b in items[i + 1 :]:
+                    if prefix_a.startswith(prefix_b) or prefix_b.startswith(prefix_a):
+                        raise ValueError(
+                            f"{name_a} ({prefix_a!r}) and {name_b} ({prefix_b!r}) overlap in {bucket}; "
+                            "give each area its own prefix"
+                        )
+        return self
+
     def datasets(self) -> Iterator[tuple[DatasetKind, str, Objectives]]:
         """Every protected dataset with its catalog kind and objectives (for RPO monitoring)."""
         for ch in self.clickhouse_snapshots.datasets:

@@ -132,3 +132,22 @@ def test_config_is_reloaded_when_the_file_changes(write_config, example_config) 
 
     os.utime(path, ns=(1, 10**18))
     assert load_config().rpo_monitor.status_key == "status/other.json"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "other"),
+    [
+        ("clickhouse_snapshots", "prefix", "", "storage.catalog_prefix"),
+        ("clickhouse_snapshots", "prefix", "catalog/", "storage.catalog_prefix"),
+        ("kafka_archive", "prefix", "emr/kafka/", "emr_archive.prefix"),
+    ],
+)
+def test_areas_sharing_a_bucket_must_not_nest(
+    write_config, example_config, section, key, value, other
+) -> None:
+    example_config[section][key] = value
+    write_config(example_config)
+    with pytest.raises(
+        ConfigError, match=rf"{section}\.{key} .* and .*overlap|{other} .* and {section}\.{key}"
+    ):
+        load_config()

@@ -220,6 +220,10 @@ def match_tables(available: Iterable[str], patterns: Sequence[str], *, database:
     return sorted(selected)
 
 
+# What ``backup_location`` names: a slot id (``recovery_point_id``), or a retake of one.
+_RECOVERY_POINT_FOLDER = re.compile(r"^\d{8}T\d{4}Z(\.retake-\d{8}T\d{6})?$")
+
+
 def backup_location(bucket: str, prefix: str, dataset: str, recovery_point_id: str) -> str:
     """``s3://bucket/<prefix><dataset>/<recovery_point_id>/``: one folder per recovery point."""
     return f"s3://{bucket}/{prefix}{dataset}/{recovery_point_id}/"
@@ -635,7 +639,8 @@ class ClickHouseBackupHook:
     def delete_location(self, location: str) -> int:
         """Delete every object under a location; returns how many were deleted."""
         bucket, prefix = split_s3_url(location)
-        if not prefix.endswith("/") or prefix.count("/") < 2:
+        folder = prefix.rstrip("/").rsplit("/", 1)[-1]
+        if not prefix.endswith("/") or prefix.count("/") < 2 or not _RECOVERY_POINT_FOLDER.match(folder):
             raise UnsafeOperationError(f"refusing to delete {location}: not a recovery point folder")
         keys = [o.key for o in self.list_objects(location)]
         if keys:

@@ -223,3 +223,34 @@ def test_explicit_credentials_are_masked(monkeypatch: pytest.MonkeyPatch) -> Non
     assert creds is not None and creds.access_key_id == "AKIAEXAMPLE"
     assert SECRET in masked
     assert ClickHouseBackupHook(aws_conn_id="aws_secret_test").s3_credentials() is None
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "s3://b/clickhouse/",  # the whole prefix
+        "s3://b/clickhouse/analytics/",  # a whole dataset
+        "s3://b/catalog/clickhouse_snapshot/",  # not a backup folder at all
+        "s3://b/clickhouse/analytics/20261123T1400Z",  # no trailing slash: a key prefix, not a folder
+    ],
+)
+def test_delete_location_refuses_anything_but_one_recovery_point_folder(location: str) -> None:
+    from backup_pipelines.errors import UnsafeOperationError
+    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook
+
+    hook = ClickHouseBackupHook.__new__(ClickHouseBackupHook)
+    hook.s3_hook = mock.Mock()
+    with pytest.raises(UnsafeOperationError, match="not a recovery point folder"):
+        hook.delete_location(location)
+    hook.s3_hook.delete_objects.assert_not_called()
+
+
+@pytest.mark.parametrize("folder", ["20261123T1400Z", "20261123T1400Z.retake-20261123T151502"])
+def test_delete_location_accepts_slot_and_retake_folders(folder: str) -> None:
+    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook
+
+    hook = ClickHouseBackupHook.__new__(ClickHouseBackupHook)
+    hook.s3_hook = mock.Mock()
+    with mock.patch.object(ClickHouseBackupHook, "list_objects", return_value=[mock.Mock(key="k")]):
+        assert hook.delete_location(f"s3://b/clickhouse/analytics/{folder}/") == 1
+    hook.s3_hook.delete_objects.assert_called_once_with("b", ["k"])
