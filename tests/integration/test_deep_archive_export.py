@@ -244,3 +244,48 @@ def test_sql_error_fails_with_the_file_name_and_leaves_nothing(
         _exporter(cfg, "broken_it").run(Month.parse("2025-01"))
     assert _keys(s3, cfg.storage.archive_bucket, "it-exports/broken_it/") == []
     assert Catalog.from_config(cfg).get("deep_archive_export", "broken_it", "month=2025-01") is None
+
+
+def test_rerun_removes_only_what_the_replaced_manifest_listed(
+    embedded_stack: Any, export_table: str, sql_root: Path, s3: Any, example_config: Any
+) -> None:
+    from backup_pipelines.hooks.clickhouse_export import Month
+
+    cfg = _config(example_config, [{"name": "daily_own", "sql": "exports/daily.sql"}])
+    bucket = cfg.storage.archive_bucket
+    month = Month.parse("2025-03")
+    prefix = "it-exports/daily_own/month=2025-03/"
+    first = _exporter(cfg, "daily_own").run(month).manifest
+    # An object this export never listed (another run's file, a hand-made copy): not ours to delete.
+    s3.put_object(Bucket=bucket, Key=prefix + "operator-copy.parquet", Body=b"keep me")
+    second = _exporter(cfg, "daily_own").run(month)
+    assert sorted(second.removed_keys) == sorted(o.key for o in first.objects)
+    assert prefix + "operator-copy.parquet" in _keys(s3, bucket, prefix)
+
+
+def test_failure_after_the_manifest_landed_keeps_the_files_it_lists(
+    embedded_stack: Any,
+    export_table: str,
+    sql_root: Path,
+    s3: Any,
+    example_config: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.hooks.clickhouse_export import Month
+
+    cfg = _config(example_config, [{"name": "daily_put", "sql": "exports/daily.sql"}])
+    month = Month.parse("2025-01")
+    original_write = Catalog.write
+
+    def write_then_time_out(self: Catalog, manifest: Any) -> str:
+        original_write(self, manifest)  # the PUT reached S3 ...
+        raise TimeoutError("read timeout after the PUT")  # ... but its answer was lost
+
+    monkeypatch.setattr(Catalog, "write", write_then_time_out)
+    with pytest.raises(TimeoutError):
+        _exporter(cfg, "daily_put").run(month)
+    monkeypatch.setattr(Catalog, "write", original_write)
+    manifest = Catalog.from_config(cfg).read("deep_archive_export", "daily_put", month.recovery_point_id)
+    listed = {o.key for o in manifest.objects}
+    assert listed and listed <= set(_keys(s3, cfg.storage.archive_bucket, "it-exports/daily_put/"))

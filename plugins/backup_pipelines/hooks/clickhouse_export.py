@@ -389,7 +389,9 @@ class MonthlyExport:
             )
             self.catalog.write(manifest)
         except BaseException:
-            if archived:  # never leave unlisted DEEP_ARCHIVE objects behind a failed attempt
+            # Never leave unlisted DEEP_ARCHIVE objects behind a failed attempt, but never delete
+            # what a manifest lists either: the manifest PUT may have landed before the error.
+            if archived and not self._catalog_holds(month, generation):
                 log.warning(
                     "export %s %s: removing %d file(s) of this failed attempt",
                     name,
@@ -398,10 +400,18 @@ class MonthlyExport:
                 )
                 self.hook.s3.delete_objects(self.bucket, [o.key for o in archived])
             raise
+        if not self._catalog_holds(month, generation):
+            # A concurrent run of the same month replaced our manifest: its files are not ours to judge.
+            log.warning(
+                "export %s %s: the catalog no longer lists generation %s; removing nothing",
+                name,
+                month.label,
+                generation,
+            )
+            return ExportResult(manifest=manifest, removed_keys=[])
         keep = {o.key for o in archived}
-        old = [
-            o.key for o in self.hook.list_objects(self.bucket, self.final_prefix(month)) if o.key not in keep
-        ]
+        # Only the files of the manifest this one replaced: never other runs' or unlisted objects.
+        old = [o.key for o in (previous.objects if previous else []) if o.key not in keep]
         if old:
             log.info(
                 "export %s %s: new manifest written; removing %d file(s) it replaces",
@@ -411,6 +421,11 @@ class MonthlyExport:
             )
             self.hook.s3.delete_objects(self.bucket, old)
         return ExportResult(manifest=manifest, removed_keys=old)
+
+    def _catalog_holds(self, month: Month, generation: str) -> bool:
+        """Whether the catalog's current manifest of the month is the one of ``generation``."""
+        current = self.catalog.get(KIND, self.export.name, month.recovery_point_id)
+        return current is not None and current.details.get("generation") == generation
 
     def _write_and_archive(
         self,
