@@ -991,11 +991,23 @@ class WeeklyArchive:
         No manifest references them: the previous archive ends at ``start`` and archives of later
         windows are refused (``previous``), so they are garbage that would confuse a listing.
         """
+        listing = self.catalog.list_points(KIND, topic)
+        if listing.invalid:
+            # An unreadable manifest may list these files: keep everything until someone looks.
+            log.warning(
+                "%s[%d]: not removing leftovers of earlier attempts: %d manifest(s) cannot be read (%s)",
+                topic,
+                partition,
+                len(listing.invalid),
+                ", ".join(i.key for i in listing.invalid),
+            )
+            return
+        listed = {obj.key for point in listing.points for obj in point.objects}
         bucket = self.cfg.storage.archive_bucket
         stale = []
         for obj in self.s3.list_objects(bucket, f"{self.section.prefix}{topic}/partition={partition}/"):
             match = _KEY_RANGE.search(obj.key)
-            if match and int(match.group(2)) >= start and obj.key not in keep:
+            if match and int(match.group(2)) >= start and obj.key not in keep and obj.key not in listed:
                 stale.append(obj.key)
         if stale:
             log.warning(

@@ -157,3 +157,51 @@ def test_records_archived_without_a_timestamp_may_get_one_on_replay() -> None:
     assert compare_records([record(1, ts=5)], [record(1, ts=6)]) == [
         "record 0 (archived offset 1): timestamp_ms differs"
     ]
+
+
+def _weekly(listing: Any, keys: list[str]) -> tuple[Any, Any]:
+    from unittest import mock
+
+    from backup_pipelines.config import load_config
+    from backup_pipelines.hooks.kafka_archive import WeeklyArchive
+
+    s3 = mock.Mock()
+    s3.list_objects.return_value = [mock.Mock(key=k) for k in keys]
+    catalog = mock.Mock()
+    catalog.list_points.return_value = listing
+    return WeeklyArchive(mock.Mock(), s3, catalog, load_config()), s3
+
+
+def test_leftovers_are_kept_while_a_manifest_of_the_topic_cannot_be_read() -> None:
+    from backup_pipelines.catalog import InvalidManifest, Listing
+
+    listing = Listing(invalid=[InvalidManifest(key="catalog/kafka_archive/events/x.json", reason="schema 2")])
+    weekly, s3 = _weekly(listing, ["kafka/events/partition=0/100-199.parquet"])
+    weekly._remove_stale_attempts("events", 0, 100, keep=set())
+    s3.delete_objects.assert_not_called()
+
+
+def test_only_unlisted_leftovers_of_this_range_are_removed() -> None:
+    from backup_pipelines.catalog import Listing, Manifest, ObjectEntry
+
+    listed = "kafka/events/partition=0/100-149.parquet"
+    point = Manifest(
+        kind="kafka_archive",
+        dataset="events",
+        recovery_point_id="20261116T040000Z",
+        captured_at=datetime(2026, 11, 16, 5, tzinfo=UTC),
+        location="s3://analytics-archive/kafka/events/",
+        storage_class="GLACIER",
+        objects=[ObjectEntry(key=listed, size=1)],
+    )
+    keys = [
+        "kafka/events/partition=0/50-99.parquet",  # before this window: never touched
+        listed,  # listed by a manifest: kept
+        "kafka/events/partition=0/100-199.parquet",  # a killed attempt's file: removed
+        "kafka/events/partition=0/150-199.parquet",  # written by this attempt: kept
+    ]
+    weekly, s3 = _weekly(Listing(points=[point]), keys)
+    weekly._remove_stale_attempts("events", 0, 100, keep={"kafka/events/partition=0/150-199.parquet"})
+    s3.delete_objects.assert_called_once_with(
+        "analytics-archive", ["kafka/events/partition=0/100-199.parquet"]
+    )
