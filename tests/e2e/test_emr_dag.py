@@ -189,3 +189,37 @@ def test_missing_marker_times_out_naming_job_and_date(
     )
     assert _archive_keys(s3, day) == []
     assert Catalog.from_config(load_config()).get("emr_output", JOB, "dt=2026-04-05") is None
+
+
+def test_sources_are_deleted_only_after_the_verified_archive_and_only_if_unchanged(
+    emr_config: dict[str, Any], write_config: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.config import load_config
+    from backup_pipelines.hooks.s3_archive import S3ArchiveHook
+
+    emr_config["emr_archive"]["delete_source_after_archive"] = True
+    write_config(emr_config)
+    day = date(2026, 2, 20)
+    sources = _seed(s3, day)
+    rewritten = next(k for k in sources if k.endswith(".parquet"))
+    real_copy = S3ArchiveHook.copy_verified
+
+    def copy_then_writer_overwrites(self: S3ArchiveHook, src: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real_copy(self, src, *args, **kwargs)
+        if src.key == rewritten:  # a late writer replaces this file after it was archived
+            s3.put_object(Bucket=SOURCE_BUCKET, Key=rewritten, Body=b"late rewrite")
+        return result
+
+    monkeypatch.setattr(S3ArchiveHook, "copy_verified", copy_then_writer_overwrites)
+    run = run_dag_in_process(_dag(), logical_date=_run_end(day))
+    assert str(run.state).endswith("success")
+    manifest = Catalog.from_config(load_config()).read("emr_output", JOB, f"dt={day.isoformat()}")
+    archived = {o.key.rsplit("/", 1)[1] for o in manifest.objects}
+    assert {k.rsplit("/", 1)[1] for k in sources} | {"_SUCCESS"} == archived
+    left = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=SOURCE_BUCKET, Prefix=f"{JOB}/dt={day}/").get("Contents", [])
+    ]
+    assert left == [rewritten], "only the source that changed after its copy is kept"
+    assert s3.get_object(Bucket=SOURCE_BUCKET, Key=rewritten)["Body"].read() == b"late rewrite"

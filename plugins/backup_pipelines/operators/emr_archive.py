@@ -245,10 +245,7 @@ class EmrArchiveOperator(BaseOperator):
         )
         catalog.write(manifest)  # last: the recovery point exists only once every copy is verified
         if settings.delete_source_after_archive:
-            hook.delete_keys(src_bucket, [s.key for s in sources])
-            self.log.info(
-                "deleted %d source objects under %s after the verified archive", len(sources), source_url
-            )
+            self._delete_archived_sources(hook, src_bucket, sources, source_url)
         summary = {
             "job": job.name,
             "date": day,
@@ -261,6 +258,27 @@ class EmrArchiveOperator(BaseOperator):
         }
         self.log.info("archive of %s for %s done: %s", job.name, day, summary)
         return summary
+
+    def _delete_archived_sources(
+        self, hook: S3ArchiveHook, bucket: str, sources: list[S3Object], source_url: str
+    ) -> None:
+        """Delete the sources the archive now holds; one changed since it was copied is kept."""
+        unchanged: list[str] = []
+        changed: list[str] = []
+        for src in sources:
+            head = hook.head(bucket, src.key)
+            same = head is not None and head["ETag"] == src.etag and int(head["ContentLength"]) == src.size
+            (unchanged if same else changed).append(src.key)
+        if changed:
+            self.log.warning(
+                "kept %d source object(s) that changed or vanished since they were archived: %s",
+                len(changed),
+                changed[:20],
+            )
+        hook.delete_keys(bucket, unchanged)
+        self.log.info(
+            "deleted %d source objects under %s after the verified archive", len(unchanged), source_url
+        )
 
 
 def copy_all(
