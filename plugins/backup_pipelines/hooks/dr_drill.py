@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from backup_pipelines.config import SQL_ROOT
+from backup_pipelines.hooks.clickhouse_backup import quote_identifier, render_sql
 
 if TYPE_CHECKING:
     from backup_pipelines.catalog import Manifest
@@ -81,11 +82,6 @@ class MissingObject:
     problem: str
 
 
-def quote_identifier(name: str) -> str:
-    """A ClickHouse identifier in backquotes (the name comes from config, never from a user value)."""
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
 @dataclass(frozen=True)
 class ReplicaLag:
     database: str
@@ -139,7 +135,9 @@ class DrillHook:
         return [str(row[0]) for row in result.result_rows]
 
     def drop_database(self, database: str) -> None:
-        self._clickhouse().command(f"DROP DATABASE IF EXISTS {quote_identifier(database)} SYNC")
+        self._clickhouse().command(
+            render_sql("drop_database.sql", database=quote_identifier(database), on_cluster="")
+        )
         log.info("dropped scratch database %s", database)
 
     def drop_database_quietly(self, database: str) -> None:
