@@ -71,11 +71,25 @@ class OffsetRange(_Model):
         return self.end_offset - self.start_offset
 
 
+def redact_secrets(text: str | None) -> str | None:
+    """Engine error text may quote a statement or a URL: mask known secrets before it is stored."""
+    if not text:
+        return text
+    from airflow.sdk.execution_time.secrets_masker import redact
+
+    return str(redact(text))
+
+
 class Verification(_Model):
     state: VerificationStateName = "unverified"
     verified_at: datetime | None = None
     checks: list[str] = []
     detail: str | None = None
+
+    @field_validator("detail")
+    @classmethod
+    def _redacted(cls, value: str | None) -> str | None:
+        return redact_secrets(value)
 
 
 class Manifest(_Model):

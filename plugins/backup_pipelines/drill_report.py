@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from backup_pipelines.catalog import Manifest
+from backup_pipelines.catalog import Manifest, redact_secrets
 
 PickMode = Literal["latest", "random"]
 CheckStatus = Literal["passed", "failed", "not_applicable", "error"]
@@ -53,6 +53,11 @@ class CheckResult(_Model):
     status: CheckStatus
     object: str | None = None
     detail: str = ""
+
+    @field_validator("detail")
+    @classmethod
+    def _redacted(cls, value: str) -> str:
+        return redact_secrets(value) or ""
 
     @property
     def ok(self) -> bool:

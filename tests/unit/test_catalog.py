@@ -150,3 +150,19 @@ def test_datasets_and_delete(catalog: Catalog) -> None:
     assert catalog.datasets("clickhouse_snapshot") == ["analytics"]
     catalog.delete(catalog.read("clickhouse_snapshot", "analytics", "a"))
     assert not catalog.exists("clickhouse_snapshot", "analytics", "a")
+
+
+def test_known_secrets_are_masked_in_stored_verification_details() -> None:
+    from airflow.sdk.execution_time.secrets_masker import mask_secret
+
+    from backup_pipelines.drill_report import CheckResult
+
+    mask_secret("sentinel-secret-7f3a")
+    detail = "Code: 499. S3 error for s3://b/k?X-Secret=sentinel-secret-7f3a: Access Denied"
+    stored = json.loads(point("a", 1, state="failed").model_copy().to_json())
+    stored["verification"]["detail"] = detail
+    manifest = Manifest.from_json(json.dumps(stored), "x.json")
+    assert "sentinel-secret-7f3a" not in manifest.to_json().decode()
+    assert "Access Denied" in (manifest.verification.detail or "")
+    check = CheckResult(name="clickhouse.restore", status="error", detail=detail)
+    assert "sentinel-secret-7f3a" not in check.model_dump_json()
