@@ -396,6 +396,23 @@ def _signals_raise() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM a child's whole process group, then SIGKILL whatever is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     with _signals_raise(), EmbeddedStack(Path(args.dir)) as stack:
         print(
@@ -418,7 +435,11 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
         cfg = load_config()
         stack.create_buckets(cfg.storage.backup_bucket, cfg.storage.archive_bucket)
         env = {**os.environ, **stack.env(), **airflow_env(base / "airflow")}
-        airflow = str(Path(sys.executable).with_name("airflow"))
+        env["AIRFLOW__API__PORT"] = str(args.port)
+        # airflow standalone starts its components as `airflow ...` from PATH: the venv's first.
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        airflow = str(Path(bin_dir) / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True)
         # chDB opens its directory in one process at a time: ClickHouse tasks share one slot.
         subprocess.run(
@@ -426,9 +447,20 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
             env=env,
             check=True,
         )
-        print(f"Airflow UI on http://{HOST}:8080 (user and password printed by airflow standalone)")
-        with contextlib.suppress(KeyboardInterrupt):
-            subprocess.run([airflow, "standalone"], env=env, check=False, preexec_fn=_die_with_parent)
+        print(f"Airflow UI on http://{HOST}:{args.port} (user and password printed by airflow standalone)")
+        # Its own process group: standalone's scheduler, dag-processor and triggerer are in it too,
+        # and do not stop with standalone, so the whole group is torn down on the way out.
+        standalone = subprocess.Popen(
+            [airflow, "standalone"],
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
+        )
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                standalone.wait()
+        finally:
+            _stop_group(standalone)
     return 0
 
 
@@ -441,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--dir", default=".embedded")
     af = sub.add_parser("airflow", help="airflow standalone on the embedded stack")
     af.add_argument("--dir", default=".embedded")
+    af.add_argument("--port", type=int, default=8080, help="port of the Airflow UI and REST API")
     sink = sub.add_parser("smtp-sink", help=argparse.SUPPRESS)
     sink.add_argument("--port", type=int, required=True)
     sink.add_argument("--maildir", required=True)
