@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from backup_pipelines.demo import DEMO_PLAN
+
 pytestmark = pytest.mark.e2e
 
 
@@ -27,16 +29,7 @@ def test_demo_runs_every_pipeline_and_a_passing_drill(tmp_path: Path) -> None:
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     summary = out.split("backup-pipelines demo summary", 1)[1]
-    for dag_id in (
-        "clickhouse_hourly_snapshot",
-        "emr_daily_output_archive",
-        "kafka_weekly_glacier_archive",
-        "monthly_deep_archive_export",
-        "clickhouse_restore",
-        "kafka_archive_replay",
-        "dr_drill",
-        "backup_rpo_monitor",
-    ):
+    for dag_id, _ in DEMO_PLAN:
         runs = [line for line in summary.splitlines() if line.strip().startswith(dag_id + " ")]
         assert runs and all(" success " in line for line in runs), f"{dag_id}: {runs}"
     assert "Recovery points in the catalog" in summary
