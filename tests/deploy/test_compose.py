@@ -20,7 +20,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-DEPLOYING_DOC = ROOT / "docs" / "readme" / "deploying.md"
 
 _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|(^|_)KEY($|_)")
@@ -45,10 +44,11 @@ def _interpolate(value: str) -> str:
 
 
 def _deploying_doc() -> str:
-    """The Deploying section: in README.md once merged, else the section file it is merged from."""
+    """The README's Deploying section."""
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"^## Deploying\b.*?(?=^## |\Z)", readme, flags=re.M | re.S)
-    return match.group(0) if match else DEPLOYING_DOC.read_text()
+    assert match, "README.md has no '## Deploying' section"
+    return match.group(0)
 
 
 def _doc_table(doc: str, heading: str) -> list[list[str]]:
