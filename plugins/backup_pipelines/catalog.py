@@ -75,7 +75,7 @@ def redact_secrets(text: str | None) -> str | None:
     """Engine error text may quote a statement or a URL: mask known secrets before it is stored."""
     if not text:
         return text
-    from airflow.sdk.execution_time.secrets_masker import redact
+    from airflow.sdk._shared.secrets_masker import redact
 
     return str(redact(text))
 

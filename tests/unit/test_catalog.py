@@ -153,7 +153,7 @@ def test_datasets_and_delete(catalog: Catalog) -> None:
 
 
 def test_known_secrets_are_masked_in_stored_verification_details() -> None:
-    from airflow.sdk.execution_time.secrets_masker import mask_secret
+    from airflow.sdk._shared.secrets_masker import mask_secret
 
     from backup_pipelines.drill_report import CheckResult
 
