@@ -42,7 +42,7 @@ airflow: venv
 	$(PY) -m backup_pipelines.embedded airflow
 
 bench: venv
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .demo .pytest-airflow .embedded

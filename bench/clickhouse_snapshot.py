@@ -23,7 +23,6 @@ import argparse
 import logging
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -32,23 +31,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from _report import write_section  # bench/ is the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "clickhouse_snapshot"
 DB = "bench_snapshot"
-
-
-def _write_section(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    begin, end = f"<!-- bench:{SECTION} -->", f"<!-- /bench:{SECTION} -->"
-    block = f"{begin}\n{text.strip()}\n{end}"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    updated = (
-        pattern.sub(lambda _: block, current)
-        if pattern.search(current)
-        else current.rstrip() + "\n\n" + block + "\n"
-    )
-    path.write_text(updated)
 
 
 def _config(path: Path, datasets: list[str]) -> None:
@@ -203,7 +190,7 @@ task start-up, which is the same for any task. Not measured here: a ClickHouse s
 deferrable path, where the wait happens in the triggerer), real S3 latency, tables with thousands
 of parts.
 """
-    _write_section(text)
+    write_section(SECTION, text)
     print(text)
     return 0
 

@@ -16,13 +16,14 @@ import json
 import logging
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from _report import write_section  # bench/ is the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "emr_archive"
@@ -39,21 +40,6 @@ def _start_moto() -> tuple[subprocess.Popen, str]:
     )
     wait_for_port(port, name="moto", proc=proc)
     return proc, f"http://{HOST}:{port}"
-
-
-def _write_section(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    begin, end = f"<!-- bench:{SECTION} -->", f"<!-- /bench:{SECTION} -->"
-    block = f"{begin}\n{text.strip()}\n{end}"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    updated = (
-        pattern.sub(lambda _: block, current)
-        if pattern.search(current)
-        else current.rstrip() + "\n\n" + block + "\n"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(updated)
 
 
 def _measure(hook: Any, cfg: Any, sources: list[Any], *, rtt_ms: float, tag: str) -> tuple[float, float]:
@@ -181,7 +167,7 @@ objects, multipart copies.
 """
     print(text)
     if not args.no_write:
-        _write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

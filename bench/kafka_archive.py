@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -28,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
+from _report import write_section  # bench/ is the script's own folder
+
 NAME = "kafka_archive"
 
 
@@ -122,16 +121,6 @@ def _run_child(kind: str, topic: str, env: dict[str, str]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _write_section(text: str) -> None:
-    start, end = f"<!-- bench:{NAME} -->", f"<!-- /bench:{NAME} -->"
-    block = f"{start}\n{text.rstrip()}\n{end}\n"
-    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
-    updated = pattern.sub(block, current) if pattern.search(current) else current.rstrip() + "\n\n" + block
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(updated)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000000,4000000")
@@ -196,7 +185,7 @@ def main() -> int:
             "",
             f"Peak RSS growth from {rows[0][0]:,} to {rows[-1][0]:,} messages: {last / first - 1:+.0%}.",
         ]
-    _write_section("\n".join(lines))
+    write_section(NAME, "\n".join(lines))
     print("\n".join(lines))
     return 0
 
