@@ -28,6 +28,8 @@ COMPRESSION = "zstd"
 # A row group is flushed at this many buffered raw bytes even when it has fewer rows than asked:
 # large messages must not blow the memory bound.
 DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024
+# Records held as Python objects before they are converted to Arrow.
+DEFAULT_CHUNK_ROWS = 8_192
 _HASH_CHUNK = 8 * 1024 * 1024
 
 
@@ -99,8 +101,8 @@ def ms_to_datetime(value: int | None) -> datetime | None:
 
 
 @dataclass
-class _Buffer:
-    """Column lists of the row group being collected."""
+class _Chunk:
+    """Column lists of the records not yet converted to Arrow (at most ``chunk_rows`` of them)."""
 
     offsets: list[int] = field(default_factory=list)
     timestamps: list[int | None] = field(default_factory=list)
@@ -108,10 +110,25 @@ class _Buffer:
     keys: list[bytes | None] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
     headers: list[list[tuple[str, bytes | None]] | None] = field(default_factory=list)
-    raw_bytes: int = 0
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+
+@dataclass
+class _RowGroup:
+    """The Arrow batches of the row group being collected, and what the file index needs of them."""
+
+    batches: list[Any] = field(default_factory=list)
+    rows: int = 0
+    raw_bytes: int = 0  # exact, summed per converted batch
+    estimated_bytes: int = 0  # cheap running estimate, for the flush trigger
+    first_offset: int | None = None
+    first_timestamp: int | None = None
+    last_offset: int | None = None
+    last_timestamp: int | None = None
+    min_timestamp: int | None = None
+    max_timestamp: int | None = None
 
 
 class PartitionArchiveWriter:
@@ -119,6 +136,12 @@ class PartitionArchiveWriter:
 
     ``add`` records in offset order; each closed file is handed to ``on_file`` (which uploads and
     may delete it) before the next one starts, so local disk holds at most one file.
+
+    Memory: records are held as Python objects only ``chunk_rows`` at a time (several hundred
+    bytes each), then converted to compact Arrow batches; a row group is written from those
+    batches once it reaches ``row_group_rows`` or ``row_group_bytes``. Arrow buffers come from the
+    system allocator, which hands freed row groups back to the OS; Arrow's default pool keeps
+    them, and the peak RSS of a long archive grew with it.
     """
 
     def __init__(
@@ -130,15 +153,19 @@ class PartitionArchiveWriter:
         file_max_bytes: int = 256 * 1024 * 1024,
         row_group_rows: int = 100_000,
         row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
         spool_dir: Path | str | None = None,
         compression_level: int | None = None,
     ) -> None:
+        import pyarrow as pa
+
         self.topic = topic
         self.partition = partition
         self.on_file = on_file
         self.file_max_bytes = file_max_bytes
         self.row_group_rows = row_group_rows
         self.row_group_bytes = min(row_group_bytes, max(file_max_bytes // 2, 1))
+        self.chunk_rows = max(1, min(chunk_rows, row_group_rows))
         self.spool_dir = Path(spool_dir or tempfile.gettempdir())
         self.compression_level = compression_level
         self.schema = arrow_schema()
@@ -146,7 +173,9 @@ class PartitionArchiveWriter:
         self.records = 0
         self.raw_bytes = 0
         self.last_offset: int | None = None
-        self._buffer = _Buffer()
+        self._pool = pa.system_memory_pool()
+        self._chunk = _Chunk()
+        self._group = _RowGroup()
         self._writer: Any = None
         self._path: Path | None = None
         self._file: dict[str, Any] = {}
@@ -167,17 +196,19 @@ class PartitionArchiveWriter:
                 "records must arrive in increasing offset order"
             )
         self.last_offset = offset
-        buf = self._buffer
-        buf.offsets.append(offset)
-        buf.timestamps.append(timestamp_ms if timestamp_type else None)
-        buf.types.append(timestamp_type)
-        buf.keys.append(key)
-        buf.values.append(value)
+        chunk = self._chunk
+        chunk.offsets.append(offset)
+        chunk.timestamps.append(timestamp_ms if timestamp_type else None)
+        chunk.types.append(timestamp_type)
+        chunk.keys.append(key)
+        chunk.values.append(value)
         # Headers go to Arrow as confluent-kafka hands them over: (str, bytes | None) tuples.
-        buf.headers.append(headers)
-        # A cheap estimate for the flush trigger; exact raw sizes are summed per row group.
-        buf.raw_bytes += 16 + (len(key) if key else 0) + (len(value) if value else 0)
-        if len(buf) >= self.row_group_rows or buf.raw_bytes >= self.row_group_bytes:
+        chunk.headers.append(headers)
+        group = self._group
+        group.estimated_bytes += 16 + (len(key) if key else 0) + (len(value) if value else 0)
+        if len(chunk) >= self.chunk_rows or group.rows + len(chunk) >= self.row_group_rows:
+            self._convert_chunk()
+        if group.rows >= self.row_group_rows or group.estimated_bytes >= self.row_group_bytes:
             self._flush_row_group()
 
     def add_record(self, record: Record) -> None:
@@ -206,49 +237,74 @@ class PartitionArchiveWriter:
             compression_level=self.compression_level,
             use_dictionary=["topic"],
             write_statistics=["offset", "timestamp"],
+            memory_pool=self._pool,
         )
         self._file = {"first": None, "last": None, "records": 0, "raw": 0, "tmin": None, "tmax": None}
+
+    def _convert_chunk(self) -> None:
+        """Turn the buffered Python records into one Arrow batch of the current row group."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        chunk = self._chunk
+        n = len(chunk)
+        if not n:
+            return
+        pool = self._pool
+        batch = pa.record_batch(
+            [
+                pa.array([self.topic] * n, pa.string(), memory_pool=pool),
+                pa.array([self.partition] * n, pa.int32(), memory_pool=pool),
+                pa.array(chunk.offsets, pa.int64(), memory_pool=pool),
+                pa.array(chunk.timestamps, pa.timestamp("ms", tz="UTC"), memory_pool=pool),
+                pa.array(chunk.types, pa.int8(), memory_pool=pool),
+                pa.array(chunk.keys, pa.binary(), memory_pool=pool),
+                pa.array(chunk.values, pa.binary(), memory_pool=pool),
+                pa.array(chunk.headers, self.schema.field("headers").type, memory_pool=pool),
+            ],
+            schema=self.schema,
+        )
+        group = self._group
+        if group.first_offset is None:
+            group.first_offset = chunk.offsets[0]
+            group.first_timestamp = chunk.timestamps[0]
+        group.last_offset = chunk.offsets[-1]
+        group.last_timestamp = chunk.timestamps[-1]
+        bounds = pc.min_max(batch.column("timestamp")).as_py()
+        if bounds["min"] is not None:
+            lo, hi = _to_ms(bounds["min"]), _to_ms(bounds["max"])
+            group.min_timestamp = lo if group.min_timestamp is None else min(group.min_timestamp, lo)
+            group.max_timestamp = hi if group.max_timestamp is None else max(group.max_timestamp, hi)
+        group.raw_bytes += _raw_bytes(batch)
+        group.rows += n
+        group.batches.append(batch)
+        self._chunk = _Chunk()
 
     def _flush_row_group(self) -> None:
         import pyarrow as pa
 
-        buf = self._buffer
-        if not buf.offsets:
+        self._convert_chunk()
+        group = self._group
+        if not group.rows:
             return
         if self._writer is None:
             self._open()
-        n = len(buf)
-        batch = pa.record_batch(
-            [
-                pa.array([self.topic] * n, pa.string()),
-                pa.array([self.partition] * n, pa.int32()),
-                pa.array(buf.offsets, pa.int64()),
-                pa.array(buf.timestamps, pa.timestamp("ms", tz="UTC")),
-                pa.array(buf.types, pa.int8()),
-                pa.array(buf.keys, pa.binary()),
-                pa.array(buf.values, pa.binary()),
-                pa.array(buf.headers, self.schema.field("headers").type),
-            ],
-            schema=self.schema,
-        )
-        self._writer.write_batch(batch, row_group_size=n)
-        raw = _raw_bytes(batch)
+        self._writer.write_table(pa.Table.from_batches(group.batches, self.schema), row_group_size=group.rows)
         info = self._file
-        present = [t for t in buf.timestamps if t is not None]
         if info["first"] is None:
-            info["first"] = buf.offsets[0]
-            info["first_ts"] = buf.timestamps[0]
-        info["last"] = buf.offsets[-1]
-        info["last_ts"] = buf.timestamps[-1]
-        info["records"] += n
-        info["raw"] += raw
-        if present:
-            lo, hi = min(present), max(present)
+            info["first"] = group.first_offset
+            info["first_ts"] = group.first_timestamp
+        info["last"] = group.last_offset
+        info["last_ts"] = group.last_timestamp
+        info["records"] += group.rows
+        info["raw"] += group.raw_bytes
+        if group.min_timestamp is not None:
+            lo, hi = group.min_timestamp, group.max_timestamp
             info["tmin"] = lo if info["tmin"] is None else min(info["tmin"], lo)
             info["tmax"] = hi if info["tmax"] is None else max(info["tmax"], hi)
-        self.records += n
-        self.raw_bytes += raw
-        self._buffer = _Buffer()
+        self.records += group.rows
+        self.raw_bytes += group.raw_bytes
+        self._group = _RowGroup()
         assert self._path is not None
         if self._path.stat().st_size >= self.file_max_bytes:
             self._close_file()

@@ -58,3 +58,42 @@ def test_offsets_must_increase(tmp_path: Path) -> None:
         writer.add(5, 1, 1, b"k", b"v", None)
     writer.abort()
     assert not list(tmp_path.iterdir())
+
+
+def test_row_groups_span_converted_chunks_and_the_index_covers_them(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    # Timestamps out of order and some missing: the index must hold the true min and max.
+    files: list = []
+    writer = PartitionArchiveWriter(
+        topic="t", partition=0, on_file=files.append, spool_dir=tmp_path, row_group_rows=250, chunk_rows=64
+    )
+    stamps = [None if i % 7 == 0 else 5_000 - (i * 37) % 1_000 for i in range(1_000)]
+    for i, ts in enumerate(stamps):
+        writer.add(i, 0 if ts is None else 1, ts, b"k", b"v" * 10, [("h", b"x")])
+    writer.close()
+    (archive,) = files
+    row_groups = pq.ParquetFile(archive.path).metadata
+    assert [row_groups.row_group(g).num_rows for g in range(row_groups.num_row_groups)] == [250] * 4
+    present = [ts for ts in stamps if ts is not None]
+    assert (archive.min_timestamp_ms, archive.max_timestamp_ms) == (min(present), max(present))
+    assert archive.first_timestamp_ms is None and archive.last_timestamp_ms == stamps[-1]
+    assert (archive.first_offset, archive.last_offset, archive.records) == (0, 999, 1_000)
+    # 16 per record + key (1) + value (10) + header name (1) and value (1)
+    assert archive.raw_bytes == 1_000 * (16 + 1 + 10 + 1 + 1)
+    assert [r.timestamp_ms for r in read_records(archive.path)] == stamps
+
+
+def test_a_large_message_flushes_the_row_group_early(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    files: list = []
+    writer = PartitionArchiveWriter(
+        topic="t", partition=0, on_file=files.append, spool_dir=tmp_path, row_group_bytes=50_000
+    )
+    for i in range(10):
+        writer.add(i, 1, i, None, b"v" * 20_000, None)
+    writer.close()
+    metadata = pq.ParquetFile(files[0].path).metadata
+    assert metadata.num_row_groups > 1
+    assert all(metadata.row_group(g).num_rows <= 3 for g in range(metadata.num_row_groups))
