@@ -96,6 +96,18 @@ def s3(embedded_stack: EmbeddedStack) -> Any:
     return embedded_stack.s3_client()
 
 
+@pytest.fixture
+def faulty_kafka(embedded_stack: EmbeddedStack, tmp_path: Path) -> Iterator[Any]:
+    """A second broker, durable across restarts and behind a TCP proxy (tests/support/kafka_faults.py)."""
+    from support.kafka_faults import FaultyKafka
+
+    broker = FaultyKafka(embedded_stack, tmp_path).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture(scope="session")
 def dagbag() -> Any:
     from airflow.dag_processing.dagbag import DagBag

@@ -70,8 +70,12 @@ def seed_kafka(
     partitions: int = 3,
     retention_ms: int = 14 * 24 * 3600 * 1000,
     seed: int = 11,
+    producer_config: dict[str, Any] | None = None,
 ) -> int:
-    """Create ``topic`` and produce messages with keys, headers and timestamps spread over [start, end)."""
+    """Create ``topic`` and produce messages with keys, headers and timestamps spread over [start, end).
+
+    ``producer_config`` is layered over the defaults (e.g. a small ``batch.num.messages``).
+    """
     from confluent_kafka import KafkaException, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -92,7 +96,14 @@ def seed_kafka(
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": False})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "enable.idempotence": False,
+            **(producer_config or {}),
+        }
+    )
     rng = random.Random(seed)
     span_ms = int((end - start).total_seconds() * 1000)
     start_ms = int(start.timestamp() * 1000)

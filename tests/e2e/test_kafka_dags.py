@@ -190,20 +190,32 @@ def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_wind
 
 def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     embedded_stack: Any,
+    faulty_kafka: Any,
     write_config: Any,
     example_config: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Tansu cannot delete records (DeleteRecords drops the connection, and it enforces no
-    retention), so the broker's low watermark is moved past the archive's end in the hook."""
+    """Between two weekly runs the broker deletes a partition's oldest batches, past the end of
+    the first archive, as retention would (Tansu's S3 store, tests/support/kafka_faults.py)."""
+    from support.kafka_faults import seed_in_small_batches
+
     from backup_pipelines.catalog import Catalog
     from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.kafka_archive import KafkaArchiveHook
 
+    for key, value in faulty_kafka.connection_env().items():
+        monkeypatch.setenv(key, value)
     topic = f"e2e-guard-{uuid.uuid4().hex[:8]}"
     # retention.ms of 3 days < 7-day window + 1-day grace: a warning in the manifest.
     write_config(_config(example_config, topic))
-    _seed(embedded_stack, topic, retention_ms=3 * 86_400_000)
+    seed_in_small_batches(
+        faulty_kafka.bootstrap,
+        topic,
+        start=WEEK1_START - timedelta(days=2),
+        end=WEEK2_END + timedelta(days=3),
+        messages=MESSAGES,
+        partitions=PARTITIONS,
+        retention_ms=3 * 86_400_000,
+    )
     dag = _dag("kafka_weekly_glacier_archive")
     run = run_dag_in_process(dag, logical_date=WEEK1_END)
     assert str(run.state).endswith("success")
@@ -212,13 +224,7 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     assert "retention.ms=259200000" in first.details["retention_warning"]
     end_p1 = next(o.end_offset for o in first.offsets if o.partition == 1)
 
-    real = KafkaArchiveHook.watermarks
-
-    def deleted(self: KafkaArchiveHook, name: str, partition: int, **kw: Any) -> tuple[int, int]:
-        low, high = real(self, name, partition, **kw)
-        return (end_p1 + 25, high) if (name, partition) == (topic, 1) else (low, high)
-
-    monkeypatch.setattr(KafkaArchiveHook, "watermarks", deleted)
+    low = faulty_kafka.drop_batches_through(topic, 1, end_p1)
     mails_before = len(embedded_stack.mailbox())
     run = run_dag_in_process(dag, logical_date=WEEK2_END)
     assert str(run.state).endswith("failed")
@@ -230,4 +236,4 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     assert loss, [m["Subject"] for m in mails]
     body = loss[0].get_body(("html", "plain")).get_content()
     assert topic in str(loss[0]["Subject"])
-    assert f"{topic}[1]: offsets {end_p1}-{end_p1 + 24} (25 events)" in body
+    assert f"{topic}[1]: offsets {end_p1}-{low - 1} ({low - end_p1} events)" in body
