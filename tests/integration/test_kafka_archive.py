@@ -1,9 +1,11 @@
 """The weekly archive's partition task against the embedded stack: a task killed mid-upload and
-retried leaves no duplicate and no gap; a broker frozen mid-consume is waited out."""
+retried leaves no duplicate and no gap; a broker frozen mid-consume is waited out; a
+transactional topic is archived with its markers recorded as holding no record."""
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -163,3 +165,90 @@ def test_broker_frozen_mid_consume_is_waited_out_without_loss(
     assert paused["at"] == 200, "the broker was frozen mid-consume"
     assert result.stopped_by == "end_of_partition"
     assert offsets == list(range(3_000)) and result.records == 3_000 and result.end_offset == 3_000
+
+
+def _transactions(bootstrap: str, topic: str, plan: list[tuple[bool, int]], start: datetime) -> None:
+    """Produce ``(commit?, records)`` transactions to partition 0, timestamps from ``start`` on."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"it-{topic}"})
+    producer.init_transactions(30)
+    ts = int(start.timestamp() * 1000)
+    for n, (commit, records) in enumerate(plan):
+        producer.begin_transaction()
+        for i in range(records):
+            ts += 60_000
+            producer.produce(topic, key=b"k%d" % i, value=b"tx%d-%d" % (n, i), partition=0, timestamp=ts)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+
+
+def _committed_offsets(bootstrap: str, topic: str, start: int) -> list[int]:
+    """What a plain read_committed consumer sees from ``start`` to the end of partition 0."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "it-plain",
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, start)])
+    offsets: list[int] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            messages = consumer.consume(100, timeout=0.5)
+            offsets += [m.offset() for m in messages if m.error() is None]
+            if any(m.error() is not None for m in messages):
+                return offsets
+        raise AssertionError(f"{topic}[0]: no end of partition within 30 s")
+    finally:
+        consumer.close()
+
+
+def test_a_transactional_topic_is_archived_with_its_markers_recorded_as_holding_no_record(
+    embedded_stack: Any, s3: Any, write_config: Any, example_config: dict[str, Any]
+) -> None:
+    """Transaction markers and aborted records take offsets no consumer reads. The archive holds
+    exactly the committed records, records the other offsets in the manifest, and passes its
+    coverage check, also for a week that starts on a marker."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from backup_pipelines.kafka_parquet import read_offsets
+
+    topic = f"it-tx-{uuid.uuid4().hex[:8]}"
+    bootstrap = embedded_stack.kafka_bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the future resolves
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    weekly = _weekly(write_config, example_config, topic)
+    bucket = weekly.cfg.storage.archive_bucket
+    weeks = [(WINDOW_START, WINDOW_END), (WINDOW_END, WINDOW_END + timedelta(days=7))]
+    end = 0
+    for week, (start, stop) in enumerate(weeks):
+        _transactions(bootstrap, topic, [(True, 8), (False, 3), (True, 8)], start)
+        committed = _committed_offsets(bootstrap, topic, end)
+        specs, _ = weekly.plan(start, stop)
+        result = weekly.archive(specs[0])
+        assert weekly.check([result]) == [], f"week {week + 1}"
+        (manifest,) = weekly.write_manifests([result], producer={"dag_id": "test"})
+
+        archived: list[int] = []
+        for entry in result["files"]:
+            local = embedded_stack.base_dir / f"{uuid.uuid4().hex}.parquet"
+            s3.restore_object(Bucket=bucket, Key=entry["key"], RestoreRequest={"Days": 1})
+            local.write_bytes(s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read())
+            archived += read_offsets(local)
+            local.unlink()
+        assert archived == committed and len(archived) == 16, f"week {week + 1}"
+        no_record = manifest.details["offset_gaps"]["0"]
+        assert no_record, "markers and aborted records are recorded"
+        span = result["end_offset"] - result["start_offset"]
+        assert sum(b - a for a, b in no_record) + len(archived) == span
+        if week == 1:
+            assert result["start_offset"] == end, "week 2 continues where week 1 ended"
+        end = result["end_offset"]

@@ -9,6 +9,11 @@ records, while its fetch responses carry the true high watermark. Tansu also ans
 ``offsets_for_times``, so a time-based start is treated as a lower bound and the records before
 the window start are skipped while reading.
 
+Offsets a ``read_committed`` consumer never sees (transaction markers, aborted or compacted
+records) are recorded as gaps and count as covered. Only at the start of a read can missing
+offsets mean lost data, since retention deletes from the head of a partition: there the low
+watermark tells which.
+
 The consumer never moves a live consumer group: partitions are assigned manually, under the
 archiver's own group id, and nothing is committed.
 """
@@ -147,6 +152,8 @@ class _Cursor:
         skip_before_ms: int | None,
         end_time_ms: int | None,
         max_records: int | None,
+        *,
+        low_watermark: Callable[[], int] | None = None,
     ) -> None:
         self.result = result
         self.start = start_offset
@@ -154,6 +161,7 @@ class _Cursor:
         self.skip_before_ms = skip_before_ms
         self.end_time_ms = end_time_ms
         self.max_records = max_records
+        self.low_watermark = low_watermark
         self.done = False
 
     @property
@@ -179,6 +187,11 @@ class _Cursor:
                     "where the archive continues; was the topic deleted and re-created or truncated?"
                 )
             if high > self.expected and self.skip_before_ms is None:
+                if self.result.records == 0 and self.expected == self.start and self._deleted_before(high):
+                    raise OffsetGapError(
+                        f"{self.label}: offsets {self.start}-{high - 1} are missing: the partition ends "
+                        f"at {high} with none of them readable; they were deleted before they were archived"
+                    )
                 self.result.gaps.append((self.expected, high))
             self._stop(max(high, self.expected), "end_of_partition")
             return
@@ -190,6 +203,16 @@ class _Cursor:
         if error.fatal() or not (error.retriable() or code < 0):
             raise BackupPipelinesError(f"{self.label}: Kafka error {error.str()}")
         log.warning("%s: transient Kafka error, retrying: %s", self.label, error)
+
+    def _deleted_before(self, offset: int) -> bool:
+        """Whether the offsets before ``offset`` at the start of the read were deleted (retention
+        moved the low watermark past them) rather than never held a record. Retention only ever
+        deletes from the head of a partition, so this question only arises at the start."""
+        if self.low_watermark is None:
+            return True
+        low = self.low_watermark()
+        log.info("%s: no record at offsets %d-%d; low watermark %d", self.label, self.start, offset - 1, low)
+        return low > self.start
 
     def accept(self, message: Any) -> bool:
         """Whether ``message`` belongs to the archive; sets ``done`` when it is the cut."""
@@ -206,11 +229,13 @@ class _Cursor:
             self.skip_before_ms = None
             self.expected = result.start_offset = offset
         if offset > self.expected:
-            if result.records == 0 and self.expected == self.start:
+            if result.records == 0 and self.expected == self.start and self._deleted_before(offset):
                 raise OffsetGapError(
                     f"{self.label}: offsets {self.expected}-{offset - 1} are missing: the first record "
                     f"read is at {offset}; they were deleted before they were archived"
                 )
+            # Offsets the broker holds no readable record for: transaction markers, aborted
+            # transactions, compacted-away records. Recorded in the manifest, counted as covered.
             result.gaps.append((self.expected, offset))
         if self.end_time_ms is not None and ts_type and ts >= self.end_time_ms:
             self._stop(offset, "window_end")
@@ -351,7 +376,14 @@ class KafkaArchiveHook:
 
         own = consumer is None
         client = consumer or self.consumer()
-        cursor = _Cursor(result, start_offset, skip_before_ms, end_time_ms, max_records)
+
+        def low_watermark() -> int:
+            low, _ = client.get_watermark_offsets(TopicPartition(topic, partition), timeout=30, cached=False)
+            return int(low)
+
+        cursor = _Cursor(
+            result, start_offset, skip_before_ms, end_time_ms, max_records, low_watermark=low_watermark
+        )
         last_progress = time.monotonic()
         try:
             client.assign([TopicPartition(topic, partition, start_offset)])
@@ -497,14 +529,14 @@ class KafkaArchiveHook:
         ranges: Sequence[dict[str, Any]],
         entries: Sequence[dict[str, Any]],
         previous_end: dict[tuple[str, int], int],
-        *,
-        allow_gaps_inside: bool = False,
     ) -> list[str]:
         """Problems that break gap-free, overlap-free coverage; empty when the archive is sound.
 
         ``ranges`` are the partitions' ``[start_offset, end_offset)`` (with ``records`` and
-        ``gaps``), ``entries`` the files' index entries, ``previous_end`` the end offset of each
-        partition in the previous archive.
+        ``gaps``: the ``[first, end)`` runs of offsets the broker held no readable record for),
+        ``entries`` the files' index entries, ``previous_end`` the end offset of each partition in
+        the previous archive. Every offset of a range must be in exactly one file or in a
+        recorded gap.
         """
         problems: list[str] = []
         by_partition: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -514,6 +546,7 @@ class KafkaArchiveHook:
             tp = (rng["topic"], rng["partition"])
             label = f"{tp[0]}[{tp[1]}]"
             start, end = rng["start_offset"], rng["end_offset"]
+            gaps = [(int(a), int(b)) for a, b in rng.get("gaps") or []]
             if end < start:
                 problems.append(f"{label}: end offset {end} before start offset {start}")
             prev = previous_end.get(tp)
@@ -528,19 +561,25 @@ class KafkaArchiveHook:
             for entry in files:
                 if entry["first_offset"] < cursor:
                     problems.append(f"{label}: file {entry['key']} overlaps offsets before {cursor}")
-                elif entry["first_offset"] > cursor and not allow_gaps_inside:
-                    problems.append(f"{label}: offsets {cursor}-{entry['first_offset'] - 1} are in no file")
+                problems += [
+                    f"{label}: offsets {a}-{b - 1} are in no file"
+                    for a, b in uncovered(cursor, entry["first_offset"], gaps)
+                ]
                 if entry["last_offset"] >= end:
                     problems.append(f"{label}: file {entry['key']} holds offsets at or after the end {end}")
                 cursor = entry["last_offset"] + 1
                 count += entry["records"]
-            if cursor < end and not allow_gaps_inside:
-                problems.append(f"{label}: offsets {cursor}-{end - 1} are in no file")
+            problems += [
+                f"{label}: offsets {a}-{b - 1} are in no file" for a, b in uncovered(cursor, end, gaps)
+            ]
             if count != rng.get("records", count):
                 problems.append(f"{label}: files hold {count} records, the read counted {rng['records']}")
-            if not allow_gaps_inside and count != end - start:
+            without_record = sum(b - a for a, b in gaps)
+            if count + without_record != end - start:
+                recorded = f" and {without_record} recorded as holding no record" if without_record else ""
                 problems.append(
-                    f"{label}: {end - start} offsets in [{start}, {end}) but {count} records archived"
+                    f"{label}: {end - start} offsets in [{start}, {end}) but {count} records "
+                    f"archived{recorded}"
                 )
         return problems
 
@@ -707,6 +746,21 @@ class KafkaArchiveHook:
                 )
             )
         return records
+
+
+def uncovered(first: int, end: int, gaps: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """The runs of ``[first, end)`` that no recorded gap ``[a, b)`` covers."""
+    runs: list[tuple[int, int]] = []
+    cursor = first
+    for a, b in sorted((int(a), int(b)) for a, b in gaps):
+        if b <= cursor or a >= end:
+            continue
+        if a > cursor:
+            runs.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < end:
+        runs.append((cursor, end))
+    return runs
 
 
 def compare_records(expected: Sequence[Record], actual: Sequence[Record]) -> list[str]:

@@ -17,6 +17,7 @@ from backup_pipelines.hooks.kafka_archive import (
     compare_records,
     object_key,
     recovery_point_id,
+    uncovered,
 )
 from backup_pipelines.kafka_parquet import Record
 
@@ -35,9 +36,13 @@ class FakeMessage:
         return self._error
 
 
-def cursor(start: int = 10, *, skip_before: int | None = None, end: int | None = None) -> _Cursor:
+def cursor(
+    start: int = 10, *, skip_before: int | None = None, end: int | None = None, low: int | None = None
+) -> _Cursor:
+    """A cursor; ``low`` is what the broker answers for the low watermark (None: never asked)."""
     result = ReadResult(topic="events", partition=2, requested_start=start, start_offset=start)
-    return _Cursor(result, start, skip_before, end, None)
+    probe = None if low is None else (lambda: low)
+    return _Cursor(result, start, skip_before, end, None, low_watermark=probe)
 
 
 def record(offset: int, *, ts: int | None = 1_000, value: bytes = b"v") -> Record:
@@ -74,6 +79,23 @@ def test_partition_that_ends_before_the_archive_continues_is_reported() -> None:
     cur = cursor(10)
     with pytest.raises(OffsetGapError, match="ends at offset 4, before offset 10"):
         cur.on_error(FakeMessage(4, error=KafkaError(KafkaError._PARTITION_EOF)))
+
+
+def test_a_missing_head_the_broker_never_deleted_is_a_recorded_gap_not_a_loss() -> None:
+    # A transaction's commit marker (or an aborted batch) at the start offset: the low watermark
+    # is not past it, so no record was ever readable there.
+    cur = cursor(10, low=0)
+    assert cur.accept(FakeMessage(11, 1)) and cur.accept(FakeMessage(13, 2))
+    cur.on_error(FakeMessage(15, error=KafkaError(KafkaError._PARTITION_EOF)))
+    assert cur.result.gaps == [(10, 11), (12, 13), (14, 15)]
+    assert cur.result.records == 2 and cur.result.end_offset == 15
+
+
+def test_a_missing_head_past_the_low_watermark_is_a_loss() -> None:
+    with pytest.raises(OffsetGapError, match=r"events\[2\]: offsets 10-14 are missing"):
+        cursor(10, low=15).accept(FakeMessage(15, 1))
+    with pytest.raises(OffsetGapError, match=r"offsets 10-14 are missing: the partition ends at 15"):
+        cursor(10, low=15).on_error(FakeMessage(15, error=KafkaError(KafkaError._PARTITION_EOF)))
 
 
 def test_end_of_partition_closes_the_range() -> None:
@@ -139,6 +161,27 @@ def test_gap_and_overlap_with_the_previous_archive_are_named() -> None:
 def test_a_hole_between_files_is_named() -> None:
     problems = KafkaArchiveHook.check_contiguity([_range(100, 200)], [_file(100, 139), _file(150, 199)], {})
     assert "events[0]: offsets 140-149 are in no file" in problems
+
+
+def test_offsets_recorded_as_holding_no_record_count_as_covered() -> None:
+    # Files 100-139 (39 records: 120 is a marker inside it) and 150-199; 140-149 aborted.
+    inside = {**_file(100, 139), "records": 39}
+    rng = {**_range(100, 200), "records": 89, "gaps": [[120, 121], [140, 150]]}
+    assert KafkaArchiveHook.check_contiguity([rng], [inside, _file(150, 199)], {("events", 0): 100}) == []
+    # A hole the read did not record is still a hole, and the count must add up.
+    short = {**rng, "gaps": [[120, 121], [140, 145]]}
+    problems = KafkaArchiveHook.check_contiguity([short], [inside, _file(150, 199)], {})
+    assert "events[0]: offsets 145-149 are in no file" in problems
+    assert (
+        "events[0]: 100 offsets in [100, 200) but 89 records archived and 6 recorded as holding no record"
+        in problems
+    )
+
+
+def test_uncovered_runs() -> None:
+    assert uncovered(0, 10, []) == [(0, 10)]
+    assert uncovered(0, 10, [(2, 4), (3, 6), (9, 12)]) == [(0, 2), (6, 9)]
+    assert uncovered(5, 5, [(0, 1)]) == []
 
 
 def test_replay_comparison_finds_changed_values_and_headers() -> None:

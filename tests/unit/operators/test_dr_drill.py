@@ -1,0 +1,33 @@
+"""The DR drill's offsets check on an archive file: a jump is a finding unless the manifest
+records the skipped offsets as holding no record (transaction markers, aborted records)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backup_pipelines.catalog import ObjectEntry
+from backup_pipelines.kafka_parquet import PartitionArchiveWriter, read_offsets
+from backup_pipelines.operators.dr_drill import _offsets_check
+
+
+def _archive(tmp_path: Path, offsets: list[int]) -> Path:
+    files: list = []
+    writer = PartitionArchiveWriter(topic="t", partition=0, on_file=files.append, spool_dir=tmp_path)
+    for offset in offsets:
+        writer.add(offset, 1, 1_000 + offset, b"k", b"v", None)
+    writer.close()
+    return files[0].path
+
+
+def test_a_jump_the_manifest_records_passes_and_an_unrecorded_one_fails(tmp_path: Path) -> None:
+    offsets = [*range(5), *range(6, 11)]  # offset 5 is a transaction's commit marker
+    path = _archive(tmp_path, offsets)
+    entry = ObjectEntry(key="k", size=1, partition=0, first_offset=0, last_offset=10, records=10)
+    url = "s3://bucket/k"
+
+    recorded = _offsets_check(url, entry, path, read_offsets, [[5, 6]])
+    assert recorded.status == "passed" and recorded.detail == "0..10"
+
+    unrecorded = _offsets_check(url, entry, path, read_offsets, [])
+    assert unrecorded.status == "failed"
+    assert unrecorded.detail == "offsets jump from 4 to 6 (1 gap(s) the manifest does not record)"
