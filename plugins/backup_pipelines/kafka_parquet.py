@@ -96,8 +96,16 @@ def file_sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
+_MIN_MS = int(datetime(1, 1, 2, tzinfo=UTC).timestamp() * 1000)
+_MAX_MS = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp() * 1000)
+
+
 def ms_to_datetime(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
+    """Milliseconds since the epoch as a UTC datetime, clamped to the years datetime can hold (a
+    producer may set any int64 timestamp; a clamped bound still sorts on the right side)."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(min(max(value, _MIN_MS), _MAX_MS) / 1000, tz=UTC)
 
 
 @dataclass
@@ -270,9 +278,10 @@ class PartitionArchiveWriter:
             group.first_timestamp = chunk.timestamps[0]
         group.last_offset = chunk.offsets[-1]
         group.last_timestamp = chunk.timestamps[-1]
-        bounds = pc.min_max(batch.column("timestamp")).as_py()
+        # As integers: a producer may set any int64 CreateTime, beyond what datetime can hold.
+        bounds = pc.min_max(batch.column("timestamp").cast(pa.int64())).as_py()
         if bounds["min"] is not None:
-            lo, hi = _to_ms(bounds["min"]), _to_ms(bounds["max"])
+            lo, hi = int(bounds["min"]), int(bounds["max"])
             group.min_timestamp = lo if group.min_timestamp is None else min(group.min_timestamp, lo)
             group.max_timestamp = hi if group.max_timestamp is None else max(group.max_timestamp, hi)
         group.raw_bytes += _raw_bytes(batch)
@@ -383,29 +392,26 @@ def _raw_bytes(batch: Any) -> int:
 
 def read_records(path: Path | str, *, batch_rows: int = 65_536) -> Iterator[Record]:
     """Records of an archive file in stored (offset) order, one row group at a time."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(str(path))
     for batch in parquet.iter_batches(batch_size=batch_rows):
-        columns = batch.to_pydict()
+        columns = batch.drop_columns(["timestamp"]).to_pydict()
+        # Milliseconds as stored: a datetime cannot hold every int64 timestamp a producer may set.
+        timestamps = batch.column("timestamp").cast(pa.int64()).to_pylist()
         for i in range(batch.num_rows):
-            ts = columns["timestamp"][i]
             headers = columns["headers"][i]
             yield Record(
                 topic=columns["topic"][i],
                 partition=columns["partition"][i],
                 offset=columns["offset"][i],
                 timestamp_type=columns["timestamp_type"][i],
-                timestamp_ms=None if ts is None else _to_ms(ts),
+                timestamp_ms=timestamps[i],
                 key=columns["key"][i],
                 value=columns["value"][i],
                 headers=None if headers is None else [(h["key"], h["value"]) for h in headers],
             )
-
-
-def _to_ms(value: datetime) -> int:
-    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 def read_offsets(path: Path | str) -> list[int]:

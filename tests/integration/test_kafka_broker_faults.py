@@ -133,3 +133,26 @@ def test_records_deleted_by_retention_are_refused_naming_the_missing_offsets(
     assert str(failure.value).startswith(
         f"{topic}[0]: offsets 0-{low - 1} are missing: the first record read is at {low}"
     )
+
+
+def test_records_deleted_ahead_of_the_reader_fail_the_read_naming_them(
+    faulty_kafka: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention catches up with a slow archive: batches it has not read yet are deleted mid-read.
+    The broker skips to the next batch it holds; the skip must fail the read, not pass as offsets
+    that held no record."""
+    from backup_pipelines.errors import OffsetGapError
+
+    topic = _topic(faulty_kafka, "overtaken")
+    hook = _hook(faulty_kafka, monkeypatch)
+    dropped: list[int] = []
+    with pytest.raises(OffsetGapError) as failure:
+        _archive_with_fault(
+            hook, topic, lambda: dropped.append(faulty_kafka.drop_batches_through(topic, 0, 1_500))
+        )
+    low = dropped[0]
+    message = str(failure.value)
+    assert message.startswith(f"{topic}[0]: offsets ")
+    first, last = (int(n) for n in message.split("offsets ", 1)[1].split(" ", 1)[0].split("-"))
+    assert 200 <= first < last == low - 1, message
+    assert f"the low watermark has since moved past them (to {low})" in message

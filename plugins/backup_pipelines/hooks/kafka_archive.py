@@ -10,9 +10,8 @@ records, while its fetch responses carry the true high watermark. Tansu also ans
 the window start are skipped while reading.
 
 Offsets a ``read_committed`` consumer never sees (transaction markers, aborted or compacted
-records) are recorded as gaps and count as covered. Only at the start of a read can missing
-offsets mean lost data, since retention deletes from the head of a partition: there the low
-watermark tells which.
+records) are recorded as gaps and count as covered, once a low watermark read after the skip
+proves retention had not deleted them (``_Cursor._record_gap``).
 
 The consumer never moves a live consumer group: partitions are assigned manually, under the
 archiver's own group id, and nothing is committed.
@@ -61,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KIND: Final = "kafka_archive"
+# Seconds between low-watermark reads that prove skipped offsets were never deleted.
+GAP_PROOF_INTERVAL: Final = 10.0
 
 # Consumer settings the archiver always overrides, whatever the connection says.
 ARCHIVE_CONSUMER_OVERRIDES: dict[str, Any] = {
@@ -163,15 +164,55 @@ class _Cursor:
         self.max_records = max_records
         self.low_watermark = low_watermark
         self.done = False
+        self._unproven: list[tuple[int, int]] = []
+        self._last_proof = time.monotonic()
 
     @property
     def label(self) -> str:
         return f"{self.result.topic}[{self.result.partition}]"
 
     def _stop(self, end_offset: int, reason: str) -> None:
+        self._prove_gaps()
         self.result.end_offset = end_offset
         self.result.stopped_by = reason
         self.done = True
+
+    def _head_deleted(self) -> bool:
+        """Whether the offsets at the start of the read that held no record were deleted
+        (retention moved the low watermark past the start) rather than never readable."""
+        if self.low_watermark is None:
+            return True
+        low = self.low_watermark()
+        log.info("%s: no record at offset %d; low watermark %d", self.label, self.start, low)
+        return low > self.start
+
+    def _record_gap(self, first: int, end: int) -> None:
+        """Offsets ``[first, end)`` the broker served no record for: transaction markers, aborted
+        or compacted records, which count as covered, or records deleted by retention after the
+        read started (a broker that skips to the next batch it holds instead of answering
+        OFFSET_OUT_OF_RANGE), which is data loss. The low watermark tells them apart: read after
+        the skip, it is still at or before ``first`` only if ``first`` was not deleted (it only
+        moves forward, and retention deletes from the head). Gaps are proven in batches, every
+        ``GAP_PROOF_INTERVAL`` seconds and when the read stops."""
+        self.result.gaps.append((first, end))
+        self._unproven.append((first, end))
+        if time.monotonic() - self._last_proof > GAP_PROOF_INTERVAL:
+            self._prove_gaps()
+
+    def _prove_gaps(self) -> None:
+        if not self._unproven or self.low_watermark is None:
+            return
+        low = self.low_watermark()
+        self._last_proof = time.monotonic()
+        lost = [(first, end) for first, end in self._unproven if first < low]
+        if lost:
+            first, end = lost[0]
+            raise OffsetGapError(
+                f"{self.label}: offsets {first}-{end - 1} held no record when read and the low "
+                f"watermark has since moved past them (to {low}): they were deleted before they were "
+                "archived, or retention is deleting records as fast as the archive reads them"
+            )
+        self._unproven.clear()
 
     def on_error(self, message: Any) -> None:
         from confluent_kafka import KafkaError
@@ -187,12 +228,12 @@ class _Cursor:
                     "where the archive continues; was the topic deleted and re-created or truncated?"
                 )
             if high > self.expected and self.skip_before_ms is None:
-                if self.result.records == 0 and self.expected == self.start and self._deleted_before(high):
+                if self.result.records == 0 and self.expected == self.start and self._head_deleted():
                     raise OffsetGapError(
                         f"{self.label}: offsets {self.start}-{high - 1} are missing: the partition ends "
                         f"at {high} with none of them readable; they were deleted before they were archived"
                     )
-                self.result.gaps.append((self.expected, high))
+                self._record_gap(self.expected, high)
             self._stop(max(high, self.expected), "end_of_partition")
             return
         if code in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
@@ -203,16 +244,6 @@ class _Cursor:
         if error.fatal() or not (error.retriable() or code < 0):
             raise BackupPipelinesError(f"{self.label}: Kafka error {error.str()}")
         log.warning("%s: transient Kafka error, retrying: %s", self.label, error)
-
-    def _deleted_before(self, offset: int) -> bool:
-        """Whether the offsets before ``offset`` at the start of the read were deleted (retention
-        moved the low watermark past them) rather than never held a record. Retention only ever
-        deletes from the head of a partition, so this question only arises at the start."""
-        if self.low_watermark is None:
-            return True
-        low = self.low_watermark()
-        log.info("%s: no record at offsets %d-%d; low watermark %d", self.label, self.start, offset - 1, low)
-        return low > self.start
 
     def accept(self, message: Any) -> bool:
         """Whether ``message`` belongs to the archive; sets ``done`` when it is the cut."""
@@ -229,14 +260,12 @@ class _Cursor:
             self.skip_before_ms = None
             self.expected = result.start_offset = offset
         if offset > self.expected:
-            if result.records == 0 and self.expected == self.start and self._deleted_before(offset):
+            if result.records == 0 and self.expected == self.start and self._head_deleted():
                 raise OffsetGapError(
                     f"{self.label}: offsets {self.expected}-{offset - 1} are missing: the first record "
                     f"read is at {offset}; they were deleted before they were archived"
                 )
-            # Offsets the broker holds no readable record for: transaction markers, aborted
-            # transactions, compacted-away records. Recorded in the manifest, counted as covered.
-            result.gaps.append((self.expected, offset))
+            self._record_gap(self.expected, offset)
         if self.end_time_ms is not None and ts_type and ts >= self.end_time_ms:
             self._stop(offset, "window_end")
             return False

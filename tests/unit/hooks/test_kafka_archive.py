@@ -98,6 +98,17 @@ def test_a_missing_head_past_the_low_watermark_is_a_loss() -> None:
         cursor(10, low=15).on_error(FakeMessage(15, error=KafkaError(KafkaError._PARTITION_EOF)))
 
 
+def test_a_skip_the_low_watermark_has_since_passed_is_a_loss_not_a_gap() -> None:
+    # A broker that serves the next batch it holds after retention deleted records mid-read.
+    lows = iter([40])
+    result = ReadResult(topic="events", partition=2, requested_start=10, start_offset=10)
+    cur = _Cursor(result, 10, None, None, None, low_watermark=lambda: next(lows))
+    assert cur.accept(FakeMessage(10, 1))
+    assert cur.accept(FakeMessage(40, 2))  # 11-39 skipped: not yet proven either way
+    with pytest.raises(OffsetGapError, match=r"events\[2\]: offsets 11-39 held no record when read"):
+        cur.on_error(FakeMessage(41, error=KafkaError(KafkaError._PARTITION_EOF)))
+
+
 def test_end_of_partition_closes_the_range() -> None:
     cur = cursor(10)
     assert cur.accept(FakeMessage(10, 1)) and cur.accept(FakeMessage(11, 2))
