@@ -10,6 +10,8 @@ is, against that dataset's RPO (`objectives.rpo`).
 - Ages are published as Airflow metrics: `backup_pipelines.rpo.age_seconds.<kind>.<dataset>`
   and `backup_pipelines.rpo.breached.<kind>.<dataset>` (0/1) (`Stats.gauge`, so StatsD/OTel).
 - A small JSON status goes to `s3://<storage.backup_bucket>/<rpo_monitor.status_key>`.
+- A warning on a dataset's newest verified point (a Kafka topic whose `retention.ms` is shorter
+  than the archive window plus grace) is logged every run and shown in the status and summary.
 
 Ages are measured from the wall clock at run time (monitoring is about *now*), so a backfill of
 this DAG measures the present, not the past. No verified point, or an unreadable catalog,

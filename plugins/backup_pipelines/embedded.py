@@ -198,18 +198,6 @@ class EmbeddedStack:
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.services.values() if s.proc is not None]
 
-    # -- faults, for tests --------------------------------------------------------------------
-    def pause_kafka(self) -> None:
-        """Freeze the broker (SIGSTOP): clients see a hung peer, as in a network partition."""
-        proc = self.services["kafka"].proc
-        assert proc is not None
-        os.kill(proc.pid, signal.SIGSTOP)
-
-    def resume_kafka(self) -> None:
-        proc = self.services["kafka"].proc
-        assert proc is not None
-        os.kill(proc.pid, signal.SIGCONT)
-
     # -- addresses ----------------------------------------------------------------------------
     @property
     def s3_endpoint(self) -> str:

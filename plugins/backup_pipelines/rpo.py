@@ -76,6 +76,9 @@ class Age:
     newest_id: str | None = None
     captured_at: datetime | None = None
     error: str | None = None
+    # What the newest point's producer warned about, e.g. a Kafka topic whose retention.ms is
+    # shorter than the archive window plus grace: the dataset is fresh, but at risk.
+    warning: str | None = None
 
     @property
     def age_seconds(self) -> float | None:
@@ -113,6 +116,7 @@ class Age:
             "age_seconds": round(self.age_seconds, 3) if self.age_seconds is not None else None,
             "fresh": self.fresh,
             "error": self.error,
+            "warning": self.warning,
         }
 
 
@@ -140,7 +144,13 @@ def measure(catalog: Catalog, target: Target, *, now: datetime | None = None) ->
         return Age(target, measured_at, error=f"{type(exc).__name__}: {exc}")
     if newest is None:
         return Age(target, measured_at)
-    return Age(target, measured_at, newest_id=newest.recovery_point_id, captured_at=newest.captured_at)
+    return Age(
+        target,
+        measured_at,
+        newest_id=newest.recovery_point_id,
+        captured_at=newest.captured_at,
+        warning=newest.details.get("retention_warning"),
+    )
 
 
 def measure_all(catalog: Catalog, items: Iterable[Target], *, now: datetime | None = None) -> list[Age]:
@@ -282,6 +292,8 @@ def transition_email(change: Transition) -> tuple[str, str]:
     ]
     if age.error:
         rows.append(("Catalog error", age.error))
+    if age.warning:
+        rows.append(("Warning", age.warning))
     body = f"<p>{html.escape(intro)}</p>" + html_table(rows)
     return subject, body
 
@@ -318,6 +330,7 @@ class MonitorResult:
         return {
             "datasets": [a.as_status() for a in self.ages],
             "breached": [a.target.key for a in self.ages if not a.fresh],
+            "warnings": {a.target.key: a.warning for a in self.ages if a.warning},
             "emails": self.emails,
             "status": self.status_url,
         }
@@ -359,6 +372,8 @@ def run_monitor(
     ages = measure_all(catalog, targets(cfg), now=now)
     for age in ages:
         log.info("RPO: %s", age.describe())
+        if age.warning:
+            log.warning("RPO: %s: %s", age.target.key, age.warning)
         gauge(gauge_name(age.target), age_for_metrics(age))
         gauge(f"backup_pipelines.rpo.breached.{age.target.kind}.{age.target.dataset}", 0 if age.fresh else 1)
 

@@ -75,18 +75,19 @@ def _produced(bootstrap: str, topic: str) -> dict[int, list[tuple[int, int]]]:
     return out
 
 
-def _seed(stack: Any, topic: str, *, retention_ms: int = 30 * 86_400_000) -> None:
+def _seed(bootstrap: str, topic: str, **options: Any) -> None:
+    """The test's events (``options`` go to ``seed_kafka``, e.g. ``retention_ms``, ``producer_config``)."""
     from backup_pipelines.sample_data import seed_kafka
 
     # Events from 2 days before week 1 to 3 days after week 2: both edges are crossed.
     seed_kafka(
-        stack.kafka_bootstrap,
+        bootstrap,
         topic,
         start=WEEK1_START - timedelta(days=2),
         end=WEEK2_END + timedelta(days=3),
         messages=MESSAGES,
         partitions=PARTITIONS,
-        retention_ms=retention_ms,
+        **{"retention_ms": 30 * 86_400_000, **options},
     )
 
 
@@ -104,7 +105,7 @@ def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_wind
 
     topic = f"e2e-archive-{uuid.uuid4().hex[:8]}"
     write_config(_config(example_config, topic))
-    _seed(embedded_stack, topic)
+    _seed(embedded_stack.kafka_bootstrap, topic)
     produced = _produced(embedded_stack.kafka_bootstrap, topic)
     assert sum(len(v) for v in produced.values()) == MESSAGES
 
@@ -197,7 +198,7 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
 ) -> None:
     """Between two weekly runs the broker deletes a partition's oldest batches, past the end of
     the first archive, as retention would (Tansu's S3 store, tests/support/kafka_faults.py)."""
-    from support.kafka_faults import seed_in_small_batches
+    from support.kafka_faults import SMALL_BATCHES
 
     from backup_pipelines.catalog import Catalog
     from backup_pipelines.config import load_config
@@ -207,15 +208,7 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     topic = f"e2e-guard-{uuid.uuid4().hex[:8]}"
     # retention.ms of 3 days < 7-day window + 1-day grace: a warning in the manifest.
     write_config(_config(example_config, topic))
-    seed_in_small_batches(
-        faulty_kafka.bootstrap,
-        topic,
-        start=WEEK1_START - timedelta(days=2),
-        end=WEEK2_END + timedelta(days=3),
-        messages=MESSAGES,
-        partitions=PARTITIONS,
-        retention_ms=3 * 86_400_000,
-    )
+    _seed(faulty_kafka.bootstrap, topic, retention_ms=3 * 86_400_000, producer_config=SMALL_BATCHES)
     dag = _dag("kafka_weekly_glacier_archive")
     run = run_dag_in_process(dag, logical_date=WEEK1_END)
     assert str(run.state).endswith("success")

@@ -1,6 +1,6 @@
-"""The archive against a broker that fails for real (tests/support/kafka_faults.py): its
-connections cut mid-consume, the broker killed and restarted mid-consume, and its oldest records
-deleted as retention does. Nothing may be lost or duplicated, and a loss must be named."""
+"""The archive against a broker that fails for real (tests/support/kafka_faults.py): frozen
+mid-consume, its connections cut mid-consume, killed and restarted mid-consume, and its oldest
+records deleted as retention does. Nothing may be lost or duplicated, and a loss must be named."""
 
 from __future__ import annotations
 
@@ -18,12 +18,16 @@ MESSAGES = 3_000
 
 
 def _topic(faulty_kafka: Any, prefix: str, messages: int = MESSAGES) -> str:
-    from support.kafka_faults import seed_in_small_batches
+    from support.kafka_faults import SMALL_BATCHES
+
+    from backup_pipelines.sample_data import seed_kafka
 
     topic = f"it-{prefix}-{uuid.uuid4().hex[:8]}"
     end = START + timedelta(days=7)
     bootstrap = faulty_kafka.bootstrap
-    seed_in_small_batches(bootstrap, topic, start=START, end=end, messages=messages, partitions=1)
+    seed_kafka(
+        bootstrap, topic, start=START, end=end, messages=messages, partitions=1, producer_config=SMALL_BATCHES
+    )
     return topic
 
 
@@ -79,6 +83,21 @@ def _archive_with_fault(hook: Any, topic: str, fault: Callable[[], None]) -> tup
         on_progress=inject,
     )
     return result, offsets, hit[0]
+
+
+def test_broker_frozen_mid_consume_is_waited_out_without_loss(
+    faulty_kafka: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGSTOP the broker for 6 s mid-consume: every connection hangs, as in a network partition."""
+    topic = _topic(faulty_kafka, "frozen")
+    hook = _hook(faulty_kafka, monkeypatch)
+    try:
+        result, offsets, at = _archive_with_fault(hook, topic, lambda: faulty_kafka.freeze(6.0))
+    finally:
+        faulty_kafka.thaw()
+    assert at == 200 and faulty_kafka.freezes == 1, "the broker was frozen mid-consume"
+    assert result.stopped_by == "end_of_partition"
+    assert offsets == list(range(MESSAGES)) and result.records == MESSAGES and result.end_offset == MESSAGES
 
 
 def test_connections_cut_mid_consume_are_survived_without_loss(

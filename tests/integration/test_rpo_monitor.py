@@ -40,7 +40,16 @@ def monitor_config(write_config, example_config) -> dict[str, Any]:
     return {"tag": tag, "raw": raw}
 
 
-def _write_point(s3: Any, cfg: dict[str, Any], dataset: str, captured_at: datetime, state: str) -> str:
+def _write_point(
+    s3: Any,
+    cfg: dict[str, Any],
+    dataset: str,
+    captured_at: datetime,
+    state: str,
+    *,
+    kind: str = "clickhouse_snapshot",
+    details: dict[str, Any] | None = None,
+) -> str:
     from backup_pipelines.catalog import Catalog, Manifest, Verification
 
     class _Hook:
@@ -50,13 +59,14 @@ def _write_point(s3: Any, cfg: dict[str, Any], dataset: str, captured_at: dateti
     point_id = f"{captured_at:%Y%m%dT%H%M%S}Z-{secrets.token_hex(2)}"
     Catalog(_Hook(), bucket=cfg["storage"]["backup_bucket"], prefix=cfg["storage"]["catalog_prefix"]).write(  # type: ignore[arg-type]
         Manifest(
-            kind="clickhouse_snapshot",
+            kind=kind,
             dataset=dataset,
             recovery_point_id=point_id,
             captured_at=captured_at,
-            location=f"s3://{cfg['storage']['backup_bucket']}/clickhouse/{dataset}/{point_id}/",
+            location=f"s3://{cfg['storage']['backup_bucket']}/{kind}/{dataset}/{point_id}/",
             storage_class="STANDARD",
             verification=Verification(state=state, verified_at=captured_at),  # type: ignore[arg-type]
+            details=details or {},
         )
     )
     return point_id
@@ -109,3 +119,42 @@ def test_breach_emails_once_then_recovers(embedded_stack, s3, dagbag, monitor_co
     status = _status(s3, cfg)
     assert status["state"][f"clickhouse_snapshot/{stale}"]["breached"] is False
     assert {d["dataset"]: d["fresh"] for d in status["datasets"]} == {fresh: True, stale: True}
+
+
+def test_a_kafka_topic_with_short_retention_is_flagged_in_every_monitor_run(
+    embedded_stack, s3, write_config, monitor_config
+) -> None:
+    """The weekly archive records a retention warning on its manifest; the monitor shows it in
+    its status JSON and summary every run, and in the breach email when there is one."""
+    from backup_pipelines.config import load_config
+    from backup_pipelines.rpo import run_monitor
+
+    tag, cfg = monitor_config["tag"], dict(monitor_config["raw"])
+    topic, risky = f"events_{tag}", f"events_short_{tag}"
+    cfg["kafka_archive"] = {
+        **cfg["kafka_archive"],
+        "topics": [{"name": topic}, {"name": risky, "objectives": {"rpo": "1h"}}],
+    }
+    write_config(cfg)
+    warning = f"topic {risky!r}: retention.ms=259200000 (72.0 h) is shorter than the archive window"
+    now = datetime.now(UTC)
+    _write_point(s3, cfg, topic, now - timedelta(days=1), "verified", kind="kafka_archive")
+    _write_point(
+        s3,
+        cfg,
+        risky,
+        now - timedelta(days=2),
+        "verified",
+        kind="kafka_archive",
+        details={"retention_warning": warning},
+    )
+
+    for _ in range(2):  # every run, not only when something changes
+        summary = run_monitor(load_config(), run_id=f"rpo-{tag}", gauge=lambda *a: None).summary()
+        assert summary["warnings"] == {f"kafka_archive/{risky}": warning}
+        by_name = {d["dataset"]: d for d in _status(s3, cfg)["datasets"]}
+        assert by_name[risky]["warning"] == warning and by_name[topic]["warning"] is None
+
+    [breach] = [m for m in embedded_stack.mailbox() if risky in str(m["Subject"])]
+    assert breach["Subject"].startswith(f"[RPO BREACH] kafka_archive/{risky}")
+    assert "retention.ms=259200000" in breach.get_body(("html",)).get_content()

