@@ -10,8 +10,8 @@ records, while its fetch responses carry the true high watermark. Tansu also ans
 the window start are skipped while reading.
 
 Offsets a ``read_committed`` consumer never sees (transaction markers, aborted or compacted
-records) are recorded as gaps and count as covered, once a low watermark read after the skip
-proves retention had not deleted them (``_Cursor._record_gap``).
+records) are counted as offsets without a record and count as covered, once a low watermark read
+after the skip proves retention had not deleted them (``_Cursor._record_gap``).
 
 The consumer never moves a live consumer group: partitions are assigned manually, under the
 archiver's own group id, and nothing is committed.
@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 KIND: Final = "kafka_archive"
 # Seconds between low-watermark reads that prove skipped offsets were never deleted.
 GAP_PROOF_INTERVAL: Final = 10.0
+# Runs of offsets without a record listed in a manifest (the rest are only counted).
+NO_RECORD_SAMPLE_RUNS: Final = 10
 
 # Consumer settings the archiver always overrides, whatever the connection says.
 ARCHIVE_CONSUMER_OVERRIDES: dict[str, Any] = {
@@ -112,8 +114,22 @@ class ReadResult:
     records: int = 0
     skipped_before_window: int = 0
     stopped_by: str = ""
-    gaps: list[tuple[int, int]] = field(default_factory=list)
+    # Offsets the broker holds no readable record for (transaction markers, aborted or compacted
+    # records): counted, not listed, as a transactional topic has one run per transaction.
+    no_record_offsets: int = 0
+    no_record_runs: int = 0
+    no_record_sample: list[tuple[int, int]] = field(default_factory=list)
     high_watermark: int | None = None
+
+    def no_record(self) -> dict[str, Any]:
+        """The manifest's account of the offsets without a record (empty when there are none)."""
+        if not self.no_record_offsets:
+            return {}
+        return {
+            "offsets": self.no_record_offsets,
+            "runs": self.no_record_runs,
+            "first_runs": [list(run) for run in self.no_record_sample],
+        }
 
 
 @dataclass
@@ -164,7 +180,9 @@ class _Cursor:
         self.max_records = max_records
         self.low_watermark = low_watermark
         self.done = False
-        self._unproven: list[tuple[int, int]] = []
+        # The oldest run not yet proven never-deleted; later runs start later, so proving it
+        # proves them too.
+        self._unproven: tuple[int, int] | None = None
         self._last_proof = time.monotonic()
 
     @property
@@ -194,25 +212,29 @@ class _Cursor:
         the skip, it is still at or before ``first`` only if ``first`` was not deleted (it only
         moves forward, and retention deletes from the head). Gaps are proven in batches, every
         ``GAP_PROOF_INTERVAL`` seconds and when the read stops."""
-        self.result.gaps.append((first, end))
-        self._unproven.append((first, end))
+        result = self.result
+        result.no_record_offsets += end - first
+        result.no_record_runs += 1
+        if len(result.no_record_sample) < NO_RECORD_SAMPLE_RUNS:
+            result.no_record_sample.append((first, end))
+        if self._unproven is None:
+            self._unproven = (first, end)
         if time.monotonic() - self._last_proof > GAP_PROOF_INTERVAL:
             self._prove_gaps()
 
     def _prove_gaps(self) -> None:
-        if not self._unproven or self.low_watermark is None:
+        if self._unproven is None or self.low_watermark is None:
             return
         low = self.low_watermark()
         self._last_proof = time.monotonic()
-        lost = [(first, end) for first, end in self._unproven if first < low]
-        if lost:
-            first, end = lost[0]
+        first, end = self._unproven
+        if first < low:
             raise OffsetGapError(
                 f"{self.label}: offsets {first}-{end - 1} held no record when read and the low "
                 f"watermark has since moved past them (to {low}): they were deleted before they were "
                 "archived, or retention is deleting records as fast as the archive reads them"
             )
-        self._unproven.clear()
+        self._unproven = None
 
     def on_error(self, message: Any) -> None:
         from confluent_kafka import KafkaError
@@ -501,7 +523,7 @@ class KafkaArchiveHook:
             raise
         log.info(
             "%s[%d]: archived offsets [%d, %d): %d records in %d file(s), stopped by %s, %d skipped "
-            "before the window, %d gap(s)",
+            "before the window, %d offset(s) without a record",
             topic,
             partition,
             result.start_offset,
@@ -510,7 +532,7 @@ class KafkaArchiveHook:
             len(entries),
             result.stopped_by,
             result.skipped_before_window,
-            len(result.gaps),
+            result.no_record_offsets,
         )
         return result, entries
 
@@ -561,11 +583,11 @@ class KafkaArchiveHook:
     ) -> list[str]:
         """Problems that break gap-free, overlap-free coverage; empty when the archive is sound.
 
-        ``ranges`` are the partitions' ``[start_offset, end_offset)`` (with ``records`` and
-        ``gaps``: the ``[first, end)`` runs of offsets the broker held no readable record for),
+        ``ranges`` are the partitions' ``[start_offset, end_offset)`` with the ``records`` the read
+        counted and its ``no_record_offsets`` (offsets it proved hold no readable record),
         ``entries`` the files' index entries, ``previous_end`` the end offset of each partition in
-        the previous archive. Every offset of a range must be in exactly one file or in a
-        recorded gap.
+        the previous archive. Every offset of a range must be in exactly one file or be one of the
+        offsets without a record.
         """
         problems: list[str] = []
         by_partition: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -575,7 +597,7 @@ class KafkaArchiveHook:
             tp = (rng["topic"], rng["partition"])
             label = f"{tp[0]}[{tp[1]}]"
             start, end = rng["start_offset"], rng["end_offset"]
-            gaps = [(int(a), int(b)) for a, b in rng.get("gaps") or []]
+            without_record = int(rng.get("no_record_offsets") or 0)
             if end < start:
                 problems.append(f"{label}: end offset {end} before start offset {start}")
             prev = previous_end.get(tp)
@@ -587,25 +609,23 @@ class KafkaArchiveHook:
             files = sorted(by_partition.get(tp, []), key=lambda e: e["first_offset"])
             cursor = start
             count = 0
+            holes: list[tuple[int, int]] = []
             for entry in files:
                 if entry["first_offset"] < cursor:
                     problems.append(f"{label}: file {entry['key']} overlaps offsets before {cursor}")
-                problems += [
-                    f"{label}: offsets {a}-{b - 1} are in no file"
-                    for a, b in uncovered(cursor, entry["first_offset"], gaps)
-                ]
+                elif entry["first_offset"] > cursor:
+                    holes.append((cursor, entry["first_offset"]))
                 if entry["last_offset"] >= end:
                     problems.append(f"{label}: file {entry['key']} holds offsets at or after the end {end}")
                 cursor = entry["last_offset"] + 1
                 count += entry["records"]
-            problems += [
-                f"{label}: offsets {a}-{b - 1} are in no file" for a, b in uncovered(cursor, end, gaps)
-            ]
+            if cursor < end:
+                holes.append((cursor, end))
             if count != rng.get("records", count):
                 problems.append(f"{label}: files hold {count} records, the read counted {rng['records']}")
-            without_record = sum(b - a for a, b in gaps)
             if count + without_record != end - start:
-                recorded = f" and {without_record} recorded as holding no record" if without_record else ""
+                problems += [f"{label}: offsets {a}-{b - 1} are in no file" for a, b in holes]
+                recorded = f" and {without_record} without a record" if without_record else ""
                 problems.append(
                     f"{label}: {end - start} offsets in [{start}, {end}) but {count} records "
                     f"archived{recorded}"
@@ -775,21 +795,6 @@ class KafkaArchiveHook:
                 )
             )
         return records
-
-
-def uncovered(first: int, end: int, gaps: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    """The runs of ``[first, end)`` that no recorded gap ``[a, b)`` covers."""
-    runs: list[tuple[int, int]] = []
-    cursor = first
-    for a, b in sorted((int(a), int(b)) for a, b in gaps):
-        if b <= cursor or a >= end:
-            continue
-        if a > cursor:
-            runs.append((cursor, a))
-        cursor = max(cursor, b)
-    if cursor < end:
-        runs.append((cursor, end))
-    return runs
 
 
 def compare_records(expected: Sequence[Record], actual: Sequence[Record]) -> list[str]:
@@ -1008,6 +1013,7 @@ class WeeklyArchive:
             manifest = self.catalog.read(KIND, topic, spec["recovery_point_id"])
             rng = next(o for o in manifest.offsets if o.partition == partition)
             files = [o.model_dump(mode="json") for o in manifest.objects if o.partition == partition]
+            no_record = manifest.details.get("offsets_without_record", {}).get(str(partition), {})
             log.info(
                 "%s[%d]: window already archived in %s; nothing to do", topic, partition, manifest.location
             )
@@ -1017,7 +1023,8 @@ class WeeklyArchive:
                 "records": sum(f["records"] or 0 for f in files),
                 "files": files,
                 "stopped_by": "already_archived",
-                "gaps": [],
+                "no_record": no_record,
+                "no_record_offsets": no_record.get("offsets", 0),
                 "skipped_before_window": 0,
             }
         interval_start = datetime.fromisoformat(spec["interval_start"])
@@ -1064,7 +1071,8 @@ class WeeklyArchive:
             "records": result.records,
             "files": entries,
             "stopped_by": result.stopped_by,
-            "gaps": [list(g) for g in result.gaps],
+            "no_record": result.no_record(),
+            "no_record_offsets": result.no_record_offsets,
             "skipped_before_window": result.skipped_before_window,
         }
 
@@ -1169,7 +1177,9 @@ class WeeklyArchive:
                     "raw_bytes": sum(f.get("raw_bytes") or 0 for r in rows for f in r["files"]),
                     "stopped_by": {str(r["partition"]): r["stopped_by"] for r in rows},
                     "skipped_before_window": sum(r["skipped_before_window"] for r in rows),
-                    "offset_gaps": {str(r["partition"]): r["gaps"] for r in rows if r["gaps"]},
+                    "offsets_without_record": {
+                        str(r["partition"]): r["no_record"] for r in rows if r["no_record"]
+                    },
                     "retention_warning": rows[0].get("retention_warning"),
                 },
             )

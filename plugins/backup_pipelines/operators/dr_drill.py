@@ -556,8 +556,8 @@ class ArchiveDrillOperator(_DatasetDrillOperator):
                 result.bytes_restored += local.stat().st_size
                 result.checks.append(_sha256_check(url, obj, file_sha256(local)))
                 if self.kind == "kafka_archive":
-                    no_record = manifest.details.get("offset_gaps", {}).get(str(obj.partition), [])
-                    offsets = _offsets_check(url, obj, local, read_offsets, no_record)
+                    no_record = manifest.details.get("offsets_without_record", {}).get(str(obj.partition), {})
+                    offsets = _offsets_check(url, obj, local, read_offsets, int(no_record.get("offsets", 0)))
                     result.checks.append(offsets)
                     if n == 0 and offsets.ok and result.checks[-2].ok:
                         result.checks.append(self._replay_check(cfg, url, local))
@@ -610,13 +610,11 @@ def _sha256_check(url: str, obj: ObjectEntry, actual: str) -> CheckResult:
 
 
 def _offsets_check(
-    url: str, obj: ObjectEntry, path: Path, read_offsets: Any, no_record: Sequence[Sequence[int]] = ()
+    url: str, obj: ObjectEntry, path: Path, read_offsets: Any, without_record: int = 0
 ) -> CheckResult:
-    """Offsets inside the file increase, skip only offsets the manifest records as holding no
-    record (``no_record``: transaction markers, aborted or compacted records), and match the
-    index the manifest records for the file."""
-    from backup_pipelines.hooks.kafka_archive import uncovered
-
+    """Offsets inside the file increase, skip no more offsets than the manifest records as holding
+    no record in the file's partition (``without_record``: transaction markers, aborted or
+    compacted records), and match the index the manifest records for the file."""
     try:
         offsets = read_offsets(path)
     except Exception as exc:
@@ -626,16 +624,16 @@ def _offsets_check(
             object=url,
             detail=f"the file cannot be read as an archive: {exc}",
         )
-    gaps = [
-        (a, b)
-        for a, b in itertools.pairwise(offsets)
-        if b <= a or (b != a + 1 and uncovered(a + 1, b, no_record))
-    ]
     problems = []
-    if gaps:
+    backwards = [(a, b) for a, b in itertools.pairwise(offsets) if b <= a]
+    if backwards:
+        problems.append(f"offsets go back from {backwards[0][0]} to {backwards[0][1]}")
+    jumps = [(a, b) for a, b in itertools.pairwise(offsets) if b > a + 1]
+    skipped = sum(b - a - 1 for a, b in jumps)
+    if skipped > without_record:
         problems.append(
-            f"offsets jump from {gaps[0][0]} to {gaps[0][1]} "
-            f"({len(gaps)} gap(s) the manifest does not record)"
+            f"offsets jump from {jumps[0][0]} to {jumps[0][1]} ({len(jumps)} gap(s), {skipped} offset(s) "
+            f"skipped; the manifest records {without_record} without a record)"
         )
     first, last = (offsets[0], offsets[-1]) if offsets else (None, None)
     if obj.first_offset is not None and first != obj.first_offset:

@@ -17,7 +17,6 @@ from backup_pipelines.hooks.kafka_archive import (
     compare_records,
     object_key,
     recovery_point_id,
-    uncovered,
 )
 from backup_pipelines.kafka_parquet import Record
 
@@ -87,7 +86,7 @@ def test_a_missing_head_the_broker_never_deleted_is_a_recorded_gap_not_a_loss() 
     cur = cursor(10, low=0)
     assert cur.accept(FakeMessage(11, 1)) and cur.accept(FakeMessage(13, 2))
     cur.on_error(FakeMessage(15, error=KafkaError(KafkaError._PARTITION_EOF)))
-    assert cur.result.gaps == [(10, 11), (12, 13), (14, 15)]
+    assert cur.result.no_record() == {"offsets": 3, "runs": 3, "first_runs": [[10, 11], [12, 13], [14, 15]]}
     assert cur.result.records == 2 and cur.result.end_offset == 15
 
 
@@ -174,25 +173,25 @@ def test_a_hole_between_files_is_named() -> None:
     assert "events[0]: offsets 140-149 are in no file" in problems
 
 
-def test_offsets_recorded_as_holding_no_record_count_as_covered() -> None:
-    # Files 100-139 (39 records: 120 is a marker inside it) and 150-199; 140-149 aborted.
+def test_offsets_without_a_record_count_as_covered() -> None:
+    # Files 100-139 (39 records: one offset inside it is a marker) and 150-199; 140-149 aborted.
     inside = {**_file(100, 139), "records": 39}
-    rng = {**_range(100, 200), "records": 89, "gaps": [[120, 121], [140, 150]]}
+    rng = {**_range(100, 200), "records": 89, "no_record_offsets": 11}
     assert KafkaArchiveHook.check_contiguity([rng], [inside, _file(150, 199)], {("events", 0): 100}) == []
-    # A hole the read did not record is still a hole, and the count must add up.
-    short = {**rng, "gaps": [[120, 121], [140, 145]]}
+    # Fewer offsets without a record than the files leave out: the holes are named.
+    short = {**rng, "no_record_offsets": 6}
     problems = KafkaArchiveHook.check_contiguity([short], [inside, _file(150, 199)], {})
-    assert "events[0]: offsets 145-149 are in no file" in problems
-    assert (
-        "events[0]: 100 offsets in [100, 200) but 89 records archived and 6 recorded as holding no record"
-        in problems
-    )
+    assert "events[0]: offsets 140-149 are in no file" in problems
+    assert "events[0]: 100 offsets in [100, 200) but 89 records archived and 6 without a record" in problems
 
 
-def test_uncovered_runs() -> None:
-    assert uncovered(0, 10, []) == [(0, 10)]
-    assert uncovered(0, 10, [(2, 4), (3, 6), (9, 12)]) == [(0, 2), (6, 9)]
-    assert uncovered(5, 5, [(0, 1)]) == []
+def test_many_runs_without_a_record_are_counted_not_listed() -> None:
+    cur = cursor(0, low=0)
+    for offset in range(0, 2_000, 2):  # a commit marker after every record
+        assert cur.accept(FakeMessage(offset, 1))
+    cur.on_error(FakeMessage(2_000, error=KafkaError(KafkaError._PARTITION_EOF)))
+    summary = cur.result.no_record()
+    assert (summary["offsets"], summary["runs"], len(summary["first_runs"])) == (1_000, 1_000, 10)
 
 
 def test_replay_comparison_finds_changed_values_and_headers() -> None:
