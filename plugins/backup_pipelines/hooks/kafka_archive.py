@@ -211,7 +211,8 @@ class _Cursor:
         OFFSET_OUT_OF_RANGE), which is data loss. The low watermark tells them apart: read after
         the skip, it is still at or before ``first`` only if ``first`` was not deleted (it only
         moves forward, and retention deletes from the head). Gaps are proven in batches, every
-        ``GAP_PROOF_INTERVAL`` seconds and when the read stops."""
+        ``GAP_PROOF_INTERVAL`` seconds (``prove_if_due``, after every batch) and when the read
+        stops, so a skip is proven before retention can catch up with it."""
         result = self.result
         result.no_record_offsets += end - first
         result.no_record_runs += 1
@@ -219,7 +220,9 @@ class _Cursor:
             result.no_record_sample.append((first, end))
         if self._unproven is None:
             self._unproven = (first, end)
-        if time.monotonic() - self._last_proof > GAP_PROOF_INTERVAL:
+
+    def prove_if_due(self) -> None:
+        if self._unproven is not None and time.monotonic() - self._last_proof > GAP_PROOF_INTERVAL:
             self._prove_gaps()
 
     def _prove_gaps(self) -> None:
@@ -456,6 +459,7 @@ class KafkaArchiveHook:
                         yield message
                     if cursor.done:
                         break
+                cursor.prove_if_due()
         finally:
             if own:
                 client.close()
@@ -611,6 +615,12 @@ class KafkaArchiveHook:
             count = 0
             holes: list[tuple[int, int]] = []
             for entry in files:
+                span = entry["last_offset"] - entry["first_offset"] + 1
+                if not 0 < entry["records"] <= span:
+                    problems.append(
+                        f"{label}: file {entry['key']} claims {entry['records']} records for offsets "
+                        f"{entry['first_offset']}-{entry['last_offset']}"
+                    )
                 if entry["first_offset"] < cursor:
                     problems.append(f"{label}: file {entry['key']} overlaps offsets before {cursor}")
                 elif entry["first_offset"] > cursor:
@@ -1011,7 +1021,22 @@ class WeeklyArchive:
         bucket, prefix = self.cfg.storage.archive_bucket, self.section.prefix
         if spec["existing"]:
             manifest = self.catalog.read(KIND, topic, spec["recovery_point_id"])
-            rng = next(o for o in manifest.offsets if o.partition == partition)
+            rng = next((o for o in manifest.offsets if o.partition == partition), None)
+            if rng is None:
+                # A partition added since this window was archived: the next window's run starts
+                # it at its low watermark (there is no previous end to continue from).
+                log.info("%s[%d]: not in this window's archive; the next window covers it", topic, partition)
+                return {
+                    **_spec_fields(spec),
+                    "start_offset": None,
+                    "end_offset": None,
+                    "records": 0,
+                    "files": [],
+                    "stopped_by": "not_in_archived_window",
+                    "no_record": {},
+                    "no_record_offsets": 0,
+                    "skipped_before_window": 0,
+                }
             files = [o.model_dump(mode="json") for o in manifest.objects if o.partition == partition]
             no_record = manifest.details.get("offsets_without_record", {}).get(str(partition), {})
             log.info(

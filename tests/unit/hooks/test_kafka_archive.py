@@ -108,6 +108,28 @@ def test_a_skip_the_low_watermark_has_since_passed_is_a_loss_not_a_gap() -> None
         cur.on_error(FakeMessage(41, error=KafkaError(KafkaError._PARTITION_EOF)))
 
 
+def test_skips_are_proven_during_a_long_read_not_only_at_its_end() -> None:
+    asked: list[int] = []
+    lows = iter([5, 30])
+
+    def probe() -> int:
+        asked.append(1)
+        return next(lows)
+
+    result = ReadResult(topic="events", partition=2, requested_start=10, start_offset=10)
+    cur = _Cursor(result, 10, None, None, None, low_watermark=probe)
+    assert cur.accept(FakeMessage(10, 1)) and cur.accept(FakeMessage(12, 1))  # 11 skipped
+    cur.prove_if_due()
+    assert not asked, "not due yet"
+    cur._last_proof -= 60  # a minute of reading later
+    cur.prove_if_due()
+    assert len(asked) == 1, "proven while reading: low 5 is before offset 11"
+    assert cur.accept(FakeMessage(40, 1))  # 13-39 skipped, and retention is now past them
+    cur._last_proof -= 60
+    with pytest.raises(OffsetGapError, match=r"offsets 13-39 held no record when read"):
+        cur.prove_if_due()
+
+
 def test_end_of_partition_closes_the_range() -> None:
     cur = cursor(10)
     assert cur.accept(FakeMessage(10, 1)) and cur.accept(FakeMessage(11, 2))
@@ -183,6 +205,46 @@ def test_offsets_without_a_record_count_as_covered() -> None:
     problems = KafkaArchiveHook.check_contiguity([short], [inside, _file(150, 199)], {})
     assert "events[0]: offsets 140-149 are in no file" in problems
     assert "events[0]: 100 offsets in [100, 200) but 89 records archived and 6 without a record" in problems
+
+
+def test_a_file_claiming_more_records_than_its_offsets_is_named() -> None:
+    bloated = {**_file(100, 149), "records": 60}
+    rng = {**_range(100, 200), "records": 110, "no_record_offsets": 0}
+    problems = KafkaArchiveHook.check_contiguity([rng], [bloated, _file(160, 199)], {})
+    assert f"events[0]: file {bloated['key']} claims 60 records for offsets 100-149" in problems
+
+
+def test_a_partition_added_after_its_window_was_archived_is_left_to_the_next_window(
+    example_config: dict[str, Any],
+) -> None:
+    from types import SimpleNamespace
+
+    from backup_pipelines.catalog import Manifest, OffsetRange
+    from backup_pipelines.config import BackupConfig
+    from backup_pipelines.hooks.kafka_archive import WeeklyArchive
+
+    manifest = Manifest(
+        kind="kafka_archive",
+        dataset="events",
+        recovery_point_id="20261116T040000Z",
+        captured_at=datetime(2026, 11, 16, 4, tzinfo=UTC),
+        location="s3://archive/kafka/events/",
+        storage_class="GLACIER",
+        offsets=[OffsetRange(topic="events", partition=0, start_offset=0, end_offset=10)],
+    )
+    catalog = SimpleNamespace(read=lambda *args: manifest)
+    cfg = BackupConfig.model_validate(example_config)
+    weekly = WeeklyArchive(None, None, catalog, cfg)  # type: ignore[arg-type]
+    spec = {
+        "topic": "events",
+        "partition": 1,
+        "existing": True,
+        "recovery_point_id": "20261116T040000Z",
+        "interval_start": "2026-11-09T04:00:00+00:00",
+        "interval_end": "2026-11-16T04:00:00+00:00",
+    }
+    result = weekly.archive(spec)
+    assert result["stopped_by"] == "not_in_archived_window" and result["files"] == []
 
 
 def test_many_runs_without_a_record_are_counted_not_listed() -> None:
