@@ -85,6 +85,11 @@ def _archive_with_fault(hook: Any, topic: str, fault: Callable[[], None]) -> tup
     return result, offsets, hit[0]
 
 
+def _assert_every_offset_archived_once(result: Any, offsets: list[int]) -> None:
+    assert result.stopped_by == "end_of_partition"
+    assert offsets == list(range(MESSAGES)) and result.records == MESSAGES and result.end_offset == MESSAGES
+
+
 def test_broker_frozen_mid_consume_is_waited_out_without_loss(
     faulty_kafka: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,8 +101,7 @@ def test_broker_frozen_mid_consume_is_waited_out_without_loss(
     finally:
         faulty_kafka.thaw()
     assert at == 200 and faulty_kafka.freezes == 1, "the broker was frozen mid-consume"
-    assert result.stopped_by == "end_of_partition"
-    assert offsets == list(range(MESSAGES)) and result.records == MESSAGES and result.end_offset == MESSAGES
+    _assert_every_offset_archived_once(result, offsets)
 
 
 def test_connections_cut_mid_consume_are_survived_without_loss(
@@ -113,8 +117,7 @@ def test_connections_cut_mid_consume_are_survived_without_loss(
 
     result, offsets, at = _archive_with_fault(hook, topic, cut_everything)
     assert at == 200 and cut[0] >= 1, "connections were open and cut mid-consume"
-    assert result.stopped_by == "end_of_partition"
-    assert offsets == list(range(MESSAGES)) and result.records == MESSAGES and result.end_offset == MESSAGES
+    _assert_every_offset_archived_once(result, offsets)
 
 
 def test_broker_killed_and_restarted_mid_consume_loses_nothing(
@@ -126,8 +129,7 @@ def test_broker_killed_and_restarted_mid_consume_loses_nothing(
     first_pid = faulty_kafka.service.proc.pid
     result, offsets, at = _archive_with_fault(hook, topic, faulty_kafka.kill_and_restart)
     assert at == 200 and faulty_kafka.service.proc.pid != first_pid, "the broker was restarted mid-consume"
-    assert result.stopped_by == "end_of_partition"
-    assert offsets == list(range(MESSAGES)) and result.records == MESSAGES and result.end_offset == MESSAGES
+    _assert_every_offset_archived_once(result, offsets)
 
 
 def test_records_deleted_by_retention_are_refused_naming_the_missing_offsets(

@@ -44,6 +44,21 @@ def cursor(
     return _Cursor(result, start, skip_before, end, None, low_watermark=probe)
 
 
+def _manifest(**fields: Any) -> Any:
+    """A kafka_archive manifest of topic ``events`` for the window ending 2026-11-16 04:00."""
+    from backup_pipelines.catalog import Manifest
+
+    return Manifest(
+        kind="kafka_archive",
+        dataset="events",
+        recovery_point_id="20261116T040000Z",
+        captured_at=datetime(2026, 11, 16, 4, tzinfo=UTC),
+        location="s3://analytics-archive/kafka/events/",
+        storage_class="GLACIER",
+        **fields,
+    )
+
+
 def record(offset: int, *, ts: int | None = 1_000, value: bytes = b"v") -> Record:
     return Record("events", 0, offset, 0 if ts is None else 1, ts, b"k", value, [("h", b"1")])
 
@@ -219,19 +234,11 @@ def test_a_partition_added_after_its_window_was_archived_is_left_to_the_next_win
 ) -> None:
     from types import SimpleNamespace
 
-    from backup_pipelines.catalog import Manifest, OffsetRange
+    from backup_pipelines.catalog import OffsetRange
     from backup_pipelines.config import BackupConfig
     from backup_pipelines.hooks.kafka_archive import WeeklyArchive
 
-    manifest = Manifest(
-        kind="kafka_archive",
-        dataset="events",
-        recovery_point_id="20261116T040000Z",
-        captured_at=datetime(2026, 11, 16, 4, tzinfo=UTC),
-        location="s3://archive/kafka/events/",
-        storage_class="GLACIER",
-        offsets=[OffsetRange(topic="events", partition=0, start_offset=0, end_offset=10)],
-    )
+    manifest = _manifest(offsets=[OffsetRange(topic="events", partition=0, start_offset=0, end_offset=10)])
     catalog = SimpleNamespace(read=lambda *args: manifest)
     cfg = BackupConfig.model_validate(example_config)
     weekly = WeeklyArchive(None, None, catalog, cfg)  # type: ignore[arg-type]
@@ -297,18 +304,10 @@ def test_leftovers_are_kept_while_a_manifest_of_the_topic_cannot_be_read() -> No
 
 
 def test_only_unlisted_leftovers_of_this_range_are_removed() -> None:
-    from backup_pipelines.catalog import Listing, Manifest, ObjectEntry
+    from backup_pipelines.catalog import Listing, ObjectEntry
 
     listed = "kafka/events/partition=0/100-149.parquet"
-    point = Manifest(
-        kind="kafka_archive",
-        dataset="events",
-        recovery_point_id="20261116T040000Z",
-        captured_at=datetime(2026, 11, 16, 5, tzinfo=UTC),
-        location="s3://analytics-archive/kafka/events/",
-        storage_class="GLACIER",
-        objects=[ObjectEntry(key=listed, size=1)],
-    )
+    point = _manifest(objects=[ObjectEntry(key=listed, size=1)])
     keys = [
         "kafka/events/partition=0/50-99.parquet",  # before this window: never touched
         listed,  # listed by a manifest: kept
