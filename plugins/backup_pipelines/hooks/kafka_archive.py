@@ -64,6 +64,8 @@ KIND: Final = "kafka_archive"
 GAP_PROOF_INTERVAL: Final = 10.0
 # Runs of offsets without a record listed in a manifest (the rest are only counted).
 NO_RECORD_SAMPLE_RUNS: Final = 10
+# Archive files above this size are uploaded in parts of this size.
+UPLOAD_PART_SIZE: Final = 64 * 1024 * 1024
 
 # Consumer settings the archiver always overrides, whatever the connection says.
 ARCHIVE_CONSUMER_OVERRIDES: dict[str, Any] = {
@@ -856,10 +858,14 @@ def upload_archive_file(
     storage_class: str,
     object_lock: ObjectLockRetention | None,
     now: datetime,
+    part_size: int = UPLOAD_PART_SIZE,
 ) -> dict[str, Any]:
-    """Upload one closed archive file (multipart above 64 MiB, streamed from disk) and return
-    its manifest index entry: key, size, SHA-256, storage class, offsets, time range, count."""
+    """Upload one closed archive file (in ``part_size`` parts above that size, streamed from
+    disk), check S3's SHA-256 of it and return its manifest index entry: key, size, SHA-256,
+    storage class, offsets, time range, count."""
     from boto3.s3.transfer import TransferConfig
+
+    from backup_pipelines.hooks.s3_archive import composite_sha256_of_file, parts_of
 
     key = object_key(
         prefix, topic, archive_file.partition, archive_file.first_offset, archive_file.last_offset
@@ -879,7 +885,7 @@ def upload_archive_file(
         bucket,
         key,
         ExtraArgs=extra,
-        Config=TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024),
+        Config=TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size),
     )
     head = s3.head(bucket, key)
     if head is None or int(head["ContentLength"]) != archive_file.size:
@@ -888,7 +894,15 @@ def upload_archive_file(
             f"{archive_file.size} written"
         )
     stored = head.get("ChecksumSHA256")
-    if stored and "-" not in stored and b64_to_hex(stored) != archive_file.sha256:
+    if stored and (parts_of(head.get("ETag", "")) > 1 or head.get("ChecksumType") == "COMPOSITE"):
+        # Uploaded in parts: S3 keeps the SHA-256 of the parts' SHA-256s (``<base64>-<parts>``).
+        expected = composite_sha256_of_file(str(archive_file.path), part_size)
+        if stored.split("-")[0] != expected.split("-")[0]:
+            raise ChecksumMismatchError(
+                f"s3://{bucket}/{key}: S3 composite SHA-256 {stored} != {expected} of the file written "
+                f"in {part_size}-byte parts"
+            )
+    elif stored and b64_to_hex(stored) != archive_file.sha256:
         raise ChecksumMismatchError(
             f"s3://{bucket}/{key}: S3 SHA-256 {b64_to_hex(stored)} != "
             f"{archive_file.sha256} of the file written"

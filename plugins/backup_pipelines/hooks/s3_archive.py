@@ -151,7 +151,25 @@ def composite_sha256(part_checksums: list[str]) -> str:
     return f"{base64.b64encode(digest).decode()}-{len(part_checksums)}"
 
 
-def _parts_of(etag: str) -> int:
+def composite_sha256_of_file(path: str, part_size: int, *, read_size: int = 8 * 1024 * 1024) -> str:
+    """The composite checksum S3 gives ``path`` uploaded in parts of ``part_size`` bytes (read
+    ``read_size`` bytes at a time: a part is not held in memory)."""
+    parts: list[str] = []
+    with open(path, "rb") as handle:
+        while True:
+            digest = hashlib.sha256()
+            left = part_size
+            while left and (chunk := handle.read(min(read_size, left))):
+                digest.update(chunk)
+                left -= len(chunk)
+            if left == part_size:
+                break
+            parts.append(base64.b64encode(digest.digest()).decode())
+    return composite_sha256(parts)
+
+
+def parts_of(etag: str) -> int:
+    """How many parts the object with this ETag was uploaded in (1: a single PUT)."""
     match = re.search(r"-(\d+)\"?$", etag)
     return int(match.group(1)) if match else 1
 
@@ -426,7 +444,7 @@ class S3ArchiveHook(S3Hook):
 
     def _source_part_size(self, source: S3Object) -> int | None:
         """The part size the source was uploaded with, when it is multipart (HEAD of part 1)."""
-        if _parts_of(source.etag) <= 1:
+        if parts_of(source.etag) <= 1:
             return None
         part = self.head(source.bucket, source.key, PartNumber=1)
         return int(part["ContentLength"]) if part else None
@@ -478,7 +496,7 @@ class S3ArchiveHook(S3Hook):
         return {
             "etag": multipart_etag([p["ETag"] for p in parts]),
             "sha256": composite_sha256(part_sums) if len(part_sums) == len(parts) else None,
-            "part_size_matches": _parts_of(source.etag) == len(parts),
+            "part_size_matches": parts_of(source.etag) == len(parts),
         }
 
     def _check_copy(
@@ -499,7 +517,7 @@ class S3ArchiveHook(S3Hook):
         problems = []
         if int(dest["ContentLength"]) != source.size:
             problems.append(f"size {dest['ContentLength']} != source size {source.size}")
-        multipart = _parts_of(dest["ETag"]) > 1
+        multipart = parts_of(dest["ETag"]) > 1
         if multipart:
             verified_by = self._check_multipart(source, src_head, dest, expected, problems)
         else:
@@ -537,7 +555,7 @@ class S3ArchiveHook(S3Hook):
             problems.append(f"SHA-256 {dest_sha} != {expected['sha256']} computed by S3 during the copy")
         if src_sha and "-" not in src_sha and dest_sha != src_sha:
             problems.append(f"SHA-256 {dest_sha} != source SHA-256 {src_sha}")
-        if _parts_of(source.etag) == 1 and not self._kms(src_head, dest) and dest["ETag"] != source.etag:
+        if parts_of(source.etag) == 1 and not self._kms(src_head, dest) and dest["ETag"] != source.etag:
             problems.append(f"ETag {dest['ETag']} != source ETag {source.etag}")
         return "sha256"
 
@@ -557,7 +575,7 @@ class S3ArchiveHook(S3Hook):
             verified_by = "sha256-composite"
             if dest_sha and dest_sha.split("-")[0] != expected["sha256"].split("-")[0]:
                 problems.append(f"composite SHA-256 {dest_sha} != {expected['sha256']}")
-        same_layout = _parts_of(source.etag) == _parts_of(dest["ETag"])
+        same_layout = parts_of(source.etag) == parts_of(dest["ETag"])
         if same_layout and not self._kms(src_head, dest) and dest["ETag"] != source.etag:
             problems.append(f"ETag {dest['ETag']} != source ETag {source.etag} (same part layout)")
         return verified_by
