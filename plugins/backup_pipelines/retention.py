@@ -205,17 +205,16 @@ class ClickHouseRetentionOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("preview",)
 
-    def __init__(self, *, preview: bool | str = False, config_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, preview: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.preview = preview  # the form's dry_run (BaseOperator.dry_run is a method)
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines import catalog as catalog_module
         from backup_pipelines.config import load_config
         from backup_pipelines.operators.clickhouse import _flag, _hook
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         hook = _hook(cfg)
         hook.check_storage(cfg.storage.backup_bucket)
         report = apply_retention(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from backup_pipelines.config import load_config
 from backup_pipelines.errors import (
     BackupFailedError,
     BrokenChainError,
@@ -169,20 +170,17 @@ class ClickHouseSnapshotOperator(BaseOperator):
         *,
         dataset: str,
         deferrable: bool | None = None,
-        config_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.dataset = dataset
         self.deferrable = deferrable
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines import catalog as catalog_module
-        from backup_pipelines.config import load_config
         from backup_pipelines.hooks.clickhouse_backup import backup_location, recovery_point_id
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         section = cfg.clickhouse_snapshots
         dataset = _dataset(cfg, self.dataset)
         hook = _hook(cfg)
@@ -278,7 +276,6 @@ class ClickHouseSnapshotOperator(BaseOperator):
     def execute_complete(
         self, context: Context, event: dict[str, Any], plan: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        from backup_pipelines.config import load_config
         from backup_pipelines.hooks.clickhouse_backup import BackupStatus
 
         if plan is None:
@@ -288,7 +285,7 @@ class ClickHouseSnapshotOperator(BaseOperator):
                 f"backup {event.get('id')} of {plan['dataset']} ended {event.get('status')}: "
                 f"{event.get('error') or 'no error text'}"
             )
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         status = BackupStatus(
             id=str(event["id"]),
             status=str(event["status"]),
@@ -371,16 +368,14 @@ class ClickHouseVerifyOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("dataset",)
 
-    def __init__(self, *, dataset: str, config_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, dataset: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dataset = dataset
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.config import load_config
         from backup_pipelines.hooks.clickhouse_backup import recovery_point_id
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         dataset = _dataset(cfg, self.dataset)
         hook = _hook(cfg)
         catalog = hook.catalog(cfg)
@@ -434,7 +429,6 @@ class ClickHouseRestoreOperator(BaseOperator):
         target_database: Any = None,
         confirm_overwrite: Any = False,
         preview: Any = False,
-        config_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -444,13 +438,11 @@ class ClickHouseRestoreOperator(BaseOperator):
         self.target_database = target_database
         self.confirm_overwrite = confirm_overwrite
         self.preview = preview  # the form's dry_run (BaseOperator.dry_run is a method)
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines import catalog as catalog_module
-        from backup_pipelines.config import load_config
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         dataset = _dataset(cfg, str(self.dataset).strip())
         hook = _hook(cfg)
         catalog = hook.catalog(cfg)

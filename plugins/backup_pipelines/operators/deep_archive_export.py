@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from backup_pipelines.config import load_config
 from backup_pipelines.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,22 +35,19 @@ class DeepArchiveExportOperator(BaseOperator):
         export_name: str,
         month: str | None = None,
         allow_fewer_rows: bool | str = False,
-        config_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.export_name = export_name
         self.month = month
         self.allow_fewer_rows = allow_fewer_rows
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.catalog import Catalog
-        from backup_pipelines.config import load_config
         from backup_pipelines.dagkit import run_after
         from backup_pipelines.hooks.clickhouse_export import ClickHouseExportHook, Month, MonthlyExport
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         export = next((e for e in cfg.deep_archive_exports.exports if e.name == self.export_name), None)
         if export is None:
             known = [e.name for e in cfg.deep_archive_exports.exports]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, PokeReturnValue
 
+from backup_pipelines.config import load_config
 from backup_pipelines.drill_report import (
     CHECK_CHAIN,
     CHECK_CHECK_TABLE,
@@ -78,12 +79,6 @@ def _run_id(context: Context) -> str:
     return str(context["dag_run"].run_id)
 
 
-def _config() -> BackupConfig:
-    from backup_pipelines.config import load_config
-
-    return load_config()
-
-
 def _objectives(cfg: BackupConfig, kind: str, dataset: str) -> tuple[float, float]:
     for k, name, objectives in cfg.datasets():
         if (k, name) == (kind, dataset):
@@ -138,7 +133,7 @@ class DrillPlanOperator(BaseOperator):
         from backup_pipelines import catalog as catalog_module
         from backup_pipelines.errors import ConfigError
 
-        cfg = _config()
+        cfg = load_config()
         pick: PickMode
         if self.pick in (None, "", "None"):
             pick = cfg.dr_drill.pick
@@ -264,7 +259,7 @@ class ClickHouseDrillOperator(_DatasetDrillOperator):
         from backup_pipelines.errors import BrokenChainError, DrillInfrastructureError
         from backup_pipelines.hooks.dr_drill import DrillHook
 
-        cfg = _config()
+        cfg = load_config()
         entry = self._entry()
         catalog = Catalog.from_config(cfg)
         result = self._result(cfg, entry)
@@ -449,7 +444,7 @@ class ArchiveDrillOperator(_DatasetDrillOperator):
         from backup_pipelines.catalog import Catalog
         from backup_pipelines.hooks.s3_archive import S3ArchiveHook
 
-        cfg = _config()
+        cfg = load_config()
         entry = self._entry()
         catalog = Catalog.from_config(cfg)
         started = time.time()
@@ -502,7 +497,7 @@ class ArchiveDrillOperator(_DatasetDrillOperator):
         """Back from the trigger: wait for the next bucket's restores, or verify."""
         from backup_pipelines.catalog import Catalog
 
-        cfg = _config()
+        cfg = load_config()
         entry = self._entry()
         catalog = Catalog.from_config(cfg)
         manifest = catalog.read(self.kind, self.dataset, entry["recovery_point_id"])
@@ -653,7 +648,7 @@ class Tier1CheckOperator(BaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from backup_pipelines.hooks.dr_drill import DrillHook
 
-        cfg = _config()
+        cfg = load_config()
         drill = cfg.dr_drill
         hook = DrillHook(clickhouse_conn_id=cfg.connections.clickhouse, kafka_conn_id=cfg.connections.kafka)
         checks: list[CheckResult] = []
@@ -713,7 +708,7 @@ class DrillCleanupOperator(BaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from backup_pipelines.hooks.dr_drill import DrillHook
 
-        cfg = _config()
+        cfg = load_config()
         prefix = SCRATCH_PREFIX + drill_id_for(_run_id(context))
         hook = DrillHook(clickhouse_conn_id=cfg.connections.clickhouse, kafka_conn_id=cfg.connections.kafka)
         checks: list[CheckResult] = []
@@ -769,7 +764,7 @@ class DrillReportOperator(BaseOperator):
         from backup_pipelines.catalog import utcnow
         from backup_pipelines.errors import VerificationError
 
-        cfg = _config()
+        cfg = load_config()
         ti = context["ti"]
         run_id = _run_id(context)
         plan = ti.xcom_pull(task_ids=self.plan_task_id) or {}

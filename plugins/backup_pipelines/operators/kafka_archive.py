@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from backup_pipelines.config import load_config
 from backup_pipelines.errors import (
     ConfigError,
     ObjectNotRestoredError,
@@ -107,14 +108,9 @@ class KafkaArchiveGuardOperator(BaseOperator):
 
     template_fields: Sequence[str] = ()
 
-    def __init__(self, *, config_path: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.config_path = config_path
-
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from backup_pipelines.config import load_config
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
         if start is None or end is None:
             raise ConfigError(
@@ -138,15 +134,13 @@ class KafkaPartitionArchiveOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("spec",)
 
-    def __init__(self, *, spec: dict[str, Any], config_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, spec: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.config import load_config
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         with tempfile.TemporaryDirectory(prefix="kafka-archive-") as spool:
             return _weekly(cfg).archive(dict(self.spec), spool_dir=spool)
 
@@ -156,16 +150,14 @@ class KafkaArchiveCheckOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("results",)
 
-    def __init__(self, *, results: Any, config_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, results: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.results = results
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.config import load_config
 
         results = list(self.results or [])
-        problems = _weekly(load_config(self.config_path)).check(results)
+        problems = _weekly(load_config()).check(results)
         if problems:
             raise OffsetGapError("archive coverage check failed: " + "; ".join(problems[:20]))
         records = sum(r["records"] for r in results)
@@ -178,19 +170,15 @@ class KafkaArchiveManifestOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("results",)
 
-    def __init__(self, *, results: Any, config_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, results: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.results = results
-        self.config_path = config_path
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from backup_pipelines.config import load_config
 
         ti = context["ti"]
         producer = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id}
-        manifests = _weekly(load_config(self.config_path)).write_manifests(
-            list(self.results or []), producer=producer
-        )
+        manifests = _weekly(load_config()).write_manifests(list(self.results or []), producer=producer)
         return [
             {
                 "topic": m.dataset,
@@ -234,7 +222,6 @@ class KafkaReplayPlanOperator(BaseOperator):
         confirm_same_topic: bool | str = False,
         preview: bool | str = True,
         max_messages: str | int | None = None,
-        config_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -248,14 +235,12 @@ class KafkaReplayPlanOperator(BaseOperator):
         self.confirm_same_topic = confirm_same_topic
         self.preview = preview  # the form's dry_run (BaseOperator.dry_run is a method)
         self.max_messages = max_messages
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.catalog import Catalog
-        from backup_pipelines.config import load_config
         from backup_pipelines.hooks.kafka_archive import KIND, select_replay_files
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         topic = _optional(self.topic)
         if topic is None:
             raise ConfigError("topic: name the archived topic to replay")
@@ -329,7 +314,6 @@ class KafkaArchiveRestoreOperator(BaseOperator):
         days: int | str = 1,
         poll_interval: float = 300.0,
         timeout_hours: float = 48.0,
-        config_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -338,12 +322,10 @@ class KafkaArchiveRestoreOperator(BaseOperator):
         self.days = days
         self.poll_interval = poll_interval
         self.timeout_hours = timeout_hours
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from datetime import timedelta
 
-        from backup_pipelines.config import load_config
         from backup_pipelines.hooks.s3_archive import S3ArchiveHook
         from backup_pipelines.triggers.s3_restore import S3RestoreTrigger
 
@@ -354,7 +336,7 @@ class KafkaArchiveRestoreOperator(BaseOperator):
         tier = str(self.tier)
         if tier not in ("Expedited", "Standard", "Bulk"):
             raise ConfigError(f"restore_tier: {tier!r} is not one of Expedited, Standard, Bulk")
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         s3 = S3ArchiveHook(aws_conn_id=cfg.connections.aws)
         pending = []
         for entry in plan["files"]:
@@ -388,17 +370,15 @@ class KafkaReplayOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("plan",)
 
-    def __init__(self, *, plan: Any, config_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
-        self.config_path = config_path
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.config import load_config
         from backup_pipelines.hooks.kafka_archive import KafkaArchiveHook, replay_plan
         from backup_pipelines.hooks.s3_archive import S3ArchiveHook
 
-        cfg = load_config(self.config_path)
+        cfg = load_config()
         plan = dict(self.plan)
         kafka = KafkaArchiveHook(
             kafka_conn_id=cfg.connections.kafka, group_id=cfg.kafka_archive.consumer_group_id
