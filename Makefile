@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(PY)
 venv: $(STAMP)
 
 demo: venv
-	$(PY) -m backup_pipelines.demo
+	$(PY) -m backup_pipelines.dev.demo
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -39,7 +39,7 @@ format: venv
 
 # The Airflow UI (airflow standalone) on the embedded stack, for clicking runs and backfills.
 airflow: venv
-	$(PY) -m backup_pipelines.embedded airflow
+	$(PY) -m backup_pipelines.dev.embedded airflow
 
 bench: venv
 	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done

@@ -70,7 +70,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-clickhouse-"))
-    from backup_pipelines.embedded import EmbeddedStack, airflow_env
+    from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env
 
     os.environ.update(airflow_env(workdir / "airflow"))
     stack = EmbeddedStack(workdir / "stack").start()
@@ -84,10 +84,10 @@ def main() -> int:
 def _run(stack: Any, workdir: Path, args: argparse.Namespace) -> int:
     from airflow.providers.clickhousedb.hooks.clickhouse import ClickHouseHook
 
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook
-    from backup_pipelines.operators.clickhouse import ClickHouseSnapshotOperator, ClickHouseVerifyOperator
+    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
+    from backup_pipelines.clickhouse.operators import ClickHouseSnapshotOperator, ClickHouseVerifyOperator
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     datasets = [f"bench_{n}" for n in range(args.repeat)]
     _config(workdir / "backup.yaml", datasets)

@@ -30,7 +30,7 @@ SECTION = "emr_archive"
 
 
 def _start_moto() -> tuple[subprocess.Popen, str]:
-    from backup_pipelines.embedded import HOST, free_port, wait_for_port
+    from backup_pipelines.dev.embedded import HOST, free_port, wait_for_port
 
     port = free_port()
     proc = subprocess.Popen(
@@ -44,7 +44,7 @@ def _start_moto() -> tuple[subprocess.Popen, str]:
 
 def _measure(hook: Any, cfg: Any, sources: list[Any], *, rtt_ms: float, tag: str) -> tuple[float, float]:
     """Seconds for the sequential loop and for copy_all; ``rtt_ms`` sleeps before each request."""
-    from backup_pipelines.operators.emr_archive import copy_all
+    from backup_pipelines.emr.operators import copy_all
 
     def delay(**_: Any) -> None:
         time.sleep(rtt_ms / 1000)
@@ -105,8 +105,8 @@ def main() -> int:
                 ),
             }
         )
-        from backup_pipelines.config import BackupConfig
-        from backup_pipelines.hooks.s3_archive import S3ArchiveHook
+        from backup_pipelines.core.config import BackupConfig
+        from backup_pipelines.core.s3 import S3ArchiveHook
 
         cfg = BackupConfig.model_validate(
             {

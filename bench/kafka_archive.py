@@ -86,9 +86,9 @@ def _child_baseline(topic: str) -> dict[str, Any]:
 
 
 def _child_archive(topic: str) -> dict[str, Any]:
-    from backup_pipelines.config import Encryption
-    from backup_pipelines.hooks.kafka_archive import KafkaArchiveHook, upload_archive_file
-    from backup_pipelines.hooks.s3_archive import S3ArchiveHook
+    from backup_pipelines.core.config import Encryption
+    from backup_pipelines.core.s3 import S3ArchiveHook
+    from backup_pipelines.kafka.archive import KafkaArchiveHook, upload_archive_file
 
     s3 = S3ArchiveHook(aws_conn_id="aws_default")
     hook = KafkaArchiveHook(group_id="bench-archive")
@@ -160,8 +160,8 @@ def main() -> int:
         print(json.dumps(fn(args.topic)))
         return 0
 
-    from backup_pipelines.embedded import EmbeddedStack, airflow_env
-    from backup_pipelines.sample_data import seed_kafka
+    from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env
+    from backup_pipelines.dev.sample_data import seed_kafka
 
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []

@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from backup_pipelines.config import load_config
+from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
 
 cfg = load_config()
@@ -43,8 +43,8 @@ def backup_rpo_monitor() -> None:
     @task
     def check_rpo(**context: Any) -> dict[str, Any]:
         """Measure every dataset, publish gauges, email breach/recovery edges, write the status."""
-        from backup_pipelines.config import load_config
-        from backup_pipelines.rpo import run_monitor
+        from backup_pipelines.core.config import load_config
+        from backup_pipelines.monitor.rpo import run_monitor
 
         result = run_monitor(load_config(), run_id=context["run_id"])
         return result.summary()

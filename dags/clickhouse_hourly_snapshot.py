@@ -31,10 +31,10 @@ from __future__ import annotations
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, TaskGroup
 
-from backup_pipelines.config import load_config
+from backup_pipelines.clickhouse.operators import ClickHouseSnapshotOperator, ClickHouseVerifyOperator
+from backup_pipelines.clickhouse.retention import ClickHouseRetentionOperator
+from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
-from backup_pipelines.operators.clickhouse import ClickHouseSnapshotOperator, ClickHouseVerifyOperator
-from backup_pipelines.retention import ClickHouseRetentionOperator
 
 cfg = load_config()
 section = cfg.clickhouse_snapshots

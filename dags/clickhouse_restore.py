@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from backup_pipelines.config import load_config
+from backup_pipelines.clickhouse.operators import ClickHouseRestoreOperator
+from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
-from backup_pipelines.operators.clickhouse import ClickHouseRestoreOperator
 
 cfg = load_config()
 datasets = [d.name for d in cfg.clickhouse_snapshots.datasets]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, BaseOperator, Param
 
-from backup_pipelines.config import load_config
+from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
-from backup_pipelines.operators.dr_drill import (
+from backup_pipelines.drill.operators import (
     ArchiveDrillOperator,
     ClickHouseDrillOperator,
     DrillCleanupOperator,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, task_group
 
-from backup_pipelines.config import load_config
+from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
-from backup_pipelines.operators.emr_archive import (
+from backup_pipelines.emr.operators import (
     ApplyLifecyclePolicyOperator,
     EmrArchiveOperator,
     EmrOutputMarkerSensor,

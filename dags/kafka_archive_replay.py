@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from backup_pipelines.config import load_config
+from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
-from backup_pipelines.operators.kafka_archive import (
+from backup_pipelines.kafka.operators import (
     KafkaArchiveRestoreOperator,
     KafkaReplayOperator,
     KafkaReplayPlanOperator,

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from backup_pipelines.config import load_config
+from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
-from backup_pipelines.operators.deep_archive_export import DeepArchiveExportOperator
+from backup_pipelines.export.operators import DeepArchiveExportOperator
 
 cfg = load_config()
 section = cfg.deep_archive_exports

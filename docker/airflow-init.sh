@@ -5,14 +5,14 @@ set -euo pipefail
 
 airflow db migrate
 
-pool=$(python -c 'from backup_pipelines.config import load_config; print(load_config().clickhouse_snapshots.pool)')
+pool=$(python -c 'from backup_pipelines.core.config import load_config; print(load_config().clickhouse_snapshots.pool)')
 airflow pools set "${pool}" "${CLICKHOUSE_POOL_SLOTS:-2}" "ClickHouse backups and restores at a time"
 
 # Local S3 only: on AWS the buckets (versioning, Object Lock, lifecycle) belong to infrastructure code.
 python - <<'PY'
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-from backup_pipelines.config import load_config
+from backup_pipelines.core.config import load_config
 
 cfg = load_config()
 hook = S3Hook(aws_conn_id=cfg.connections.aws)

@@ -23,7 +23,7 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="bp-test-"))
 _AIRFLOW_HOME = _SESSION_DIR / "airflow"
 
 # Airflow reads its settings at import time: they must be in place before anything imports it.
-from backup_pipelines.embedded import EmbeddedStack, airflow_env  # noqa: E402
+from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env  # noqa: E402
 
 os.environ.update(airflow_env(_AIRFLOW_HOME))
 os.environ.setdefault("BACKUP_PIPELINES_CONFIG", str(ROOT / "include" / "config" / "backup.yaml"))
@@ -65,7 +65,7 @@ def session_dir() -> Path:
 @pytest.fixture(scope="session")
 def embedded_stack() -> Iterator[EmbeddedStack]:
     """The embedded stack for the whole session, its connections exported as AIRFLOW_CONN_*."""
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.config import load_config
 
     stack = EmbeddedStack(_SESSION_DIR / "stack").start()
     saved = {key: os.environ.get(key) for key in stack.env()}

@@ -12,8 +12,8 @@ from typing import Any
 
 import pendulum
 
-from backup_pipelines import alerts
-from backup_pipelines.config import BackupConfig, load_config
+from backup_pipelines.core.config import BackupConfig, load_config
+from backup_pipelines.monitor import alerts
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 
@@ -62,7 +62,7 @@ def run_after(context: Any) -> datetime:
     Every task and every retry of one run sees the same value, unlike the wall clock, so the keys a
     manual run derives from it agree between its snapshot and its verification.
     """
-    from backup_pipelines import catalog
+    from backup_pipelines.core import catalog
 
     value = getattr(context.get("dag_run"), "run_after", None)
     return value if isinstance(value, datetime) else catalog.utcnow()

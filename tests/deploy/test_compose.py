@@ -107,7 +107,7 @@ def test_airflow_services_share_one_image_and_config(compose: dict[str, Any]) ->
 
 def _needed_connection_ids() -> set[str]:
     """Connection ids the DAGs use: the config's `connections` section and literal ``*_conn_id``s."""
-    from backup_pipelines.config import Connections, load_config
+    from backup_pipelines.core.config import Connections, load_config
 
     cfg = load_config(ROOT / "include" / "config" / "backup.yaml")
     needed = set(Connections().model_dump().values()) | set(cfg.connections.model_dump().values())
@@ -208,7 +208,7 @@ def test_dockerfile_installs_this_package_on_the_tested_airflow_version(compose:
 def test_clickhouse_server_backs_up_to_the_configured_bucket_with_credentials_from_env(
     compose: dict[str, Any],
 ) -> None:
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.config import load_config
 
     bucket = load_config(ROOT / "include" / "config" / "backup.yaml").storage.backup_bucket
     clickhouse = compose["services"]["clickhouse"]

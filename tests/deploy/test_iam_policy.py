@@ -22,12 +22,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "docs" / "iam-policy.json"
-# The embedded stack, the demo and its sample data only ever talk to the local moto server.
-LOCAL_ONLY = {"embedded.py", "demo.py", "sample_data.py"}
+# The dev package (embedded stack, demo, sample data) only ever talks to the local moto server.
+LOCAL_ONLY = ROOT / "plugins" / "backup_pipelines" / "dev"
 SOURCES = [
     path
     for path in [*(ROOT / "plugins" / "backup_pipelines").rglob("*.py"), *(ROOT / "dags").rglob("*.py")]
-    if path.name not in LOCAL_ONLY
+    if LOCAL_ONLY not in path.parents
 ]
 
 SERVICES = {"s3": "s3", "emr": "elasticmapreduce", "emr-serverless": "emr-serverless", "kms": "kms"}
@@ -253,7 +253,7 @@ def _iam_actions(service: str, op: str) -> set[str]:
 
 def required_actions() -> dict[str, set[str]]:
     """IAM action -> why it is needed (call sites, or the implied reason)."""
-    from backup_pipelines.config import Encryption
+    from backup_pipelines.core.config import Encryption
 
     needed: dict[str, set[str]] = defaultdict(set)
     for (service, op), sites in used_operations().items():
@@ -318,7 +318,7 @@ _BUCKET_LEVEL = {
 
 
 def test_s3_actions_are_scoped_to_the_configured_buckets() -> None:
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.config import load_config
 
     cfg = load_config(ROOT / "include" / "config" / "backup.yaml")
     buckets = {cfg.storage.backup_bucket, cfg.storage.archive_bucket}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_pipelines.embedded import free_port
+from backup_pipelines.dev.embedded import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(300)]
 
@@ -39,7 +39,7 @@ def test_ui_comes_up_with_every_dag_and_ctrl_c_stops_everything(tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "backup_pipelines.embedded",
+            "backup_pipelines.dev.embedded",
             "airflow",
             "--dir",
             str(tmp_path),

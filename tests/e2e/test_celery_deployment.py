@@ -30,7 +30,7 @@ import pytest
 import yaml
 from support.airflow_processes import PG_HOST, PG_PORT, REDIS_PORT, AirflowProcesses, reachable
 
-from backup_pipelines.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
+from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(420)]
 
@@ -55,7 +55,7 @@ _SEED_CLICKHOUSE = """
 import sys
 from datetime import datetime
 from airflow.providers.clickhousedb.hooks.clickhouse import ClickHouseHook
-from backup_pipelines.sample_data import seed_clickhouse
+from backup_pipelines.dev.sample_data import seed_clickhouse
 client = ClickHouseHook().get_client()
 rows = seed_clickhouse(client, start=datetime.fromisoformat(sys.argv[1]),
                        end=datetime.fromisoformat(sys.argv[2]), rows=int(sys.argv[3]))
@@ -175,7 +175,7 @@ def deployment(
     stack = EmbeddedStack(base / "stack").start()
     deployment: Deployment | None = None
     try:
-        from backup_pipelines.config import load_config
+        from backup_pipelines.core.config import load_config
 
         cfg = load_config(config)
         api_port = free_port()
@@ -270,7 +270,7 @@ def deployment(
 
 def _start_seeding_clickhouse(deployment: Deployment) -> subprocess.Popen:
     """Seed ClickHouse in a subprocess (returned, still running): never opened by this process."""
-    from backup_pipelines.embedded import _die_with_parent
+    from backup_pipelines.dev.embedded import _die_with_parent
 
     now = datetime.now(UTC)
     window = [(now - timedelta(days=3)).isoformat(), (now - timedelta(minutes=1)).isoformat()]
@@ -285,7 +285,7 @@ def _start_seeding_clickhouse(deployment: Deployment) -> subprocess.Popen:
 
 
 def _seed_kafka(stack: EmbeddedStack, cfg: Any) -> None:
-    from backup_pipelines.sample_data import seed_kafka
+    from backup_pipelines.dev.sample_data import seed_kafka
 
     now = datetime.now(UTC)
     for seed, topic in enumerate(cfg.kafka_archive.topics):
@@ -395,7 +395,7 @@ def test_snapshot_and_kafka_archive_run_on_two_celery_workers(
 
 def _assert_recovery_points_in_s3(stack: EmbeddedStack) -> None:
     """What the runs left where a user looks: backups, archives and their manifests in S3."""
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.config import load_config
 
     cfg = load_config(stack.base_dir.parent / "backup.yaml")
     s3 = stack.s3_client()

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.embedded import run_dag_in_process
-from backup_pipelines.sample_data import hour_floor
+from backup_pipelines.dev.embedded import run_dag_in_process
+from backup_pipelines.dev.sample_data import hour_floor
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +102,7 @@ def chain_env(
     embedded_stack: Any, clickhouse_client: Any, write_config: Any, example_config: dict[str, Any]
 ) -> Any:
     def _make(n: int, **section: Any) -> tuple[str, Any]:
-        from backup_pipelines.config import load_config
+        from backup_pipelines.core.config import load_config
 
         db = f"snap_e2e_{n}"
         _create_tables(clickhouse_client, db)
@@ -115,7 +115,7 @@ def chain_env(
 def test_three_hourly_runs_build_a_chain_that_restores_every_row(
     chain_env: Any, clickhouse_client: Any, s3: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(1)
     dags = _dags()
@@ -195,8 +195,8 @@ def test_three_hourly_runs_build_a_chain_that_restores_every_row(
 def test_a_crashed_backup_leaves_no_manifest_and_the_next_run_recovers(
     chain_env: Any, clickhouse_client: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.hooks import clickhouse_backup
+    from backup_pipelines.clickhouse import engine as clickhouse_backup
+    from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(2)
     hourly = _dags()["clickhouse_hourly_snapshot"]
@@ -224,7 +224,7 @@ def test_a_crashed_backup_leaves_no_manifest_and_the_next_run_recovers(
 def test_missing_table_and_unreachable_s3_fail_clearly_and_delete_nothing(
     chain_env: Any, clickhouse_client: Any, write_config: Any, example_config: dict[str, Any], capfd: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(3)
     hourly = _dags()["clickhouse_hourly_snapshot"]
@@ -314,8 +314,8 @@ def _objects(s3: Any, bucket: str, location: str) -> list[str]:
 def test_retention_dry_run_from_the_form_deletes_nothing(
     chain_env: Any, clickhouse_client: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backup_pipelines import catalog as catalog_module
-    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.core import catalog as catalog_module
+    from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(7, retention_days=1, min_verified=1, full_every="1h")
     hourly = _dags()["clickhouse_hourly_snapshot"]
@@ -344,7 +344,7 @@ def test_retention_dry_run_from_the_form_deletes_nothing(
 def test_retaking_a_failed_slot_keeps_the_failed_copy_and_refuses_under_increments(
     chain_env: Any, clickhouse_client: Any, s3: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(8)
     hourly = _dags()["clickhouse_hourly_snapshot"]

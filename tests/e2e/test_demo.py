@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_pipelines.demo import DEMO_PLAN
+from backup_pipelines.dev.demo import DEMO_PLAN
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +18,7 @@ def test_demo_runs_every_pipeline_and_a_passing_drill(tmp_path: Path) -> None:
     # Its own process and working directory: the demo opens its own chDB directory.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BACKUP_PIPELINES"))}
     done = subprocess.run(
-        [sys.executable, "-m", "backup_pipelines.demo"],
+        [sys.executable, "-m", "backup_pipelines.dev.demo"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

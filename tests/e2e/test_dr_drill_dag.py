@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.embedded import run_dag_in_process
+from backup_pipelines.dev.embedded import run_dag_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -49,9 +49,9 @@ def _config(example: dict[str, Any], **drill: Any) -> dict[str, Any]:
 
 def _seed_kafka_archive(s3: Any, tmp_path: Path, rp: str, captured_at: datetime) -> list[str]:
     """Two partitions, one GLACIER Parquet file each, and the manifest (written last)."""
-    from backup_pipelines.catalog import Catalog, Manifest, ObjectEntry, OffsetRange
-    from backup_pipelines.config import load_config
-    from backup_pipelines.kafka_parquet import ArchiveFile, PartitionArchiveWriter
+    from backup_pipelines.core.catalog import Catalog, Manifest, ObjectEntry, OffsetRange
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.kafka.parquet import ArchiveFile, PartitionArchiveWriter
 
     prefix = f"kafka/{TOPIC}/{rp}/"
     objects, offsets, keys = [], [], []
@@ -158,8 +158,8 @@ def drill_env(
 def test_healthy_drill_passes_writes_the_report_and_verifies_the_point(
     drill_env: dict[str, Any], s3: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     state, _, run_id = _run_drill()
     assert state == "success"
@@ -205,8 +205,8 @@ def _assert_failed_naming(s3: Any, stack: Any, key: str, check: str) -> dict[str
 def test_corrupted_archived_object_fails_the_drill_naming_object_and_check(
     drill_env: dict[str, Any], s3: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     key = drill_env["keys"][1]
     s3.restore_object(Bucket=ARCHIVE_BUCKET, Key=key, RestoreRequest={"Days": 1})
@@ -248,9 +248,9 @@ def _clickhouse_config(example: dict[str, Any]) -> dict[str, Any]:
 
 def _seed_clickhouse_chain(client: Any) -> list[Any]:
     """A full and an incremental snapshot of one table, as the hourly DAG writes them (manifest last)."""
-    from backup_pipelines.catalog import Catalog, Manifest
-    from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook, backup_location
+    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook, backup_location
+    from backup_pipelines.core.catalog import Catalog, Manifest
+    from backup_pipelines.core.config import load_config
 
     cfg = load_config()
     client.command(f"DROP DATABASE IF EXISTS {CH_DATABASE} SYNC")
@@ -312,8 +312,8 @@ def ch_drill_env(
 def test_clickhouse_chain_drill_restores_counts_checks_and_verifies(
     ch_drill_env: dict[str, Any], s3: Any, clickhouse_client: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     state, _, _ = _run_drill()
     assert state == "success"
@@ -340,8 +340,8 @@ def test_clickhouse_chain_drill_restores_counts_checks_and_verifies(
 def test_deleted_chain_member_fails_the_drill_naming_object_and_check(
     ch_drill_env: dict[str, Any], s3: Any, clickhouse_client: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     base = ch_drill_env["chain"][0]
     for obj in base.objects:  # the base backup's files are gone; its manifest is still there

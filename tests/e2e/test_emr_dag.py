@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.embedded import run_dag_in_process
+from backup_pipelines.dev.embedded import run_dag_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -93,7 +93,7 @@ def _archive_keys(s3: Any, day: date) -> list[str]:
 
 
 def _seed(s3: Any, day: date) -> list[str]:
-    from backup_pipelines.sample_data import seed_emr_outputs
+    from backup_pipelines.dev.sample_data import seed_emr_outputs
 
     return seed_emr_outputs(s3, bucket=SOURCE_BUCKET, job=JOB, day=day, files=3, rows_per_file=50)
 
@@ -101,8 +101,8 @@ def _seed(s3: Any, day: date) -> list[str]:
 def test_a_day_is_archived_with_checksums_encryption_and_manifest_and_reruns_copy_nothing(
     emr_config: dict[str, Any], s3: Any, worker_bytes: WorkerBytes
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     day = date(2026, 2, 10)
     sources = _seed(s3, day)
@@ -152,8 +152,8 @@ def test_a_day_is_archived_with_checksums_encryption_and_manifest_and_reruns_cop
 
 
 def test_backfill_of_three_days_archives_three_dates(emr_config: dict[str, Any], s3: Any) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     days = [date(2026, 3, d) for d in (1, 2, 3)]
     for day in days:
@@ -173,9 +173,9 @@ def test_backfill_of_three_days_archives_three_dates(emr_config: dict[str, Any],
 def test_missing_marker_times_out_naming_job_and_date(
     emr_config: dict[str, Any], s3: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
-    from backup_pipelines.sample_data import seed_emr_outputs
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.dev.sample_data import seed_emr_outputs
 
     day = date(2026, 4, 5)
     seed_emr_outputs(
@@ -194,9 +194,9 @@ def test_missing_marker_times_out_naming_job_and_date(
 def test_sources_are_deleted_only_after_the_verified_archive_and_only_if_unchanged(
     emr_config: dict[str, Any], write_config: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.s3_archive import S3ArchiveHook
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.core.s3 import S3ArchiveHook
 
     emr_config["emr_archive"]["delete_source_after_archive"] = True
     write_config(emr_config)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.embedded import run_dag_in_process
+from backup_pipelines.dev.embedded import run_dag_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,7 @@ MONTHS = ["month=2026-02", "month=2026-03", "month=2026-04"]
 
 @pytest.fixture(scope="module")
 def seeded_events(embedded_stack: Any, clickhouse_client: Any) -> None:
-    from backup_pipelines.sample_data import seed_clickhouse
+    from backup_pipelines.dev.sample_data import seed_clickhouse
 
     client = clickhouse_client
     client.command("CREATE DATABASE IF NOT EXISTS analytics")
@@ -49,9 +49,9 @@ def _dag() -> Any:
 def test_backfill_of_three_months_gives_three_verified_deep_archive_exports(
     seeded_events: None, clickhouse_client: Any, s3: Any, write_config: Any, example_config: dict[str, Any]
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.clickhouse_export import Month
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.export.monthly import Month
 
     # dag.test() of a DAG with a DeadlineAlert fails in Airflow 3.3 when the run succeeds
     # (DeadlineAlertModel.get_by_id is handed a dict); the deadline itself is not under test here.

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.embedded import run_dag_in_process
+from backup_pipelines.dev.embedded import run_dag_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,7 @@ def _produced(bootstrap: str, topic: str) -> dict[int, list[tuple[int, int]]]:
 
 def _seed(bootstrap: str, topic: str, **options: Any) -> None:
     """The test's events (``options`` go to ``seed_kafka``, e.g. ``retention_ms``, ``producer_config``)."""
-    from backup_pipelines.sample_data import seed_kafka
+    from backup_pipelines.dev.sample_data import seed_kafka
 
     # Events from 2 days before week 1 to 3 days after week 2: both edges are crossed.
     seed_kafka(
@@ -98,10 +98,10 @@ def _ms(moment: datetime) -> int:
 def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_window(
     embedded_stack: Any, s3: Any, write_config: Any, example_config: dict[str, Any]
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.kafka_archive import KafkaArchiveHook, compare_records
-    from backup_pipelines.kafka_parquet import read_records
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.kafka.archive import KafkaArchiveHook, compare_records
+    from backup_pipelines.kafka.parquet import read_records
 
     topic = f"e2e-archive-{uuid.uuid4().hex[:8]}"
     write_config(_config(example_config, topic))
@@ -200,8 +200,8 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     the first archive, as retention would (Tansu's S3 store, tests/support/kafka_faults.py)."""
     from support.kafka_faults import SMALL_BATCHES
 
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     for key, value in faulty_kafka.connection_env().items():
         monkeypatch.setenv(key, value)

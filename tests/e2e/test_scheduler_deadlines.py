@@ -23,7 +23,7 @@ import pytest
 import yaml
 from support.airflow_processes import PG_HOST, PG_PORT, AirflowProcesses, reachable
 
-from backup_pipelines.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
+from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(300)]
 
@@ -91,7 +91,7 @@ def airflow_deployment(tmp_path: Path, postgres_db: str) -> Iterator[tuple[Airfl
     stack = EmbeddedStack(base / "stack").start()
     deployment: Airflow | None = None
     try:
-        from backup_pipelines.config import load_config
+        from backup_pipelines.core.config import load_config
 
         cfg = load_config(config)
         stack.create_buckets(cfg.storage.backup_bucket, cfg.storage.archive_bucket)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.catalog import Manifest
-from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook, backup_location
+from backup_pipelines.clickhouse.engine import ClickHouseBackupHook, backup_location
+from backup_pipelines.core.catalog import Manifest
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.sample_data import hour_floor
+from backup_pipelines.dev.sample_data import hour_floor
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def dataset(
 
 
 def _run_slot(slot: datetime) -> None:
-    from backup_pipelines.operators.clickhouse import ClickHouseSnapshotOperator, ClickHouseVerifyOperator
+    from backup_pipelines.clickhouse.operators import ClickHouseSnapshotOperator, ClickHouseVerifyOperator
 
     context: Any = {"data_interval_start": slot - timedelta(hours=1), "data_interval_end": slot}
     ClickHouseSnapshotOperator(task_id="snapshot", dataset="snap_it_1").execute(context)
@@ -52,11 +52,11 @@ def _run_slot(slot: datetime) -> None:
 def test_retention_with_a_shifted_clock_never_breaks_a_chain_and_keeps_the_minimum(
     dataset: str, clickhouse_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backup_pipelines import catalog as catalog_module
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook
-    from backup_pipelines.retention import ClickHouseRetentionOperator
+    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
+    from backup_pipelines.clickhouse.retention import ClickHouseRetentionOperator
+    from backup_pipelines.core import catalog as catalog_module
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
 
     clock = {"now": datetime.now(UTC)}
     monkeypatch.setattr(catalog_module, "utcnow", lambda: clock["now"])

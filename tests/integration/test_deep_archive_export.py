@@ -48,7 +48,7 @@ def export_table(clickhouse_client: Any) -> str:
 
 @pytest.fixture
 def sql_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import backup_pipelines.config as config
+    import backup_pipelines.core.config as config
 
     root = tmp_path / "sql"
     (root / "exports").mkdir(parents=True)
@@ -59,7 +59,7 @@ def sql_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _config(example_config: dict[str, Any], exports: list[dict[str, Any]], **section: Any) -> Any:
-    from backup_pipelines.config import BackupConfig
+    from backup_pipelines.core.config import BackupConfig
 
     raw = dict(example_config)
     raw["deep_archive_exports"] = {
@@ -72,8 +72,8 @@ def _config(example_config: dict[str, Any], exports: list[dict[str, Any]], **sec
 
 
 def _exporter(cfg: Any, name: str) -> Any:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.hooks.clickhouse_export import ClickHouseExportHook, MonthlyExport
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.export.monthly import ClickHouseExportHook, MonthlyExport
 
     export = next(e for e in cfg.deep_archive_exports.exports if e.name == name)
     hook = ClickHouseExportHook(clickhouse_conn_id="clickhouse_default", aws_conn_id="aws_default")
@@ -107,7 +107,7 @@ def test_month_is_exported_split_reconciled_and_unreadable_without_restore(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from backup_pipelines.hooks.clickhouse_export import Month
+    from backup_pipelines.export.monthly import Month
 
     cfg = _config(example_config, [{"name": "raw_it", "sql": "exports/raw.sql", "max_rows_per_file": 1_000}])
     bucket = cfg.storage.archive_bucket
@@ -165,8 +165,8 @@ def test_rerun_replaces_the_month_atomically_and_refuses_to_shrink(
     s3: Any,
     example_config: Any,
 ) -> None:
-    from backup_pipelines.errors import UnsafeOperationError
-    from backup_pipelines.hooks.clickhouse_export import Month
+    from backup_pipelines.core.errors import UnsafeOperationError
+    from backup_pipelines.export.monthly import Month
 
     cfg = _config(example_config, [{"name": "daily_it", "sql": "exports/daily.sql"}])
     bucket = cfg.storage.archive_bucket
@@ -210,8 +210,8 @@ def export_table_reseed(client: Any) -> None:
 def test_empty_month_gives_an_explicit_empty_export_or_an_error(
     embedded_stack: Any, export_table: str, sql_root: Path, s3: Any, example_config: Any
 ) -> None:
-    from backup_pipelines.errors import ExportReconciliationError
-    from backup_pipelines.hooks.clickhouse_export import Month
+    from backup_pipelines.core.errors import ExportReconciliationError
+    from backup_pipelines.export.monthly import Month
 
     exports = [{"name": "empty_it", "sql": "exports/daily.sql"}]
     cfg = _config(example_config, exports)
@@ -229,9 +229,9 @@ def test_empty_month_gives_an_explicit_empty_export_or_an_error(
 def test_sql_error_fails_with_the_file_name_and_leaves_nothing(
     embedded_stack: Any, export_table: str, sql_root: Path, s3: Any, example_config: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.errors import ExportSqlError
-    from backup_pipelines.hooks.clickhouse_export import Month
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.errors import ExportSqlError
+    from backup_pipelines.export.monthly import Month
 
     (sql_root / "exports" / "broken.sql").write_text(
         f"SELECT day, no_such_column FROM {DB}.events WHERE event_time >= {{start:DateTime}} "
@@ -249,7 +249,7 @@ def test_sql_error_fails_with_the_file_name_and_leaves_nothing(
 def test_rerun_removes_only_what_the_replaced_manifest_listed(
     embedded_stack: Any, export_table: str, sql_root: Path, s3: Any, example_config: Any
 ) -> None:
-    from backup_pipelines.hooks.clickhouse_export import Month
+    from backup_pipelines.export.monthly import Month
 
     cfg = _config(example_config, [{"name": "daily_own", "sql": "exports/daily.sql"}])
     bucket = cfg.storage.archive_bucket
@@ -271,8 +271,8 @@ def test_failure_after_the_manifest_landed_keeps_the_files_it_lists(
     example_config: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.hooks.clickhouse_export import Month
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.export.monthly import Month
 
     cfg = _config(example_config, [{"name": "daily_put", "sql": "exports/daily.sql"}])
     month = Month.parse("2025-01")

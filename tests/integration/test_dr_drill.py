@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.catalog import Catalog, Manifest
-from backup_pipelines.config import load_config
-from backup_pipelines.drill_report import DatasetResult
+from backup_pipelines.core.catalog import Catalog, Manifest
+from backup_pipelines.core.config import load_config
+from backup_pipelines.drill.report import DatasetResult
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def _config(example: dict[str, Any], dataset: str, database: str, **connections:
 
 def _chain(client: Any, dataset: str, database: str) -> list[Manifest]:
     """Full backup (1000 + 10 rows), 500 more rows, incremental backup; manifests in the catalog."""
-    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook, backup_location
+    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook, backup_location
 
     cfg = load_config()
     client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
@@ -104,7 +104,7 @@ def _chain(client: Any, dataset: str, database: str) -> list[Manifest]:
 
 
 def _drill(dataset: str, run_id: str) -> tuple[DatasetResult, dict[str, Any]]:
-    from backup_pipelines.operators.dr_drill import ClickHouseDrillOperator, DrillPlanOperator
+    from backup_pipelines.drill.operators import ClickHouseDrillOperator, DrillPlanOperator
 
     context = _context(run_id)
     plan = DrillPlanOperator(task_id="plan", pick="latest").execute(context)
@@ -233,8 +233,8 @@ def test_unreachable_clickhouse_is_an_error_that_leaves_the_point_unchanged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An outage is not a finding about the data: the task raises (retried), the point keeps its state."""
-    from backup_pipelines.errors import DrillInfrastructureError
-    from backup_pipelines.operators.dr_drill import ClickHouseDrillOperator, DrillPlanOperator
+    from backup_pipelines.core.errors import DrillInfrastructureError
+    from backup_pipelines.drill.operators import ClickHouseDrillOperator, DrillPlanOperator
 
     catalog = Catalog.from_config(load_config())
     catalog.mark_verification(chdrill["chain"][1], state="verified", checks=["snapshot"], detail="hourly")
@@ -264,8 +264,8 @@ def test_unreachable_clickhouse_is_an_error_that_leaves_the_point_unchanged(
 def test_cleanup_drops_this_runs_scratch_databases_only(
     embedded_stack: Any, clickhouse_client: Any, write_config: Any, example_config: dict[str, Any]
 ) -> None:
-    from backup_pipelines.drill_report import drill_id_for
-    from backup_pipelines.operators.dr_drill import DrillCleanupOperator
+    from backup_pipelines.drill.operators import DrillCleanupOperator
+    from backup_pipelines.drill.report import drill_id_for
 
     write_config(_config(example_config, "drl_cleanup", "src_cleanup"))
     mine, other = "drill_" + drill_id_for("manual__cleanup"), "drill_" + drill_id_for("manual__other")

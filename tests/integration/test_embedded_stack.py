@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_pipelines.embedded import EmbeddedStack, port_is_open
+from backup_pipelines.dev.embedded import EmbeddedStack, port_is_open
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_each_service_answers_and_stop_leaves_nothing(tmp_path: Path) -> None:
 def test_children_die_when_the_parent_is_killed(tmp_path: Path) -> None:
     """SIGKILL of the process that started the stack (a crashed test run) leaves no orphan."""
     parent = subprocess.Popen(
-        [sys.executable, "-m", "backup_pipelines.embedded", "up", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "backup_pipelines.dev.embedded", "up", "--dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -90,7 +90,7 @@ def test_children_die_when_the_parent_is_killed(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_the_stack_cleanly(tmp_path: Path) -> None:
     parent = subprocess.Popen(
-        [sys.executable, "-m", "backup_pipelines.embedded", "up", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "backup_pipelines.dev.embedded", "up", "--dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

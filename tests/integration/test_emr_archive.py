@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.config import Encryption
-from backup_pipelines.errors import ChecksumMismatchError
+from backup_pipelines.core.config import Encryption
+from backup_pipelines.core.errors import ChecksumMismatchError
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ BUCKET = "emr-output-int"
 
 @pytest.fixture
 def hook(embedded_stack: Any) -> Any:
-    from backup_pipelines.hooks.s3_archive import S3ArchiveHook
+    from backup_pipelines.core.s3 import S3ArchiveHook
 
     embedded_stack.create_buckets(BUCKET)
     return S3ArchiveHook(aws_conn_id="aws_default")
@@ -27,9 +27,9 @@ def hook(embedded_stack: Any) -> Any:
 def test_object_changed_between_copy_and_verify_fails_and_leaves_no_manifest(
     hook: Any, s3: Any, example_config: dict[str, Any], write_config: Any
 ) -> None:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
-    from backup_pipelines.operators.emr_archive import copy_all
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.emr.operators import copy_all
 
     write_config(example_config)
     cfg = load_config()
@@ -74,7 +74,7 @@ def test_kms_encryption_is_applied_to_copies(hook: Any, s3: Any) -> None:
 def test_lifecycle_task_keeps_foreign_rules_and_is_idempotent(
     embedded_stack: Any, s3: Any, example_config: dict[str, Any], write_config: Any
 ) -> None:
-    from backup_pipelines.operators.emr_archive import ApplyLifecyclePolicyOperator
+    from backup_pipelines.emr.operators import ApplyLifecyclePolicyOperator
 
     embedded_stack.create_buckets("lifecycle-int")
     example_config["storage"]["archive_bucket"] = "lifecycle-int"
@@ -107,8 +107,8 @@ def test_lifecycle_task_keeps_foreign_rules_and_is_idempotent(
 def test_invalid_lifecycle_is_rejected_before_any_call(
     example_config: dict[str, Any], write_config: Any
 ) -> None:
-    from backup_pipelines.config import load_config
-    from backup_pipelines.errors import ConfigError
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.core.errors import ConfigError
 
     example_config["emr_archive"]["lifecycle"]["transitions"] = [
         {"days": 30, "storage_class": "GLACIER"},

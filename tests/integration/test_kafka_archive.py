@@ -18,10 +18,10 @@ WINDOW_START = WINDOW_END - timedelta(days=7)
 
 
 def _weekly(write_config: Any, example_config: dict[str, Any], topic: str, **section: Any) -> Any:
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.kafka_archive import KafkaArchiveHook, WeeklyArchive
-    from backup_pipelines.hooks.s3_archive import S3ArchiveHook
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.core.s3 import S3ArchiveHook
+    from backup_pipelines.kafka.archive import KafkaArchiveHook, WeeklyArchive
 
     example_config["kafka_archive"] = {
         **example_config["kafka_archive"],
@@ -37,7 +37,7 @@ def _weekly(write_config: Any, example_config: dict[str, Any], topic: str, **sec
 
 
 def _seed(stack: Any, topic: str, messages: int = 1_500) -> None:
-    from backup_pipelines.sample_data import seed_kafka
+    from backup_pipelines.dev.sample_data import seed_kafka
 
     seed_kafka(
         stack.kafka_bootstrap,
@@ -56,8 +56,8 @@ def _listed(s3: Any, bucket: str, prefix: str) -> list[str]:
 def test_task_killed_mid_upload_and_retried_leaves_no_duplicate_and_no_gap(
     embedded_stack: Any, s3: Any, write_config: Any, example_config: dict[str, Any], monkeypatch: Any
 ) -> None:
-    from backup_pipelines.hooks import kafka_archive as module
-    from backup_pipelines.kafka_parquet import read_offsets
+    from backup_pipelines.kafka import archive as module
+    from backup_pipelines.kafka.parquet import read_offsets
 
     topic = f"it-retry-{uuid.uuid4().hex[:8]}"
     weekly = _weekly(write_config, example_config, topic)
@@ -157,7 +157,7 @@ def test_a_transactional_topic_is_archived_with_its_markers_recorded_as_holding_
     coverage check, also for a week that starts on a marker."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from backup_pipelines.kafka_parquet import read_offsets
+    from backup_pipelines.kafka.parquet import read_offsets
 
     topic = f"it-tx-{uuid.uuid4().hex[:8]}"
     bootstrap = embedded_stack.kafka_bootstrap

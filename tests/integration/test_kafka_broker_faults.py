@@ -20,7 +20,7 @@ MESSAGES = 3_000
 def _topic(faulty_kafka: Any, prefix: str, messages: int = MESSAGES) -> str:
     from support.kafka_faults import SMALL_BATCHES
 
-    from backup_pipelines.sample_data import seed_kafka
+    from backup_pipelines.dev.sample_data import seed_kafka
 
     topic = f"it-{prefix}-{uuid.uuid4().hex[:8]}"
     end = START + timedelta(days=7)
@@ -32,7 +32,7 @@ def _topic(faulty_kafka: Any, prefix: str, messages: int = MESSAGES) -> str:
 
 
 def _hook(faulty_kafka: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from backup_pipelines.hooks.kafka_archive import KafkaArchiveHook
+    from backup_pipelines.kafka.archive import KafkaArchiveHook
 
     for key, value in faulty_kafka.connection_env().items():
         monkeypatch.setenv(key, value)
@@ -57,7 +57,7 @@ def _archive_with_fault(hook: Any, topic: str, fault: Callable[[], None]) -> tup
     thread (librdkafka's own threads hold the connections and meet the fault). Not in a thread of
     its own: a restarted broker dies with the thread that started it (``PR_SET_PDEATHSIG``).
     Returns the result, every archived offset in file order, and where the fault hit."""
-    from backup_pipelines.kafka_parquet import read_offsets
+    from backup_pipelines.kafka.parquet import read_offsets
 
     offsets: list[int] = []
     hit: list[int] = []
@@ -137,8 +137,8 @@ def test_records_deleted_by_retention_are_refused_naming_the_missing_offsets(
 ) -> None:
     """The broker really drops its oldest batches: the low watermark moves past the next offset
     to archive, and reading from that offset fails naming the range, not skipping it."""
-    from backup_pipelines.errors import OffsetGapError
-    from backup_pipelines.hooks.kafka_archive import ReadResult
+    from backup_pipelines.core.errors import OffsetGapError
+    from backup_pipelines.kafka.archive import ReadResult
 
     topic = _topic(faulty_kafka, "retention", messages=600)
     hook = _hook(faulty_kafka, monkeypatch)
@@ -162,7 +162,7 @@ def test_records_deleted_ahead_of_the_reader_fail_the_read_naming_them(
     """Retention catches up with a slow archive: batches it has not read yet are deleted mid-read.
     The broker skips to the next batch it holds; the skip must fail the read, not pass as offsets
     that held no record."""
-    from backup_pipelines.errors import OffsetGapError
+    from backup_pipelines.core.errors import OffsetGapError
 
     topic = _topic(faulty_kafka, "overtaken")
     hook = _hook(faulty_kafka, monkeypatch)

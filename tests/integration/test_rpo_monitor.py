@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.embedded import run_dag_in_process
+from backup_pipelines.dev.embedded import run_dag_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def _write_point(
     kind: str = "clickhouse_snapshot",
     details: dict[str, Any] | None = None,
 ) -> str:
-    from backup_pipelines.catalog import Catalog, Manifest, Verification
+    from backup_pipelines.core.catalog import Catalog, Manifest, Verification
 
     class _Hook:
         def get_conn(self) -> Any:
@@ -126,8 +126,8 @@ def test_a_kafka_topic_with_short_retention_is_flagged_in_every_monitor_run(
 ) -> None:
     """The weekly archive records a retention warning on its manifest; the monitor shows it in
     its status JSON and summary every run, and in the breach email when there is one."""
-    from backup_pipelines.config import load_config
-    from backup_pipelines.rpo import run_monitor
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.monitor.rpo import run_monitor
 
     tag, cfg = monitor_config["tag"], dict(monitor_config["raw"])
     topic, risky = f"events_{tag}", f"events_short_{tag}"

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backup_pipelines.embedded import _die_with_parent
+from backup_pipelines.dev.embedded import _die_with_parent
 
 PG_HOST, PG_PORT, REDIS_PORT = "127.0.0.1", 5432, 6379
 

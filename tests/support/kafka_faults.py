@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backup_pipelines.embedded import HOST, EmbeddedStack, _Service, free_port, tansu_service
+from backup_pipelines.dev.embedded import HOST, EmbeddedStack, _Service, free_port, tansu_service
 
 STORE_BUCKET_PREFIX = "tansu-broker-log-"
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines import alerts
-from backup_pipelines.config import BackupConfig
-from backup_pipelines.errors import ConfigError
+from backup_pipelines.core.config import BackupConfig
+from backup_pipelines.core.errors import ConfigError
+from backup_pipelines.monitor import alerts
 
 BUCKET = "unit-alerts-backups"
 
@@ -25,7 +25,7 @@ def smtp_sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[EmailMessage]]:
     """An in-process SMTP server; connection ``smtp_unit`` points at it."""
     from aiosmtpd.controller import Controller
 
-    from backup_pipelines.embedded import free_port
+    from backup_pipelines.dev.embedded import free_port
 
     received: list[EmailMessage] = []
 
@@ -69,7 +69,7 @@ def _cfg(example_config: dict[str, Any], **deadlines: dict[str, str]) -> BackupC
 
 
 def _manifest(dataset: str, captured_at: datetime, *, verified: bool = True) -> Any:
-    from backup_pipelines.catalog import Manifest, Verification
+    from backup_pipelines.core.catalog import Manifest, Verification
 
     return Manifest(
         kind="clickhouse_snapshot",
@@ -83,7 +83,7 @@ def _manifest(dataset: str, captured_at: datetime, *, verified: bool = True) -> 
 
 
 def _write(client: Any, manifest: Any) -> None:
-    from backup_pipelines.catalog import Catalog
+    from backup_pipelines.core.catalog import Catalog
 
     class _Hook:
         def get_conn(self) -> Any:
@@ -102,7 +102,7 @@ def test_data_interval_end_deadline_is_logical_date_plus_interval_plus_after(exa
     [hourly] = alerts.deadline_alerts(cfg, "clickhouse_hourly_snapshot")
     assert hourly.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
     assert hourly.interval == timedelta(hours=1, minutes=45)  # 1h interval, then 45m after its end
-    assert hourly.callback.path == "backup_pipelines.alerts.sla_miss_callback"
+    assert hourly.callback.path == "backup_pipelines.monitor.alerts.sla_miss_callback"
     kwargs = hourly.callback.kwargs
     assert kwargs["recipients"] == ["oncall@example.com", "dba@example.com"]
     assert kwargs["datasets"] == [["clickhouse_snapshot", "analytics", 3600.0]]
@@ -159,7 +159,7 @@ def test_deadline_survives_dag_serialization(example_config) -> None:
     ) as dag:
         EmptyOperator(task_id="noop")
     text = json.dumps(DagSerialization.to_dict(dag))
-    assert "backup_pipelines.alerts.sla_miss_callback" in text
+    assert "backup_pipelines.monitor.alerts.sla_miss_callback" in text
     assert "oncall@example.com" in text
     assert "DagRunLogicalDateDeadline" in text
 
@@ -187,7 +187,7 @@ def _run_callback_trigger(kwargs: dict[str, Any], context: dict[str, Any]) -> li
     from airflow.triggers.callback import CallbackTrigger
 
     trigger = CallbackTrigger(
-        callback_path="backup_pipelines.alerts.sla_miss_callback",
+        callback_path="backup_pipelines.monitor.alerts.sla_miss_callback",
         callback_kwargs={**kwargs, "context": context},
     )
 
@@ -200,7 +200,7 @@ def _run_callback_trigger(kwargs: dict[str, Any], context: dict[str, Any]) -> li
 def test_sla_miss_email_names_dag_run_deadline_dataset_and_age(
     example_config, smtp_sink, catalog_s3, monkeypatch
 ) -> None:
-    from backup_pipelines import catalog as catalog_module
+    from backup_pipelines.core import catalog as catalog_module
 
     now = datetime(2026, 3, 2, 10, 50, tzinfo=UTC)
     monkeypatch.setattr(catalog_module, "utcnow", lambda: now)
@@ -266,7 +266,7 @@ def test_unreadable_catalog_still_sends_the_email(example_config, smtp_sink, cat
 
 
 def test_smtp_down_fails_the_callback_visibly(example_config, catalog_s3, monkeypatch) -> None:
-    from backup_pipelines.embedded import free_port
+    from backup_pipelines.dev.embedded import free_port
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_UNIT",

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from backup_pipelines.catalog import Catalog, Manifest, ObjectEntry, OffsetRange, age_of_newest_verified
-from backup_pipelines.errors import BrokenChainError, ManifestError, RecoveryPointNotFoundError
+from backup_pipelines.core.catalog import Catalog, Manifest, ObjectEntry, OffsetRange, age_of_newest_verified
+from backup_pipelines.core.errors import BrokenChainError, ManifestError, RecoveryPointNotFoundError
 
 BUCKET = "catalog-test"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -155,7 +155,7 @@ def test_datasets_and_delete(catalog: Catalog) -> None:
 def test_known_secrets_are_masked_in_stored_verification_details() -> None:
     from airflow.sdk._shared.secrets_masker import mask_secret
 
-    from backup_pipelines.drill_report import CheckResult
+    from backup_pipelines.drill.report import CheckResult
 
     mask_secret("sentinel-secret-7f3a")
     detail = "Code: 499. S3 error for s3://b/k?X-Secret=sentinel-secret-7f3a: Access Denied"

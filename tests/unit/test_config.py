@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from backup_pipelines.config import load_config, parse_duration
-from backup_pipelines.errors import ConfigError
+from backup_pipelines.core.config import load_config, parse_duration
+from backup_pipelines.core.errors import ConfigError
 
 
 def test_example_config_loads_with_every_section() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backup_pipelines.config_reference import markdown, missing_descriptions
+from backup_pipelines.dev.config_reference import markdown, missing_descriptions
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -16,5 +16,5 @@ def test_every_config_key_has_a_description() -> None:
 def test_readme_holds_the_current_reference() -> None:
     assert markdown() in README.read_text(), (
         "README config reference is stale: run"
-        " `python -m backup_pipelines.config_reference --write README.md`"
+        " `python -m backup_pipelines.dev.config_reference --write README.md`"
     )

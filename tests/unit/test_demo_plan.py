@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backup_pipelines.demo import DEMO_PLAN
+from backup_pipelines.dev.demo import DEMO_PLAN
 
 NOWS = [
     datetime(2026, 11, 24, 0, 2, tzinfo=UTC),  # just after midnight, before the daily 03:00 tick

@@ -6,8 +6,8 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
-from backup_pipelines.catalog import Manifest, Verification
-from backup_pipelines.drill_report import (
+from backup_pipelines.core.catalog import Manifest, Verification
+from backup_pipelines.drill.report import (
     CHECK_RPO,
     CHECK_SHA256,
     CheckResult,
@@ -171,7 +171,7 @@ def test_sample_is_reproducible_and_keeps_order() -> None:
 
 
 def test_an_error_check_fails_the_report_and_says_it_could_not_run() -> None:
-    from backup_pipelines.drill_report import CHECK_RESTORE
+    from backup_pipelines.drill.report import CHECK_RESTORE
 
     error = CheckResult(
         name=CHECK_RESTORE,
@@ -188,7 +188,7 @@ def test_an_error_check_fails_the_report_and_says_it_could_not_run() -> None:
 
 
 def test_freshness_before_the_drill_is_shown_but_does_not_decide_the_verdict() -> None:
-    from backup_pipelines.drill_report import Freshness
+    from backup_pipelines.drill.report import Freshness
 
     report = _report(_dataset())
     report.freshness_before = Freshness(ok=False, detail="kafka_archive/events: no verified recovery point")
@@ -201,7 +201,7 @@ def test_freshness_before_the_drill_is_shown_but_does_not_decide_the_verdict() -
 
 
 def test_engine_failures_are_told_apart_from_outages() -> None:
-    from backup_pipelines.hooks.dr_drill import classify_engine_failure, engine_message
+    from backup_pipelines.drill.probes import classify_engine_failure, engine_message
 
     missing = (
         "restore bp-1 ended RESTORE_FAILED: Code: 499. DB::Exception: Failed to get object info: No response "
@@ -220,7 +220,7 @@ def test_engine_failures_are_told_apart_from_outages() -> None:
 def test_archive_read_failures_tell_a_missing_object_from_s3_trouble() -> None:
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from backup_pipelines.hooks.dr_drill import download_failure
+    from backup_pipelines.drill.probes import download_failure
 
     def client_error(code: str) -> ClientError:
         return ClientError({"Error": {"Code": code, "Message": code}}, "HeadObject")

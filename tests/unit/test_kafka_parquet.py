@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_pipelines.kafka_parquet import PartitionArchiveWriter, ms_to_datetime, read_records
+from backup_pipelines.kafka.parquet import PartitionArchiveWriter, ms_to_datetime, read_records
 
 
 def _write(tmp_path: Path, n: int, **kwargs: object) -> list:

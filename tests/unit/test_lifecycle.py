@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backup_pipelines.errors import LifecyclePolicyError
-from backup_pipelines.lifecycle import TransitionSpec, build_rule, merge_rules, validate_policy
+from backup_pipelines.core.errors import LifecyclePolicyError
+from backup_pipelines.core.lifecycle import TransitionSpec, build_rule, merge_rules, validate_policy
 
 T = TransitionSpec
 

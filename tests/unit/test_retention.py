@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.catalog import Manifest, Verification
-from backup_pipelines.retention import ancestors, orphan_folders, plan_retention
+from backup_pipelines.clickhouse.retention import ancestors, orphan_folders, plan_retention
+from backup_pipelines.core.catalog import Manifest, Verification
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -117,7 +117,7 @@ def moto_env(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _cfg(**section: Any) -> Any:
-    from backup_pipelines.config import BackupConfig
+    from backup_pipelines.core.config import BackupConfig
 
     return BackupConfig.model_validate(
         {
@@ -143,9 +143,9 @@ def test_apply_retention_dry_run_then_real_with_object_lock_and_orphans(moto_env
 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from backup_pipelines.catalog import Catalog
-    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook
-    from backup_pipelines.retention import apply_retention
+    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
+    from backup_pipelines.clickhouse.retention import apply_retention
+    from backup_pipelines.core.catalog import Catalog
 
     client = moto_env
     cfg = _cfg(min_verified=1)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines import rpo
-from backup_pipelines.config import BackupConfig
+from backup_pipelines.core.config import BackupConfig
+from backup_pipelines.monitor import rpo
 
 BUCKET = "unit-rpo-backups"
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

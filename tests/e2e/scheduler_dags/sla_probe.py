@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from backup_pipelines.config import load_config
+from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
 
 SCHEDULE = "* * * * *"

@@ -8,9 +8,7 @@ from unittest import mock
 
 import pytest
 
-from backup_pipelines.catalog import Manifest, Verification
-from backup_pipelines.errors import BackupFailedError, SourceNotFoundError
-from backup_pipelines.hooks.clickhouse_backup import (
+from backup_pipelines.clickhouse.engine import (
     ClickHouseBackupHook,
     RestoreResult,
     S3Credentials,
@@ -22,7 +20,9 @@ from backup_pipelines.hooks.clickhouse_backup import (
     render_backup,
     render_restore,
 )
-from backup_pipelines.operators.clickhouse import _tables, choose_base
+from backup_pipelines.clickhouse.operators import _tables, choose_base
+from backup_pipelines.core.catalog import Manifest, Verification
+from backup_pipelines.core.errors import BackupFailedError, SourceNotFoundError
 
 SECRET = "wJalrXUtnFEMI-sentinel"
 
@@ -235,8 +235,8 @@ def test_explicit_credentials_are_masked(monkeypatch: pytest.MonkeyPatch) -> Non
     ],
 )
 def test_delete_location_refuses_anything_but_one_recovery_point_folder(location: str) -> None:
-    from backup_pipelines.errors import UnsafeOperationError
-    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook
+    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
+    from backup_pipelines.core.errors import UnsafeOperationError
 
     hook = ClickHouseBackupHook.__new__(ClickHouseBackupHook)
     hook.s3_hook = mock.Mock()
@@ -247,7 +247,7 @@ def test_delete_location_refuses_anything_but_one_recovery_point_folder(location
 
 @pytest.mark.parametrize("folder", ["20261123T1400Z", "20261123T1400Z.retake-20261123T151502"])
 def test_delete_location_accepts_slot_and_retake_folders(folder: str) -> None:
-    from backup_pipelines.hooks.clickhouse_backup import ClickHouseBackupHook
+    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
 
     hook = ClickHouseBackupHook.__new__(ClickHouseBackupHook)
     hook.s3_hook = mock.Mock()

@@ -10,14 +10,14 @@ from unittest import mock
 
 import pytest
 
-from backup_pipelines.config import BackupConfig, Export
-from backup_pipelines.errors import (
+from backup_pipelines.core.config import BackupConfig, Export
+from backup_pipelines.core.errors import (
     BackupFailedError,
     ConfigError,
     ExportReconciliationError,
     ExportSqlError,
 )
-from backup_pipelines.hooks.clickhouse_export import (
+from backup_pipelines.export.monthly import (
     ClickHouseExportHook,
     FooterInfo,
     Month,
@@ -54,7 +54,7 @@ def test_good_sql_loses_only_its_trailing_semicolon() -> None:
 def test_a_bad_sql_file_fails_config_loading_hence_dag_parsing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_config: Any, example_config: dict[str, Any]
 ) -> None:
-    import backup_pipelines.config as config
+    import backup_pipelines.core.config as config
 
     (tmp_path / "exports").mkdir()
     (tmp_path / "exports" / "pasted.sql").write_text("SELECT * FROM t WHERE ts >= '2026-10-01'")
@@ -73,7 +73,7 @@ def test_shipped_export_sql_files_pass_the_checks() -> None:
 
 
 def config_sql_root() -> Path:
-    from backup_pipelines.config import SQL_ROOT
+    from backup_pipelines.core.config import SQL_ROOT
 
     return SQL_ROOT
 
@@ -107,7 +107,7 @@ def _exporter(example_config: dict[str, Any], hook: Any, catalog: Any) -> Monthl
 
 
 def test_footer_row_count_mismatch_fails_before_anything_is_archived(example_config: dict[str, Any]) -> None:
-    from backup_pipelines.hooks.s3_archive import S3Object
+    from backup_pipelines.core.s3 import S3Object
 
     hook = mock.Mock(spec=ClickHouseExportHook)
     hook.s3 = mock.Mock()
@@ -128,7 +128,7 @@ def test_footer_row_count_mismatch_fails_before_anything_is_archived(example_con
 def test_a_file_that_is_not_parquet_is_reported_by_key() -> None:
     from botocore.stub import Stubber
 
-    from backup_pipelines.hooks.s3_archive import S3Object
+    from backup_pipelines.core.s3 import S3Object
 
     hook = ClickHouseExportHook(clickhouse_conn_id="c", aws_conn_id="a")
     import boto3

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from backup_pipelines.errors import BackupPipelinesError, OffsetGapError
-from backup_pipelines.hooks.kafka_archive import (
+from backup_pipelines.core.errors import BackupPipelinesError, OffsetGapError
+from backup_pipelines.kafka.archive import (
     KafkaArchiveHook,
     ReadResult,
     _Cursor,
@@ -18,7 +18,7 @@ from backup_pipelines.hooks.kafka_archive import (
     object_key,
     recovery_point_id,
 )
-from backup_pipelines.kafka_parquet import Record
+from backup_pipelines.kafka.parquet import Record
 
 
 class FakeMessage:
@@ -46,7 +46,7 @@ def cursor(
 
 def _manifest(**fields: Any) -> Any:
     """A kafka_archive manifest of topic ``events`` for the window ending 2026-11-16 04:00."""
-    from backup_pipelines.catalog import Manifest
+    from backup_pipelines.core.catalog import Manifest
 
     return Manifest(
         kind="kafka_archive",
@@ -234,9 +234,9 @@ def test_a_partition_added_after_its_window_was_archived_is_left_to_the_next_win
 ) -> None:
     from types import SimpleNamespace
 
-    from backup_pipelines.catalog import OffsetRange
-    from backup_pipelines.config import BackupConfig
-    from backup_pipelines.hooks.kafka_archive import WeeklyArchive
+    from backup_pipelines.core.catalog import OffsetRange
+    from backup_pipelines.core.config import BackupConfig
+    from backup_pipelines.kafka.archive import WeeklyArchive
 
     manifest = _manifest(offsets=[OffsetRange(topic="events", partition=0, start_offset=0, end_offset=10)])
     catalog = SimpleNamespace(read=lambda *args: manifest)
@@ -284,8 +284,8 @@ def test_records_archived_without_a_timestamp_may_get_one_on_replay() -> None:
 def _weekly(listing: Any, keys: list[str]) -> tuple[Any, Any]:
     from unittest import mock
 
-    from backup_pipelines.config import load_config
-    from backup_pipelines.hooks.kafka_archive import WeeklyArchive
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.kafka.archive import WeeklyArchive
 
     s3 = mock.Mock()
     s3.list_objects.return_value = [mock.Mock(key=k) for k in keys]
@@ -295,7 +295,7 @@ def _weekly(listing: Any, keys: list[str]) -> tuple[Any, Any]:
 
 
 def test_leftovers_are_kept_while_a_manifest_of_the_topic_cannot_be_read() -> None:
-    from backup_pipelines.catalog import InvalidManifest, Listing
+    from backup_pipelines.core.catalog import InvalidManifest, Listing
 
     listing = Listing(invalid=[InvalidManifest(key="catalog/kafka_archive/events/x.json", reason="schema 2")])
     weekly, s3 = _weekly(listing, ["kafka/events/partition=0/100-199.parquet"])
@@ -304,7 +304,7 @@ def test_leftovers_are_kept_while_a_manifest_of_the_topic_cannot_be_read() -> No
 
 
 def test_only_unlisted_leftovers_of_this_range_are_removed() -> None:
-    from backup_pipelines.catalog import Listing, ObjectEntry
+    from backup_pipelines.core.catalog import Listing, ObjectEntry
 
     listed = "kafka/events/partition=0/100-149.parquet"
     point = _manifest(objects=[ObjectEntry(key=listed, size=1)])
@@ -328,12 +328,13 @@ def test_an_archive_file_uploaded_in_parts_is_checked_against_s3s_composite_sha2
     the upload is checked against that, and a mismatch is still caught."""
     import os
 
-    from backup_pipelines.config import Encryption
-    from backup_pipelines.errors import ChecksumMismatchError
-    from backup_pipelines.hooks import kafka_archive, s3_archive
-    from backup_pipelines.hooks.kafka_archive import upload_archive_file
-    from backup_pipelines.hooks.s3_archive import S3ArchiveHook
-    from backup_pipelines.kafka_parquet import ArchiveFile, file_sha256
+    from backup_pipelines.core import s3 as s3_archive
+    from backup_pipelines.core.config import Encryption
+    from backup_pipelines.core.errors import ChecksumMismatchError
+    from backup_pipelines.core.s3 import S3ArchiveHook
+    from backup_pipelines.kafka import archive as kafka_archive
+    from backup_pipelines.kafka.archive import upload_archive_file
+    from backup_pipelines.kafka.parquet import ArchiveFile, file_sha256
 
     moto_s3.create_bucket(Bucket="archive")
     path = tmp_path / "0-9.parquet"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.config import Encryption, ObjectLockRetention
-from backup_pipelines.errors import ChecksumMismatchError, ObjectNotRestoredError, SourceChangedError
-from backup_pipelines.hooks.s3_archive import MiB, S3ArchiveHook, multipart_etag
+from backup_pipelines.core.config import Encryption, ObjectLockRetention
+from backup_pipelines.core.errors import ChecksumMismatchError, ObjectNotRestoredError, SourceChangedError
+from backup_pipelines.core.s3 import MiB, S3ArchiveHook, multipart_etag
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

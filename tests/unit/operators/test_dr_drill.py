@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backup_pipelines.catalog import ObjectEntry
-from backup_pipelines.kafka_parquet import PartitionArchiveWriter, read_offsets
-from backup_pipelines.operators.dr_drill import _offsets_check
+from backup_pipelines.core.catalog import ObjectEntry
+from backup_pipelines.drill.operators import _offsets_check
+from backup_pipelines.kafka.parquet import PartitionArchiveWriter, read_offsets
 
 
 def _archive(tmp_path: Path, offsets: list[int]) -> Path:

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from backup_pipelines import catalog
-from backup_pipelines.operators.clickhouse import slot_of
+from backup_pipelines.clickhouse.operators import slot_of
+from backup_pipelines.core import catalog
 
 DUE = datetime(2026, 11, 23, 14, 59, 58, tzinfo=UTC)
 

@@ -23,7 +23,7 @@ def s3(moto_s3: Any) -> Any:
 
 @pytest.fixture
 def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    from backup_pipelines import catalog
+    from backup_pipelines.core import catalog
 
     monkeypatch.setattr(catalog, "utcnow", lambda: NOW)
     return NOW
@@ -38,7 +38,7 @@ def config(write_config, example_config) -> Path:
 
 
 def _write(client: Any, dataset: str, captured_at: datetime, *, state: str = "verified") -> str:
-    from backup_pipelines.catalog import Catalog, Manifest, Verification
+    from backup_pipelines.core.catalog import Catalog, Manifest, Verification
 
     class _Hook:
         def get_conn(self) -> Any:
@@ -60,7 +60,7 @@ def _write(client: Any, dataset: str, captured_at: datetime, *, state: str = "ve
 
 
 def _sensor(**kwargs: Any) -> Any:
-    from backup_pipelines.sensors.recovery_point import RecoveryPointFreshnessSensor
+    from backup_pipelines.monitor.sensors import RecoveryPointFreshnessSensor
 
     return RecoveryPointFreshnessSensor(task_id="wait_fresh", kind="clickhouse_snapshot", **kwargs)
 
@@ -83,7 +83,7 @@ def test_stale_or_unverified_points_defer_to_the_trigger(s3, frozen_now, config)
         _sensor(poke_interval=30, timeout=600).execute({})
     trigger = deferred.value.trigger
     path, kwargs = trigger.serialize()
-    assert path == "backup_pipelines.triggers.recovery_point.RecoveryPointFreshnessTrigger"
+    assert path == "backup_pipelines.monitor.triggers.RecoveryPointFreshnessTrigger"
     assert kwargs["check_kwargs"]["datasets"] == [["clickhouse_snapshot", "analytics", 3600.0]]
     assert kwargs["poll_interval"] == 30.0
     assert abs(kwargs["timeout_at"] - (time.time() + 600)) < 5
@@ -104,7 +104,7 @@ def test_max_age_overrides_the_rpo(s3, frozen_now, config) -> None:
 
 
 def test_no_matching_dataset_is_a_config_error(s3, config) -> None:
-    from backup_pipelines.errors import ConfigError
+    from backup_pipelines.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no configured dataset matches kind='clickhouse_snapshot'"):
         _sensor(dataset="nope").execute({})
@@ -119,9 +119,9 @@ def _events(trigger: Any) -> list[dict[str, Any]]:
 
 def test_trigger_fires_when_a_verified_point_arrives(s3, config, monkeypatch) -> None:
     """The triggerer polls the catalog; the second poll sees a new verified point."""
-    from backup_pipelines import catalog
-    from backup_pipelines.sensors.recovery_point import CHECK_FRESHNESS
-    from backup_pipelines.triggers.recovery_point import RecoveryPointFreshnessTrigger
+    from backup_pipelines.core import catalog
+    from backup_pipelines.monitor.sensors import CHECK_FRESHNESS
+    from backup_pipelines.monitor.triggers import RecoveryPointFreshnessTrigger
 
     _write(s3, "analytics", NOW - timedelta(hours=3))
     clock = iter([NOW, NOW + timedelta(minutes=1)])
@@ -151,7 +151,7 @@ def test_trigger_fires_when_a_verified_point_arrives(s3, config, monkeypatch) ->
 def test_trigger_times_out_and_the_sensor_says_what_is_stale(s3, frozen_now, config) -> None:
     from airflow.sdk.exceptions import AirflowSensorTimeout
 
-    from backup_pipelines.triggers.recovery_point import RecoveryPointFreshnessTrigger
+    from backup_pipelines.monitor.triggers import RecoveryPointFreshnessTrigger
 
     _write(s3, "analytics", NOW - timedelta(hours=3))
     kwargs = {
@@ -167,7 +167,7 @@ def test_trigger_times_out_and_the_sensor_says_what_is_stale(s3, frozen_now, con
 
 
 def test_trigger_reports_a_broken_check() -> None:
-    from backup_pipelines.triggers.recovery_point import PollingCheckTrigger
+    from backup_pipelines.monitor.triggers import PollingCheckTrigger
 
     [event] = _events(PollingCheckTrigger(check_path="backup_pipelines.nope.check", check_kwargs={}))
     assert event["status"] == "error" and "backup_pipelines.nope" in event["detail"]

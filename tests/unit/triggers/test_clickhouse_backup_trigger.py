@@ -8,8 +8,8 @@ from unittest import mock
 
 import pytest
 
-from backup_pipelines.triggers import clickhouse_backup as trigger_module
-from backup_pipelines.triggers.clickhouse_backup import ClickHouseBackupTrigger
+from backup_pipelines.clickhouse import triggers as trigger_module
+from backup_pipelines.clickhouse.triggers import ClickHouseBackupTrigger
 
 
 def _collect(trigger: ClickHouseBackupTrigger) -> list[dict[str, Any]]:
@@ -33,14 +33,14 @@ def test_serialises_to_plain_json() -> None:
         clickhouse_conn_id="ch", backup_id="bp-1", poll_interval=2, timeout_at=9.0
     )
     path, kwargs = trigger.serialize()
-    assert path == "backup_pipelines.triggers.clickhouse_backup.ClickHouseBackupTrigger"
+    assert path == "backup_pipelines.clickhouse.triggers.ClickHouseBackupTrigger"
     assert kwargs == {"clickhouse_conn_id": "ch", "backup_id": "bp-1", "poll_interval": 2, "timeout_at": 9.0}
 
 
 def test_polls_system_backups_until_the_backup_is_created(monkeypatch: pytest.MonkeyPatch) -> None:
     client = _client_answering("CREATING_BACKUP", "CREATING_BACKUP", "BACKUP_CREATED")
     monkeypatch.setattr(
-        "backup_pipelines.hooks.clickhouse_backup.ClickHouseBackupHook.client", property(lambda self: client)
+        "backup_pipelines.clickhouse.engine.ClickHouseBackupHook.client", property(lambda self: client)
     )
     events = _collect(ClickHouseBackupTrigger(clickhouse_conn_id="ch", backup_id="bp-1", poll_interval=0))
     assert len(events) == 1
@@ -53,7 +53,7 @@ def test_polls_system_backups_until_the_backup_is_created(monkeypatch: pytest.Mo
 def test_failed_backup_and_timeout_and_errors_end_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     client = _client_answering("BACKUP_FAILED")
     monkeypatch.setattr(
-        "backup_pipelines.hooks.clickhouse_backup.ClickHouseBackupHook.client", property(lambda self: client)
+        "backup_pipelines.clickhouse.engine.ClickHouseBackupHook.client", property(lambda self: client)
     )
     assert (
         _collect(ClickHouseBackupTrigger(clickhouse_conn_id="ch", backup_id="b"))[0]["status"]
@@ -62,7 +62,7 @@ def test_failed_backup_and_timeout_and_errors_end_the_wait(monkeypatch: pytest.M
 
     client = _client_answering("CREATING_BACKUP")
     monkeypatch.setattr(
-        "backup_pipelines.hooks.clickhouse_backup.ClickHouseBackupHook.client", property(lambda self: client)
+        "backup_pipelines.clickhouse.engine.ClickHouseBackupHook.client", property(lambda self: client)
     )
     timed_out = _collect(ClickHouseBackupTrigger(clickhouse_conn_id="ch", backup_id="b", timeout_at=0.0))
     assert timed_out[0]["status"] == "timeout"
@@ -81,9 +81,9 @@ def test_operator_defers_on_a_server_and_finishes_from_the_event(monkeypatch: py
 
     from airflow.sdk.exceptions import TaskDeferred
 
-    from backup_pipelines.catalog import Listing
-    from backup_pipelines.errors import BackupFailedError
-    from backup_pipelines.operators import clickhouse as ops
+    from backup_pipelines.clickhouse import operators as ops
+    from backup_pipelines.core.catalog import Listing
+    from backup_pipelines.core.errors import BackupFailedError
 
     hook = mock.Mock(is_embedded=False)
     hook.running_backup.return_value = None

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.config import Encryption
-from backup_pipelines.hooks.s3_archive import S3ArchiveHook
-from backup_pipelines.triggers.s3_restore import S3RestoreTrigger
+from backup_pipelines.core.config import Encryption
+from backup_pipelines.core.s3 import S3ArchiveHook
+from backup_pipelines.core.s3_restore import S3RestoreTrigger
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def _events(trigger: S3RestoreTrigger) -> list[dict[str, Any]]:
 def test_serialize_round_trip() -> None:
     trigger = S3RestoreTrigger(bucket="archive", keys=["a"], poll_interval=5, request_days=1)
     path, kwargs = trigger.serialize()
-    assert path == "backup_pipelines.triggers.s3_restore.S3RestoreTrigger"
+    assert path == "backup_pipelines.core.s3_restore.S3RestoreTrigger"
     assert S3RestoreTrigger(**kwargs).serialize() == (path, kwargs)
 
 
@@ -53,7 +53,7 @@ def test_fires_when_all_keys_are_restored(hook: S3ArchiveHook) -> None:
 
 
 def test_waits_while_a_restore_is_in_progress(hook: S3ArchiveHook, monkeypatch) -> None:
-    from backup_pipelines.hooks import s3_archive
+    from backup_pipelines.core import s3 as s3_archive
 
     states = iter(["in_progress", "in_progress", "restored"])
     real = s3_archive.S3ArchiveHook.restore_status

@@ -1,0 +1,3 @@
+"""clickhouse."""
+
+from __future__ import annotations

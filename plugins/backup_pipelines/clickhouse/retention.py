@@ -1,0 +1,228 @@
+"""Chain-aware retention of ClickHouse snapshots: pure planning functions plus a small operator.
+
+Rules (DESIGN.md "Zero data loss"):
+
+- a point older than ``retention_days`` is removed only when no kept point depends on it (an
+  increment keeps its whole chain) and a newer *verified* kept point covers it;
+- the newest ``min_verified`` verified chains are always kept, whatever their age;
+- folders of crashed runs (objects with no manifest) older than ``orphan_grace`` are removed;
+- a point S3 Object Lock still protects is reported and left alone; retention carries on;
+- ``dry_run`` lists what would go and deletes nothing.
+
+Deletion order: increments before their bases, and for one point the manifest before its data,
+so a crash mid-way leaves only manifest-less objects, which the orphan sweep removes later; the
+reverse order could leave a manifest that promises data which is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
+    from backup_pipelines.core.catalog import Catalog, Manifest
+    from backup_pipelines.core.config import BackupConfig
+
+KIND = "clickhouse_snapshot"
+
+
+@dataclass(frozen=True)
+class Decision:
+    recovery_point_id: str
+    action: Literal["keep", "delete"]
+    reason: str
+
+
+def ancestors(point_id: str, by_id: dict[str, Manifest]) -> list[str]:
+    """Ids the point depends on, nearest base first (stops at a missing base or a loop)."""
+    out: list[str] = []
+    current = by_id.get(point_id)
+    while current is not None and current.base and current.base not in out and current.base != point_id:
+        out.append(current.base)
+        current = by_id.get(current.base)
+    return out
+
+
+def _intact(point_id: str, by_id: dict[str, Manifest]) -> bool:
+    """A verified point whose whole chain is present and verified."""
+    point = by_id[point_id]
+    chain = [point_id, *ancestors(point_id, by_id)]
+    if any(pid not in by_id for pid in chain) or by_id[chain[-1]].base:
+        return False
+    return point.is_verified and all(by_id[pid].is_verified for pid in chain)
+
+
+def plan_retention(
+    points: Sequence[Manifest], *, now: datetime, retention_days: int, min_verified: int
+) -> list[Decision]:
+    """Keep/delete for every point; deletions come out newest first (increments before bases)."""
+    by_id = {p.recovery_point_id: p for p in points}
+    cutoff = now - timedelta(days=retention_days)
+    keep: dict[str, str] = {}
+
+    def _keep_with_chain(point_id: str, reason: str) -> None:
+        keep.setdefault(point_id, reason)
+        for base_id in ancestors(point_id, by_id):
+            keep.setdefault(base_id, f"base of kept {point_id}")
+
+    for point in points:
+        if point.captured_at >= cutoff:
+            _keep_with_chain(point.recovery_point_id, f"younger than {retention_days} days")
+    # The newest min_verified intact verified chains, whatever their age.
+    newest_per_root: dict[str, Manifest] = {}
+    for point in sorted(points, key=lambda p: p.captured_at, reverse=True):
+        if not _intact(point.recovery_point_id, by_id):
+            continue
+        chain = ancestors(point.recovery_point_id, by_id)
+        root = chain[-1] if chain else point.recovery_point_id
+        newest_per_root.setdefault(root, point)
+    for point in list(newest_per_root.values())[:min_verified]:
+        _keep_with_chain(point.recovery_point_id, f"one of the newest {min_verified} verified chains")
+
+    kept_verified = [by_id[pid].captured_at for pid in keep if _intact(pid, by_id)]
+    decisions = []
+    for point in sorted(points, key=lambda p: (p.captured_at, p.recovery_point_id), reverse=True):
+        pid = point.recovery_point_id
+        if pid in keep:
+            decisions.append(Decision(pid, "keep", keep[pid]))
+        elif not any(t > point.captured_at for t in kept_verified):
+            decisions.append(Decision(pid, "keep", "no newer verified recovery point covers it"))
+        else:
+            age_days = (now - point.captured_at).total_seconds() / 86400
+            decisions.append(Decision(pid, "delete", f"{age_days:.1f} days old, no kept point depends on it"))
+    return decisions
+
+
+def orphan_folders(
+    folders: dict[str, datetime], manifest_locations: set[str], *, now: datetime, grace: timedelta
+) -> list[str]:
+    """Folders with no manifest whose newest object is older than ``grace`` (a crashed run's garbage)."""
+    return sorted(
+        folder
+        for folder, newest in folders.items()
+        if folder not in manifest_locations and newest < now - grace
+    )
+
+
+@dataclass
+class RetentionReport:
+    dry_run: bool
+    deleted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    locked: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "deleted": self.deleted,
+            "kept": self.kept,
+            "orphans": self.orphans,
+            "locked": self.locked,
+        }
+
+
+def apply_retention(
+    cfg: BackupConfig,
+    catalog: Catalog,
+    hook: ClickHouseBackupHook,
+    *,
+    now: datetime,
+    dry_run: bool,
+    log: Any,
+) -> RetentionReport:
+    """Plan and (unless ``dry_run``) carry out retention for every configured dataset."""
+    section = cfg.clickhouse_snapshots
+    bucket = cfg.storage.backup_bucket
+    report = RetentionReport(dry_run=dry_run)
+    lock = hook.object_lock_enabled(bucket)
+    verb = "would delete" if dry_run else "deleting"
+    for dataset in section.datasets:
+        listing = catalog.list_points(KIND, dataset.name)
+        if listing.invalid:
+            log.warning(
+                "%s: %d unusable manifest(s); their folders are kept: %s",
+                dataset.name,
+                len(listing.invalid),
+                ", ".join(i.key for i in listing.invalid),
+            )
+        by_id = listing.by_id()
+        decisions = plan_retention(
+            listing.points, now=now, retention_days=section.retention_days, min_verified=section.min_verified
+        )
+        for decision in decisions:
+            label = f"{dataset.name}/{decision.recovery_point_id}"
+            if decision.action == "keep":
+                report.kept.append(label)
+                continue
+            manifest = by_id[decision.recovery_point_id]
+            locked = hook.locked_objects(manifest.location, now=now) if lock else []
+            if locked:
+                report.locked.append(f"{label}: {len(locked)} object(s) under Object Lock, e.g. {locked[0]}")
+                log.warning("%s is under S3 Object Lock; kept for now: %s", label, locked[0])
+                continue
+            log.info("%s %s (%s)", verb, label, decision.reason)
+            report.deleted.append(label)
+            if not dry_run:
+                catalog.delete(manifest)
+                hook.delete_location(manifest.location)
+        # Orphans: folders no manifest names (valid or not), older than the grace period.
+        known = {p.location for p in listing.points}
+        known |= {
+            f"s3://{bucket}/{section.prefix}{dataset.name}/{i.key.rsplit('/', 1)[-1].removesuffix('.json')}/"
+            for i in listing.invalid
+        }
+        folders = hook.list_folders(f"s3://{bucket}/{section.prefix}{dataset.name}/")
+        for folder in orphan_folders(folders, known, now=now, grace=section.orphan_grace):
+            if lock and hook.locked_objects(folder, now=now):
+                report.locked.append(f"orphan {folder}: under Object Lock")
+                continue
+            log.info("%s orphaned folder %s (no manifest, older than %s)", verb, folder, section.orphan_grace)
+            report.orphans.append(folder)
+            if not dry_run:
+                hook.delete_location(folder)
+    log.info(
+        "Retention%s: %d point(s) %s, %d kept, %d orphan folder(s), %d locked",
+        " (dry run)" if dry_run else "",
+        len(report.deleted),
+        "to delete" if dry_run else "deleted",
+        len(report.kept),
+        len(report.orphans),
+        len(report.locked),
+    )
+    return report
+
+
+class ClickHouseRetentionOperator(BaseOperator):
+    """Chain-aware retention of every configured ClickHouse dataset (see the module docstring)."""
+
+    template_fields: Sequence[str] = ("preview",)
+
+    def __init__(self, *, preview: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.preview = preview  # the form's dry_run (BaseOperator.dry_run is a method)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from backup_pipelines.clickhouse.operators import _flag, _hook
+        from backup_pipelines.core import catalog as catalog_module
+        from backup_pipelines.core.config import load_config
+
+        cfg = load_config()
+        hook = _hook(cfg)
+        hook.check_storage(cfg.storage.backup_bucket)
+        report = apply_retention(
+            cfg,
+            hook.catalog(cfg),
+            hook,
+            now=catalog_module.utcnow(),
+            dry_run=_flag(self.preview),
+            log=self.log,
+        )
+        return report.as_dict()

@@ -1,0 +1,3 @@
+"""dev."""
+
+from __future__ import annotations

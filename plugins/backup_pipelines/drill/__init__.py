@@ -1,0 +1,3 @@
+"""drill."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""emr."""
+
+from __future__ import annotations

@@ -1,3 +1,0 @@
-"""hooks of backup-pipelines."""
-
-from __future__ import annotations

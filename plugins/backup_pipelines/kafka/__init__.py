@@ -1,0 +1,3 @@
+"""kafka."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""monitor."""
+
+from __future__ import annotations

@@ -1,3 +1,0 @@
-"""operators of backup-pipelines."""
-
-from __future__ import annotations

@@ -1,3 +1,0 @@
-"""sensors of backup-pipelines."""
-
-from __future__ import annotations

@@ -1,3 +1,0 @@
-"""triggers of backup-pipelines."""
-
-from __future__ import annotations
