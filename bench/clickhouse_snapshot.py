@@ -84,7 +84,7 @@ def main() -> int:
 def _run(stack: Any, workdir: Path, args: argparse.Namespace) -> int:
     from airflow.providers.clickhousedb.hooks.clickhouse import ClickHouseHook
 
-    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
+    from backup_pipelines.clickhouse.engine import ClickHouseEngine
     from backup_pipelines.clickhouse.operators import ClickHouseSnapshotOperator, ClickHouseVerifyOperator
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import load_config
@@ -109,7 +109,7 @@ def _run(stack: Any, workdir: Path, args: argparse.Namespace) -> int:
         "FROM numbers({count:UInt64})"
     )
     client.query(fill, parameters={"first": 0, "count": args.rows})
-    hook = ClickHouseBackupHook(credentials="connection")
+    hook = ClickHouseEngine(credentials="connection")
     creds = hook.s3_credentials()
     assert creds is not None
     slot = datetime(2026, 11, 23, 14, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 Starts its own moto S3 server on 127.0.0.1, writes N small objects, then archives them twice in
 the same run: once with ``copy_all`` (the operator's path, ``concurrency`` threads) and once with
-a plain sequential loop over ``S3ArchiveHook.copy_verified``. Each copy is a server-side
+a plain sequential loop over ``BackupS3Hook.copy_verified``. Each copy is a server-side
 CopyObject plus HEADs for verification, so the work is request latency, not bandwidth: exactly what
 concurrency should hide. Writes its section of docs/benchmarks.md.
 
@@ -44,7 +44,7 @@ def _start_moto() -> tuple[subprocess.Popen, str]:
 
 def _measure(hook: Any, cfg: Any, sources: list[Any], *, rtt_ms: float, tag: str) -> tuple[float, float]:
     """Seconds for the sequential loop and for copy_all; ``rtt_ms`` sleeps before each request."""
-    from backup_pipelines.emr.operators import copy_all
+    from backup_pipelines.emr.archive import EmrArchiveService
 
     def delay(**_: Any) -> None:
         time.sleep(rtt_ms / 1000)
@@ -65,15 +65,8 @@ def _measure(hook: Any, cfg: Any, sources: list[Any], *, rtt_ms: float, tag: str
             )
         sequential = time.perf_counter() - started
         started = time.perf_counter()
-        results = copy_all(
-            hook,
-            sources,
-            src_prefix="",
-            dest_bucket="bench-archive",
-            dest_prefix=f"{tag}/concurrent/",
-            cfg=cfg,
-            now=now,
-            log=logging.getLogger("bench"),
+        results = EmrArchiveService(cfg, hook, catalog=None).copy_all(  # type: ignore[arg-type]
+            sources, src_prefix="", dest_bucket="bench-archive", dest_prefix=f"{tag}/concurrent/", now=now
         )
         concurrent = time.perf_counter() - started
         assert len(results) == len(sources) and all(r.copied and r.sha256 for r in results)
@@ -106,7 +99,7 @@ def main() -> int:
             }
         )
         from backup_pipelines.core.config import BackupConfig
-        from backup_pipelines.core.s3 import S3ArchiveHook
+        from backup_pipelines.core.s3 import BackupS3Hook
 
         cfg = BackupConfig.model_validate(
             {
@@ -115,7 +108,7 @@ def main() -> int:
                 "emr_archive": {"concurrency": args.concurrency},
             }
         )
-        hook = S3ArchiveHook(aws_conn_id="aws_bench", max_pool_connections=args.concurrency + 4)
+        hook = BackupS3Hook(aws_conn_id="aws_bench", max_pool_connections=args.concurrency + 4)
         client = hook.client
         for bucket in ("bench-src", "bench-archive"):
             client.create_bucket(Bucket=bucket)

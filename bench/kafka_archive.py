@@ -8,7 +8,7 @@ peak RSS is per measurement), and reports medians:
 
 - baseline: a bare confluent-kafka loop (``consume`` in batches, touching key, value, headers and
   timestamp) from offset 0 to the end of the partition;
-- archive: ``KafkaArchiveHook.archive_partition`` with the default 256 MiB split, zstd Parquet,
+- archive: ``kafka.archive.archive_partition`` with the default 256 MiB split, zstd Parquet,
   SHA-256 and upload to S3 (GLACIER) on the same broker and data.
 
 Writes the results to the ``kafka_archive`` section of docs/benchmarks.md.
@@ -87,17 +87,19 @@ def _child_baseline(topic: str) -> dict[str, Any]:
 
 def _child_archive(topic: str) -> dict[str, Any]:
     from backup_pipelines.core.config import Encryption
-    from backup_pipelines.core.s3 import S3ArchiveHook
-    from backup_pipelines.kafka.archive import KafkaArchiveHook, upload_archive_file
+    from backup_pipelines.core.s3 import BackupS3Hook
+    from backup_pipelines.kafka.archive import archive_partition, upload_archive_file
+    from backup_pipelines.kafka.client import KafkaClient
 
-    s3 = S3ArchiveHook(aws_conn_id="aws_default")
-    hook = KafkaArchiveHook(group_id="bench-archive")
+    s3 = BackupS3Hook(aws_conn_id="aws_default")
+    hook = KafkaClient(group_id="bench-archive")
     now = datetime.now(UTC)
     s3.client  # noqa: B018 - build the client before the clock starts, as the baseline's consumer is
     rss_before = _current_rss_mb()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as spool:
-        result, entries = hook.archive_partition(
+        result, entries = archive_partition(
+            hook,
             topic=topic,
             partition=0,
             start_offset=0,
@@ -194,7 +196,7 @@ def main() -> int:
         f"`.venv/bin/python bench/kafka_archive.py --sizes {args.sizes} --repeat {args.repeat}`, "
         f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs;",
         "embedded Tansu broker (in-memory) and moto S3 on the same machine; one partition; sample events",
-        "(~90 B key+value, 2 headers). Archive = `KafkaArchiveHook.archive_partition`: consume, zstd",
+        "(~90 B key+value, 2 headers). Archive = `kafka.archive.archive_partition`: consume, zstd",
         "Parquet (row groups of 100k records), SHA-256, upload to S3 as GLACIER. Baseline = a bare",
         "confluent-kafka `consume()` loop touching key, value, headers and timestamp. The two alternate,",
         f"{args.repeat} runs each, every run in its own process; times are medians, peak RSS is the",

@@ -20,17 +20,15 @@ counts as a breach.
 
 from __future__ import annotations
 
-from typing import Any
-
-from airflow.sdk import dag, task
+from airflow.sdk import DAG
 
 from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
+from backup_pipelines.monitor.operators import RpoMonitorOperator
 
 cfg = load_config()
 
-
-@dag(
+with DAG(
     **dag_kwargs(
         "backup_rpo_monitor",
         schedule=cfg.rpo_monitor.schedule,
@@ -38,18 +36,5 @@ cfg = load_config()
         tags=["monitoring", "rpo"],
         cfg=cfg,
     )
-)
-def backup_rpo_monitor() -> None:
-    @task
-    def check_rpo(**context: Any) -> dict[str, Any]:
-        """Measure every dataset, publish gauges, email breach/recovery edges, write the status."""
-        from backup_pipelines.core.config import load_config
-        from backup_pipelines.monitor.rpo import run_monitor
-
-        result = run_monitor(load_config(), run_id=context["run_id"])
-        return result.summary()
-
-    check_rpo()
-
-
-backup_rpo_monitor()
+):
+    RpoMonitorOperator(task_id="check_rpo")

@@ -31,8 +31,11 @@ from __future__ import annotations
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, TaskGroup
 
-from backup_pipelines.clickhouse.operators import ClickHouseSnapshotOperator, ClickHouseVerifyOperator
-from backup_pipelines.clickhouse.retention import ClickHouseRetentionOperator
+from backup_pipelines.clickhouse.operators import (
+    ClickHouseRetentionOperator,
+    ClickHouseSnapshotOperator,
+    ClickHouseVerifyOperator,
+)
 from backup_pipelines.core.config import load_config
 from backup_pipelines.dagkit import dag_kwargs
 
@@ -63,7 +66,6 @@ with DAG(
         groups.append(group)
     retention = ClickHouseRetentionOperator(
         task_id="retention",
-        preview="{{ params.retention_dry_run }}",
         pool=section.pool,
         trigger_rule="all_done",
     )

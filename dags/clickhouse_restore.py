@@ -62,13 +62,4 @@ with DAG(
         cfg=cfg,
     )
 ):
-    ClickHouseRestoreOperator(
-        task_id="restore",
-        dataset="{{ params.dataset }}",
-        tables="{{ params.tables }}",
-        target_time="{{ params.target_time }}",
-        target_database="{{ params.target_database }}",
-        confirm_overwrite="{{ params.confirm_overwrite }}",
-        preview="{{ params.dry_run }}",
-        pool=cfg.clickhouse_snapshots.pool,
-    )
+    ClickHouseRestoreOperator(task_id="restore", pool=cfg.clickhouse_snapshots.pool)

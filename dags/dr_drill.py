@@ -10,11 +10,11 @@ from backup_pipelines.drill.operators import (
     ArchiveDrillOperator,
     ClickHouseDrillOperator,
     DrillCleanupOperator,
-    DrillFreshnessSensor,
     DrillPlanOperator,
     DrillReportOperator,
     Tier1CheckOperator,
 )
+from backup_pipelines.monitor.sensors import RecoveryPointFreshnessSensor
 
 DOC_MD = """
 ### DR drill
@@ -61,14 +61,17 @@ with DAG(
         cfg=cfg,
     )
 ) as dag:
-    freshness = DrillFreshnessSensor(
+    # Records the RPO the drill starts from; never blocks it (one check by default, then skipped).
+    freshness = RecoveryPointFreshnessSensor(
         task_id="rpo_before_drill",
+        deferrable=False,
+        soft_fail=True,
+        mode="poke",
+        xcom_key="freshness",
         timeout=drill.freshness_timeout,
         poke_interval=min(60.0, max(drill.freshness_timeout.total_seconds(), 1.0)),
     )
-    plan = DrillPlanOperator(
-        task_id="plan", pick="{{ params.pick }}", seed="{{ params.seed }}", trigger_rule="all_done"
-    )
+    plan = DrillPlanOperator(task_id="plan", trigger_rule="all_done")
     dataset_tasks: list[BaseOperator] = []
     for kind, name, _ in cfg.datasets():
         task: BaseOperator
@@ -94,6 +97,7 @@ with DAG(
         tier1_task_id="tier1_checks",
         cleanup_task_id="cleanup_scratch",
         freshness_task_id="rpo_before_drill",
+        freshness_xcom_key="freshness",
         trigger_rule="all_done",
     )
     freshness >> plan >> dataset_tasks >> tier1

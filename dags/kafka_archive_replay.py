@@ -81,25 +81,7 @@ with DAG(
         cfg=cfg,
     )
 ):
-    plan = KafkaReplayPlanOperator(
-        task_id="plan",
-        topic="{{ params.topic }}",
-        start_time="{{ params.start_time }}",
-        end_time="{{ params.end_time }}",
-        start_offset="{{ params.start_offset }}",
-        end_offset="{{ params.end_offset }}",
-        partitions="{{ params.partitions }}",
-        target_topic="{{ params.target_topic }}",
-        confirm_same_topic="{{ params.confirm_same_topic }}",
-        preview="{{ params.dry_run }}",
-        max_messages="{{ params.max_messages }}",
-    )
-    restore = KafkaArchiveRestoreOperator(
-        task_id="restore",
-        plan=plan.output,
-        tier="{{ params.restore_tier }}",
-        days="{{ params.restore_days }}",
-        poll_interval=60.0,
-    )
+    plan = KafkaReplayPlanOperator(task_id="plan")
+    restore = KafkaArchiveRestoreOperator(task_id="restore", plan=plan.output, poll_interval=60.0)
     replay = KafkaReplayOperator(task_id="replay", plan=plan.output)
     restore >> replay

@@ -58,8 +58,6 @@ with DAG(
 ):
     DeepArchiveExportOperator.partial(
         task_id="export",
-        month="{{ params.month }}",
-        allow_fewer_rows="{{ params.allow_fewer_rows }}",
         pool=cfg.clickhouse_snapshots.pool,
         map_index_template="{{ task.export_name }}",
     ).expand(export_name=[export.name for export in section.exports])

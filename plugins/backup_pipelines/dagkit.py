@@ -7,7 +7,6 @@ backfills are safe), failure emails and SLA deadlines all come from here; DAG fi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import pendulum
@@ -54,15 +53,3 @@ def dag_kwargs(
     if deadlines:
         kwargs["deadline"] = deadlines
     return kwargs
-
-
-def run_after(context: Any) -> datetime:
-    """When the run was due: the stable "now" of a run with no data interval (a manual trigger).
-
-    Every task and every retry of one run sees the same value, unlike the wall clock, so the keys a
-    manual run derives from it agree between its snapshot and its verification.
-    """
-    from backup_pipelines.core import catalog
-
-    value = getattr(context.get("dag_run"), "run_after", None)
-    return value if isinstance(value, datetime) else catalog.utcnow()

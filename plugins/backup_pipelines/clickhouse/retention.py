@@ -1,4 +1,4 @@
-"""Chain-aware retention of ClickHouse snapshots: pure planning functions plus a small operator.
+"""Chain-aware retention of ClickHouse snapshots: pure planning functions and the service that applies them.
 
 Rules (DESIGN.md "Zero data loss"):
 
@@ -16,21 +16,22 @@ reverse order could leave a manifest that promises data which is gone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator
+from backup_pipelines.clickhouse.backups import BackupStore
+from backup_pipelines.core.kinds import DatasetKind
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
-    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
-    from backup_pipelines.core.catalog import Catalog, Manifest
+    from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import BackupConfig
+    from backup_pipelines.core.manifest import Manifest
 
-KIND = "clickhouse_snapshot"
+KIND = DatasetKind.CLICKHOUSE_SNAPSHOT
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -130,19 +131,13 @@ class RetentionReport:
 
 
 def apply_retention(
-    cfg: BackupConfig,
-    catalog: Catalog,
-    hook: ClickHouseBackupHook,
-    *,
-    now: datetime,
-    dry_run: bool,
-    log: Any,
+    cfg: BackupConfig, catalog: Catalog, store: BackupStore, *, now: datetime, dry_run: bool
 ) -> RetentionReport:
     """Plan and (unless ``dry_run``) carry out retention for every configured dataset."""
     section = cfg.clickhouse_snapshots
     bucket = cfg.storage.backup_bucket
     report = RetentionReport(dry_run=dry_run)
-    lock = hook.object_lock_enabled(bucket)
+    lock = store.s3.object_lock_enabled(bucket)
     verb = "would delete" if dry_run else "deleting"
     for dataset in section.datasets:
         listing = catalog.list_points(KIND, dataset.name)
@@ -163,7 +158,7 @@ def apply_retention(
                 report.kept.append(label)
                 continue
             manifest = by_id[decision.recovery_point_id]
-            locked = hook.locked_objects(manifest.location, now=now) if lock else []
+            locked = store.locked_objects(manifest.location, now=now) if lock else []
             if locked:
                 report.locked.append(f"{label}: {len(locked)} object(s) under Object Lock, e.g. {locked[0]}")
                 log.warning("%s is under S3 Object Lock; kept for now: %s", label, locked[0])
@@ -172,22 +167,22 @@ def apply_retention(
             report.deleted.append(label)
             if not dry_run:
                 catalog.delete(manifest)
-                hook.delete_location(manifest.location)
+                store.delete_location(manifest.location)
         # Orphans: folders no manifest names (valid or not), older than the grace period.
         known = {p.location for p in listing.points}
         known |= {
             f"s3://{bucket}/{section.prefix}{dataset.name}/{i.key.rsplit('/', 1)[-1].removesuffix('.json')}/"
             for i in listing.invalid
         }
-        folders = hook.list_folders(f"s3://{bucket}/{section.prefix}{dataset.name}/")
+        folders = store.list_folders(f"s3://{bucket}/{section.prefix}{dataset.name}/")
         for folder in orphan_folders(folders, known, now=now, grace=section.orphan_grace):
-            if lock and hook.locked_objects(folder, now=now):
+            if lock and store.locked_objects(folder, now=now):
                 report.locked.append(f"orphan {folder}: under Object Lock")
                 continue
             log.info("%s orphaned folder %s (no manifest, older than %s)", verb, folder, section.orphan_grace)
             report.orphans.append(folder)
             if not dry_run:
-                hook.delete_location(folder)
+                store.delete_location(folder)
     log.info(
         "Retention%s: %d point(s) %s, %d kept, %d orphan folder(s), %d locked",
         " (dry run)" if dry_run else "",
@@ -198,31 +193,3 @@ def apply_retention(
         len(report.locked),
     )
     return report
-
-
-class ClickHouseRetentionOperator(BaseOperator):
-    """Chain-aware retention of every configured ClickHouse dataset (see the module docstring)."""
-
-    template_fields: Sequence[str] = ("preview",)
-
-    def __init__(self, *, preview: bool | str = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.preview = preview  # the form's dry_run (BaseOperator.dry_run is a method)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.clickhouse.operators import _flag, _hook
-        from backup_pipelines.core import catalog as catalog_module
-        from backup_pipelines.core.config import load_config
-
-        cfg = load_config()
-        hook = _hook(cfg)
-        hook.check_storage(cfg.storage.backup_bucket)
-        report = apply_retention(
-            cfg,
-            hook.catalog(cfg),
-            hook,
-            now=catalog_module.utcnow(),
-            dry_run=_flag(self.preview),
-            log=self.log,
-        )
-        return report.as_dict()

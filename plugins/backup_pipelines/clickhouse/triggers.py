@@ -20,13 +20,13 @@ RUNNING = ("CREATING_BACKUP", "RESTORING")
 
 def fetch_status(clickhouse_conn_id: str, backup_id: str) -> dict[str, Any] | None:
     """One blocking poll: the backup's row of ``system.backups`` as plain JSON, or None."""
-    from backup_pipelines.clickhouse.engine import ClickHouseBackupHook
+    from backup_pipelines.clickhouse.engine import ClickHouseEngine
 
-    hook = ClickHouseBackupHook(clickhouse_conn_id=clickhouse_conn_id)
+    engine = ClickHouseEngine(clickhouse_conn_id=clickhouse_conn_id)
     try:
-        status = hook.backup_status(backup_id)
+        status = engine.backup_status(backup_id)
     finally:
-        hook.client.close()
+        engine.client.close()
     if status is None:
         return None
     return {

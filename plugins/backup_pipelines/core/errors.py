@@ -6,6 +6,8 @@ Errors a retry cannot fix (bad config, checksum mismatch, broken chain, lost off
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
@@ -90,4 +92,13 @@ class StorageUnreachableError(BackupPipelinesError):
 
 
 class DrillInfrastructureError(BackupPipelinesError):
-    """A DR-drill check could not run (engine or storage unreachable); retryable, the point is unchanged."""
+    """A DR-drill check could not run (engine or storage unreachable); retryable, the point is unchanged.
+
+    ``result`` carries the dataset's finding so far (JSON) for the report.
+    """
+
+    result: dict[str, Any] | None = None
+
+
+class ParamError(PermanentBackupError):
+    """A manual run's params are unknown or invalid; the message names the param and what is allowed."""

@@ -1,7 +1,7 @@
 """A deferrable wait for S3 restores (GLACIER / DEEP_ARCHIVE -> readable) of a list of keys.
 
 Real restores take minutes (Expedited) to 48 hours (DEEP_ARCHIVE Bulk), far too long to hold a
-worker slot, so operators request the restores (``S3ArchiveHook.request_restore``) and then
+worker slot, so operators request the restores (``BackupS3Hook.request_restore``) and then
 ``self.defer(trigger=S3RestoreTrigger(...), method_name=..., timeout=...)``. The trigger polls
 ``HeadObject``'s ``Restore`` header for the keys still pending and fires once every key is
 readable. Used by the EMR output recovery, the Kafka archive replay and the DR drill.
@@ -66,9 +66,9 @@ class S3RestoreTrigger(BaseTrigger):
 
     def _poll(self, pending: list[str], expiry: dict[str, str | None]) -> list[str]:
         """One round of HEADs (in a thread); returns the keys still pending."""
-        from backup_pipelines.core.s3 import S3ArchiveHook
+        from backup_pipelines.core.s3 import BackupS3Hook
 
-        hook = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        hook = BackupS3Hook(aws_conn_id=self.aws_conn_id)
         still = []
         for key in pending:
             status = hook.restore_status(self.bucket, key)

@@ -88,10 +88,11 @@ def _drill_report_text() -> str | None:
     """The table of the newest drill report the drill wrote to the backup bucket, or None."""
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import load_config
-    from backup_pipelines.drill.report import DrillReport, render_text_table
+    from backup_pipelines.drill.render import render_text_table
+    from backup_pipelines.drill.results import DrillReport
 
     cfg = load_config()
-    client = Catalog.from_config(cfg)._client
+    client = Catalog.from_config(cfg).s3.client
     listing = client.list_objects_v2(Bucket=cfg.storage.backup_bucket, Prefix=cfg.dr_drill.report_prefix)
     keys = sorted(o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith("/report.json"))
     if not keys:

@@ -389,10 +389,14 @@ def _signals_raise() -> Iterator[None]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, _raise)
+    # A parent that ignores SIGINT (a background job, some test runners) passes that on to its
+    # children; Ctrl-C must still stop the stack.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:

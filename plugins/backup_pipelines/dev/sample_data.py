@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from backup_pipelines.core.config import SQL_ROOT
@@ -160,7 +160,3 @@ def seed_emr_outputs(
     if success_marker:
         s3_client.put_object(Bucket=bucket, Key=prefix + success_marker, Body=b"")
     return keys
-
-
-def hour_floor(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

@@ -1,8 +1,9 @@
-"""The DR drill's own I/O: Tier 1 lag probes, scratch clean-up, report upload, email and run note.
+"""The DR drill's own probes: Tier 1 lags, objects still in S3, reachability, scratch clean-up.
 
-Restores themselves belong to the pipelines' hooks (``clickhouse_backup``, ``kafka_archive``,
-``s3_archive``); this hook only does what the drill adds around them, through the provider hooks
-(clickhouse-connect via ``ClickHouseHook``, ``KafkaAdminClientHook``, ``S3Hook``, ``SmtpHook``).
+Restores themselves belong to the pipelines (``clickhouse.restore``, ``kafka.replay``, ``core.s3``);
+this only does what the drill adds around them, through the provider hooks (clickhouse-connect via
+``ClickHouseHook``, ``KafkaAdminClientHook``) and the S3 gateway. It also tells apart an engine
+error that says "the data is bad" from one that says "the check could not run".
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from backup_pipelines.clickhouse.engine import quote_identifier, render_sql
+from backup_pipelines.clickhouse.sql import quote_identifier, render_sql
 from backup_pipelines.core.config import SQL_ROOT
 
 if TYPE_CHECKING:
-    from backup_pipelines.core.catalog import Manifest
+    from backup_pipelines.core.config import BackupConfig
+    from backup_pipelines.core.manifest import Manifest
 
 log = logging.getLogger(__name__)
 SQL_DIR = SQL_ROOT / "dr_drill"
@@ -101,7 +103,7 @@ class PartitionLag:
         return None if self.dr_end is None else max(self.primary_end - self.dr_end, 0)
 
 
-class DrillHook:
+class DrillProbes:
     """Connections come from the config; nothing is opened until a method needs it."""
 
     def __init__(
@@ -110,12 +112,18 @@ class DrillHook:
         clickhouse_conn_id: str = "clickhouse_default",
         kafka_conn_id: str = "kafka_default",
         aws_conn_id: str = "aws_default",
-        smtp_conn_id: str = "smtp_default",
     ) -> None:
         self.clickhouse_conn_id = clickhouse_conn_id
         self.kafka_conn_id = kafka_conn_id
         self.aws_conn_id = aws_conn_id
-        self.smtp_conn_id = smtp_conn_id
+
+    @classmethod
+    def from_config(cls, cfg: BackupConfig) -> DrillProbes:
+        return cls(
+            clickhouse_conn_id=cfg.connections.clickhouse,
+            kafka_conn_id=cfg.connections.kafka,
+            aws_conn_id=cfg.connections.aws,
+        )
 
     # -- ClickHouse -------------------------------------------------------------------------------
     def _clickhouse(self) -> Any:
@@ -162,10 +170,10 @@ class DrillHook:
         return None
 
     # -- S3: chain members -------------------------------------------------------------------------
-    def _s3_client(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    def _s3(self) -> Any:
+        from backup_pipelines.core.s3 import BackupS3Hook
 
-        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        return BackupS3Hook(aws_conn_id=self.aws_conn_id)
 
     def missing_objects(self, chain: Sequence[Manifest]) -> list[MissingObject]:
         """Objects the manifests of ``chain`` record that S3 no longer holds with their recorded size.
@@ -173,16 +181,13 @@ class DrillHook:
         One listing per member (the objects of a point share its location prefix). Network or
         permission errors raise: they mean the check could not run, not that data is missing.
         """
-        from backup_pipelines.core.catalog import split_s3_url
+        from backup_pipelines.core.s3 import split_s3_url
 
-        client = self._s3_client()
+        s3 = self._s3()
         missing: list[MissingObject] = []
         for member in chain:
             bucket, prefix = split_s3_url(member.location)
-            stored: dict[str, int] = {}
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    stored[obj["Key"]] = int(obj["Size"])
+            stored = {obj.key: obj.size for obj in s3.iter_objects(bucket, prefix)}
             for entry in member.objects:
                 key = entry.key if entry.key.startswith(prefix) or not prefix else prefix + entry.key
                 url = f"s3://{bucket}/{key}"
@@ -201,10 +206,10 @@ class DrillHook:
 
     def storage_problem(self, chain: Sequence[Manifest]) -> str | None:
         """None when the backup bucket answers for every chain member, else why not."""
-        from backup_pipelines.core.catalog import split_s3_url
+        from backup_pipelines.core.s3 import split_s3_url
 
         try:
-            client = self._s3_client()
+            client = self._s3().client
             for bucket in sorted({split_s3_url(m.location)[0] for m in chain}):
                 client.head_bucket(Bucket=bucket)
         except Exception as exc:
@@ -257,21 +262,6 @@ class DrillHook:
             PartitionLag(topic, partition, end, dr.get((topic, partition)))
             for (topic, partition), end in sorted(primary.items())
         ]
-
-    # -- S3: the report --------------------------------------------------------------------------
-    def upload(self, *, bucket: str, key: str, body: bytes, content_type: str, extra: dict[str, str]) -> str:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        client: Any = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
-        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **extra)
-        return f"s3://{bucket}/{key}"
-
-    # -- email -----------------------------------------------------------------------------------
-    def send_email(self, *, to: list[str], subject: str, html: str, from_email: str) -> None:
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-        with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
-            smtp.send_email_smtp(to=to, subject=subject, html_content=html, from_email=from_email)
 
 
 def set_run_note(*, api_conn_id: str, dag_id: str, run_id: str, note: str) -> None:

@@ -1,11 +1,10 @@
 """Operators of ``emr_daily_output_archive``: wait for a job's output, archive it, keep the lifecycle.
 
-- ``EmrOutputMarkerSensor``: the amazon provider's ``S3KeySensor`` on the job's success marker
-  (deferrable or reschedule), plus the EMR step / EMR Serverless job state when the config names
-  one; a timeout fails with a message naming the job and the date.
-- ``EmrArchiveOperator``: server-side copies of every output object with bounded concurrency,
-  each verified (``S3ArchiveHook.copy_verified``), then the manifest, written last.
-- ``ApplyLifecyclePolicyOperator``: merges the configured rule into the bucket's rules by ID.
+- ``EmrOutputMarkerSensor``: the job's success marker (deferrable through the amazon provider's
+  ``S3KeyTrigger``, or reschedule), plus the EMR step / EMR Serverless job state when the config
+  names one; a timeout fails with a message naming the job and the date.
+- ``EmrArchiveOperator``: ``EmrArchiveService.archive`` for the run's day.
+- ``ApplyLifecyclePolicyOperator``: ``EmrArchiveService.apply_lifecycle``.
 
 All three take the job *name* and read the rest from the config at run time, so the DAG file
 stays a thin loop-free mapping over job names.
@@ -13,28 +12,18 @@ stays a thin loop-free mapping over job names.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferralTimeout
 
-from backup_pipelines.core.config import BackupConfig, EmrJob, load_config
+from backup_pipelines.core.config import EmrJob, load_config
 from backup_pipelines.core.errors import ConfigError, MarkerTimeoutError, VerificationError
+from backup_pipelines.emr.archive import find_job
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from backup_pipelines.core.s3 import CopyResult, S3ArchiveHook, S3Object
-
-
-def find_job(cfg: BackupConfig, job_name: str) -> EmrJob:
-    for job in cfg.emr_archive.jobs:
-        if job.name == job_name:
-            return job
-    known = ", ".join(j.name for j in cfg.emr_archive.jobs) or "none"
-    raise ConfigError(f"emr_archive.jobs has no job named {job_name!r} (configured: {known})")
 
 
 def archive_day(context: Context) -> str:
@@ -57,10 +46,6 @@ def render_source(operator: BaseOperator, job: EmrJob, context: Context) -> str:
     day = archive_day(context)
     local: Any = {**context, "ds": day, "ds_nodash": day.replace("-", "")}
     return str(operator.render_template(job.source, local))
-
-
-def archive_prefix(cfg: BackupConfig, job: EmrJob, day: str) -> str:
-    return f"{cfg.emr_archive.prefix}{job.name}/dt={day}/"
 
 
 class EmrOutputMarkerSensor(BaseSensorOperator):
@@ -159,7 +144,7 @@ class EmrOutputMarkerSensor(BaseSensorOperator):
             return
         from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
 
-        from backup_pipelines.core.catalog import split_s3_url
+        from backup_pipelines.core.s3 import split_s3_url
 
         bucket, key = split_s3_url(self._marker_url(context))
         self.defer(
@@ -195,187 +180,17 @@ class EmrArchiveOperator(BaseOperator):
         self.job_name = job_name
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.core.catalog import Catalog, split_s3_url, utcnow
-        from backup_pipelines.core.s3 import S3ArchiveHook
+        from backup_pipelines.emr.archive import EmrArchiveService
 
         cfg = load_config()
-        job = find_job(cfg, self.job_name)
-        day = archive_day(context)
-        source_url = render_source(self, job, context)
-        src_bucket, src_prefix = split_s3_url(source_url)
-        dest_bucket = cfg.storage.archive_bucket
-        dest_prefix = archive_prefix(cfg, job, day)
-        settings = cfg.emr_archive
-        hook = S3ArchiveHook(aws_conn_id=cfg.connections.aws, max_pool_connections=settings.concurrency + 4)
-
-        sources = hook.list_objects(src_bucket, src_prefix)
-        if not sources:
-            raise VerificationError(f"EMR job {job.name!r} for {day}: {source_url} holds no objects")
-        self.log.info(
-            "archiving %d objects (%d bytes) of %s to s3://%s/%s with %d-way concurrency",
-            len(sources),
-            sum(s.size for s in sources),
-            source_url,
-            dest_bucket,
-            dest_prefix,
-            settings.concurrency,
+        summary = EmrArchiveService.from_config(cfg).archive(
+            self.job_name,
+            day=archive_day(context),
+            source_url=render_source(self, find_job(cfg, self.job_name), context),
+            interval=(context.get("data_interval_start"), context.get("data_interval_end")),
+            run_id=str(context.get("run_id", "")),
         )
-        now = utcnow()
-        results = copy_all(
-            hook,
-            sources,
-            src_prefix=src_prefix,
-            dest_bucket=dest_bucket,
-            dest_prefix=dest_prefix,
-            cfg=cfg,
-            now=now,
-            log=self.log,
-        )
-        copied = sum(r.copied for r in results)
-        catalog = Catalog.from_config(cfg)
-        manifest = build_manifest(
-            cfg,
-            job=job,
-            day=day,
-            source_url=source_url,
-            results=results,
-            context=context,
-            now=now,
-            catalog=catalog,
-        )
-        catalog.write(manifest)  # last: the recovery point exists only once every copy is verified
-        if settings.delete_source_after_archive:
-            self._delete_archived_sources(hook, src_bucket, sources, source_url)
-        summary = {
-            "job": job.name,
-            "date": day,
-            "objects": len(results),
-            "copied": copied,
-            "skipped": len(results) - copied,
-            "bytes": sum(r.size for r in results),
-            "bytes_through_worker": hook.bytes_read,
-            "location": manifest.location,
-        }
-        self.log.info("archive of %s for %s done: %s", job.name, day, summary)
-        return summary
-
-    def _delete_archived_sources(
-        self, hook: S3ArchiveHook, bucket: str, sources: list[S3Object], source_url: str
-    ) -> None:
-        """Delete the sources the archive now holds; one changed since it was copied is kept."""
-        unchanged: list[str] = []
-        changed: list[str] = []
-        for src in sources:
-            head = hook.head(bucket, src.key)
-            same = head is not None and head["ETag"] == src.etag and int(head["ContentLength"]) == src.size
-            (unchanged if same else changed).append(src.key)
-        if changed:
-            self.log.warning(
-                "kept %d source object(s) that changed or vanished since they were archived: %s",
-                len(changed),
-                changed[:20],
-            )
-        hook.delete_keys(bucket, unchanged)
-        self.log.info(
-            "deleted %d source objects under %s after the verified archive", len(unchanged), source_url
-        )
-
-
-def copy_all(
-    hook: S3ArchiveHook,
-    sources: list[S3Object],
-    *,
-    src_prefix: str,
-    dest_bucket: str,
-    dest_prefix: str,
-    cfg: BackupConfig,
-    now: datetime,
-    log: Any,
-) -> list[CopyResult]:
-    """Copy and verify every source with ``cfg.emr_archive.concurrency`` threads; fail on any error."""
-    settings = cfg.emr_archive
-    results: list[CopyResult] = []
-    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="emr-archive") as pool:
-        futures = {
-            pool.submit(
-                hook.copy_verified,
-                src,
-                dest_bucket,
-                dest_prefix + src.key[len(src_prefix) :],
-                encryption=cfg.storage.encryption,
-                storage_class=settings.storage_class,
-                object_lock=cfg.storage.object_lock,
-                multipart_threshold=settings.multipart_threshold_mb * 1024 * 1024,
-                part_size=settings.part_size_mb * 1024 * 1024,
-                now=now,
-            ): src
-            for src in sources
-        }
-        try:
-            for n, future in enumerate(as_completed(futures), start=1):
-                results.append(future.result())
-                if n % 100 == 0 or n == len(futures):
-                    log.info("verified %d of %d objects", n, len(futures))
-        except BaseException:
-            for pending in futures:
-                pending.cancel()
-            raise
-    return sorted(results, key=lambda r: r.key)
-
-
-def build_manifest(
-    cfg: BackupConfig,
-    *,
-    job: EmrJob,
-    day: str,
-    source_url: str,
-    results: list[CopyResult],
-    context: Context,
-    now: datetime,
-    catalog: Any,
-) -> Any:
-    """The manifest of a day's archive; a re-run with the same objects keeps the first capture time."""
-    import airflow
-
-    from backup_pipelines import __version__
-    from backup_pipelines.core.catalog import Manifest, ObjectEntry, Verification
-
-    objects = [
-        ObjectEntry(
-            key=r.key,
-            size=r.size,
-            sha256=r.sha256_hex,
-            checksum=r.sha256 if r.sha256 and "-" in r.sha256 else None,
-            etag=r.etag.strip('"'),
-            storage_class=r.storage_class,
-        )
-        for r in results
-    ]
-    rp_id = f"dt={day}"
-    previous = catalog.get("emr_output", job.name, rp_id)
-    captured_at = previous.captured_at if previous is not None and previous.objects == objects else now
-    checks = sorted({f"copy-{r.verified_by}" for r in results})
-    return Manifest(
-        kind="emr_output",
-        dataset=job.name,
-        recovery_point_id=rp_id,
-        interval_start=context.get("data_interval_start"),
-        interval_end=context.get("data_interval_end"),
-        captured_at=captured_at,
-        location=f"s3://{cfg.storage.archive_bucket}/{archive_prefix(cfg, job, day)}",
-        storage_class=cfg.emr_archive.storage_class,
-        objects=objects,
-        software={"backup_pipelines": __version__, "airflow": airflow.__version__},
-        producer={"dag_id": "emr_daily_output_archive", "run_id": str(context.get("run_id", ""))},
-        verification=Verification(state="verified", verified_at=now, checks=checks),
-        details={
-            "job": job.name,
-            "date": day,
-            "source": source_url,
-            "encryption": cfg.storage.encryption.mode,
-            "object_lock": cfg.storage.object_lock.model_dump() if cfg.storage.object_lock else None,
-        },
-    )
+        return summary.model_dump(mode="json")
 
 
 class ApplyLifecyclePolicyOperator(BaseOperator):
@@ -384,30 +199,6 @@ class ApplyLifecyclePolicyOperator(BaseOperator):
     template_fields = ()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.core.lifecycle import TransitionSpec, build_rule, merge_rules
-        from backup_pipelines.core.s3 import S3ArchiveHook
+        from backup_pipelines.emr.archive import EmrArchiveService
 
-        cfg = load_config()
-        lc = cfg.emr_archive.lifecycle
-        rule = build_rule(  # validates before any call
-            rule_id=lc.rule_id,
-            prefix=cfg.emr_archive.prefix,
-            transitions=[TransitionSpec(t.days, t.storage_class) for t in lc.transitions],
-            expiration_days=lc.expiration_days,
-            abort_incomplete_multipart_days=lc.abort_incomplete_multipart_days,
-        )
-        bucket = cfg.storage.archive_bucket
-        hook = S3ArchiveHook(aws_conn_id=cfg.connections.aws)
-        merged = merge_rules(hook.lifecycle_rules(bucket), [rule])
-        if merged.changed:
-            hook.put_lifecycle_rules(bucket, merged.rules)
-        self.log.info(
-            "lifecycle of s3://%s: %s (added %s, replaced %s, kept %d foreign rule(s) %s)",
-            bucket,
-            "updated" if merged.changed else "unchanged",
-            merged.added,
-            merged.replaced,
-            len(merged.kept),
-            merged.kept,
-        )
-        return {"changed": merged.changed, "rules": [r.get("ID") for r in merged.rules]}
+        return EmrArchiveService.from_config(load_config()).apply_lifecycle()

@@ -5,49 +5,55 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from pydantic import field_validator
 
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import ConfigError
+from backup_pipelines.core.params import RunParams
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-def _flag(value: bool | str | None) -> bool:
-    """Params render as text (``render_template_as_native_obj`` is off): accept both forms."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value)
+class ExportParams(RunParams):
+    """The ``monthly_deep_archive_export`` form."""
+
+    month: str | None = None
+    allow_fewer_rows: bool = False
+
+    @field_validator("month", mode="before")
+    @classmethod
+    def _month(cls, value: Any) -> Any:
+        import re
+
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value.strip()):
+            raise ValueError(f"{value!r} is not a month; use YYYY-MM, e.g. 2026-10")
+        return value
 
 
 class DeepArchiveExportOperator(BaseOperator):
     """Export a month of one configured query as Parquet to S3 Deep Archive and catalog it.
 
-    The month is ``month`` (``YYYY-MM``) when given, else the calendar month the run's data
-    interval starts in, else (a manual run without a logical date) the last complete month.
+    The month is the form's ``month`` (``YYYY-MM``) when given, else the calendar month the run's
+    data interval starts in, else (a manual run without a logical date) the last complete month.
     """
 
-    template_fields = ("export_name", "month", "allow_fewer_rows")
+    template_fields = ("export_name",)
 
-    def __init__(
-        self,
-        *,
-        export_name: str,
-        month: str | None = None,
-        allow_fewer_rows: bool | str = False,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, export_name: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.export_name = export_name
-        self.month = month
-        self.allow_fewer_rows = allow_fewer_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.core.catalog import Catalog
-        from backup_pipelines.dagkit import run_after
-        from backup_pipelines.export.monthly import ClickHouseExportHook, Month, MonthlyExport
+        from backup_pipelines.core.runs import run_after
+        from backup_pipelines.export.engine import ExportEngine
+        from backup_pipelines.export.monthly import Month, MonthlyExport
 
         cfg = load_config()
+        params = ExportParams.from_context(context)
         export = next((e for e in cfg.deep_archive_exports.exports if e.name == self.export_name), None)
         if export is None:
             known = [e.name for e in cfg.deep_archive_exports.exports]
@@ -55,19 +61,17 @@ class DeepArchiveExportOperator(BaseOperator):
                 f"deep_archive_exports.exports has no export named {self.export_name!r} ({known})"
             )
         start = context.get("data_interval_start")
-        if self.month and str(self.month).strip() not in ("", "None"):
-            month = Month.parse(str(self.month))
+        if params.month:
+            month = Month.parse(params.month)
         elif start is not None:
             month = Month.of(start)
         else:
             month = Month.previous(run_after(context))
-        hook = ClickHouseExportHook(
-            clickhouse_conn_id=cfg.connections.clickhouse, aws_conn_id=cfg.connections.aws
-        )
+        engine = ExportEngine(clickhouse_conn_id=cfg.connections.clickhouse, aws_conn_id=cfg.connections.aws)
         ti = context["ti"]
         producer = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id}
-        result = MonthlyExport(hook, Catalog.from_config(cfg), cfg, export).run(
-            month, producer=producer, allow_fewer_rows=_flag(self.allow_fewer_rows)
+        result = MonthlyExport(engine, Catalog.from_config(cfg), cfg, export).run(
+            month, producer=producer, allow_fewer_rows=params.allow_fewer_rows
         )
         manifest = result.manifest
         return {

@@ -1,36 +1,23 @@
-"""Kafka records <-> Arrow: the archive file format, and a streaming writer that splits files by size.
+"""Kafka records <-> Arrow: the archive file format (schema, records, files) and reading it back.
 
 Every record is stored whole so it can be replayed byte for byte: topic, partition, offset,
 timestamp and its type, key, value and headers (in order, duplicates kept, null values kept).
-Files are zstd-compressed Parquet, written one row group at a time so memory stays bounded
-whatever the partition holds, and closed once they reach ``file_max_bytes``.
+Files are zstd-compressed Parquet; ``kafka.writer`` writes them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-log = logging.getLogger(__name__)
-
 FORMAT_VERSION = "1"
 COMPRESSION = "zstd"
-# A row group is flushed at this many buffered raw bytes even when it has fewer rows than asked:
-# large messages must not blow the memory bound.
-DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024
-# Records held as Python objects before they are converted to Arrow.
-DEFAULT_CHUNK_ROWS = 8_192
-_HASH_CHUNK = 8 * 1024 * 1024
 
 
 def arrow_schema() -> pa.Schema:
@@ -88,14 +75,6 @@ class ArchiveFile:
         return f"{self.first_offset}-{self.last_offset}.parquet"
 
 
-def file_sha256(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 _MIN_MS = int(datetime(1, 1, 2, tzinfo=UTC).timestamp() * 1000)
 _MAX_MS = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp() * 1000)
 
@@ -106,288 +85,6 @@ def ms_to_datetime(value: int | None) -> datetime | None:
     if value is None:
         return None
     return datetime.fromtimestamp(min(max(value, _MIN_MS), _MAX_MS) / 1000, tz=UTC)
-
-
-@dataclass
-class _Chunk:
-    """Column lists of the records not yet converted to Arrow (at most ``chunk_rows`` of them)."""
-
-    offsets: list[int] = field(default_factory=list)
-    timestamps: list[int | None] = field(default_factory=list)
-    types: list[int] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
-    values: list[bytes | None] = field(default_factory=list)
-    headers: list[list[tuple[str, bytes | None]] | None] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-
-@dataclass
-class _RowGroup:
-    """The Arrow batches of the row group being collected, and what the file index needs of them."""
-
-    batches: list[Any] = field(default_factory=list)
-    rows: int = 0
-    raw_bytes: int = 0  # exact, summed per converted batch
-    estimated_bytes: int = 0  # cheap running estimate, for the flush trigger
-    first_offset: int | None = None
-    first_timestamp: int | None = None
-    last_offset: int | None = None
-    last_timestamp: int | None = None
-    min_timestamp: int | None = None
-    max_timestamp: int | None = None
-
-
-class PartitionArchiveWriter:
-    """Streams the records of one topic-partition into size-bounded Parquet files.
-
-    ``add`` records in offset order; each closed file is handed to ``on_file`` (which uploads and
-    may delete it) before the next one starts, so local disk holds at most one file.
-
-    Memory: records are held as Python objects only ``chunk_rows`` at a time (several hundred
-    bytes each), then converted to compact Arrow batches; a row group is written from those
-    batches once it reaches ``row_group_rows`` or ``row_group_bytes``. Arrow buffers come from the
-    system allocator, which hands freed row groups back to the OS; Arrow's default pool keeps
-    them, and the peak RSS of a long archive grew with it.
-    """
-
-    def __init__(
-        self,
-        *,
-        topic: str,
-        partition: int,
-        on_file: Callable[[ArchiveFile], None],
-        file_max_bytes: int = 256 * 1024 * 1024,
-        row_group_rows: int = 100_000,
-        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
-        spool_dir: Path | str | None = None,
-        compression_level: int | None = None,
-    ) -> None:
-        import pyarrow as pa
-
-        self.topic = topic
-        self.partition = partition
-        self.on_file = on_file
-        self.file_max_bytes = file_max_bytes
-        self.row_group_rows = row_group_rows
-        self.row_group_bytes = min(row_group_bytes, max(file_max_bytes // 2, 1))
-        self.chunk_rows = max(1, min(chunk_rows, row_group_rows))
-        self.spool_dir = Path(spool_dir or tempfile.gettempdir())
-        self.compression_level = compression_level
-        self.schema = arrow_schema()
-        self.files: list[ArchiveFile] = []
-        self.records = 0
-        self.raw_bytes = 0
-        self.last_offset: int | None = None
-        self._pool = pa.system_memory_pool()
-        self._chunk = _Chunk()
-        self._group = _RowGroup()
-        self._writer: Any = None
-        self._path: Path | None = None
-        self._file: dict[str, Any] = {}
-
-    # -- writing -------------------------------------------------------------------------------
-    def add(  # noqa: PLR0917 - positional on purpose: this is the per-record hot path
-        self,
-        offset: int,
-        timestamp_type: int,
-        timestamp_ms: int | None,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes | None]] | None,
-    ) -> None:
-        if self.last_offset is not None and offset <= self.last_offset:
-            raise ValueError(
-                f"{self.topic}[{self.partition}]: offset {offset} after {self.last_offset}; "
-                "records must arrive in increasing offset order"
-            )
-        self.last_offset = offset
-        chunk = self._chunk
-        chunk.offsets.append(offset)
-        chunk.timestamps.append(timestamp_ms if timestamp_type else None)
-        chunk.types.append(timestamp_type)
-        chunk.keys.append(key)
-        chunk.values.append(value)
-        # Headers go to Arrow as confluent-kafka hands them over: (str, bytes | None) tuples.
-        chunk.headers.append(headers)
-        group = self._group
-        group.estimated_bytes += 16 + (len(key) if key else 0) + (len(value) if value else 0)
-        if len(chunk) >= self.chunk_rows or group.rows + len(chunk) >= self.row_group_rows:
-            self._convert_chunk()
-        if group.rows >= self.row_group_rows or group.estimated_bytes >= self.row_group_bytes:
-            self._flush_row_group()
-
-    def add_record(self, record: Record) -> None:
-        self.add(
-            record.offset,
-            record.timestamp_type,
-            record.timestamp_ms,
-            record.key,
-            record.value,
-            record.headers,
-        )
-
-    def _open(self) -> None:
-        import pyarrow.parquet as pq
-
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(
-            prefix=f"kafka-{self.partition}-", suffix=".parquet", dir=self.spool_dir
-        )
-        os.close(handle)
-        self._path = Path(name)
-        self._writer = pq.ParquetWriter(
-            str(self._path),
-            self.schema,
-            compression=COMPRESSION,
-            compression_level=self.compression_level,
-            use_dictionary=["topic"],
-            write_statistics=["offset", "timestamp"],
-            memory_pool=self._pool,
-        )
-        self._file = {"first": None, "last": None, "records": 0, "raw": 0, "tmin": None, "tmax": None}
-
-    def _convert_chunk(self) -> None:
-        """Turn the buffered Python records into one Arrow batch of the current row group."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        chunk = self._chunk
-        n = len(chunk)
-        if not n:
-            return
-        pool = self._pool
-        batch = pa.record_batch(
-            [
-                pa.array([self.topic] * n, pa.string(), memory_pool=pool),
-                pa.array([self.partition] * n, pa.int32(), memory_pool=pool),
-                pa.array(chunk.offsets, pa.int64(), memory_pool=pool),
-                pa.array(chunk.timestamps, pa.timestamp("ms", tz="UTC"), memory_pool=pool),
-                pa.array(chunk.types, pa.int8(), memory_pool=pool),
-                pa.array(chunk.keys, pa.binary(), memory_pool=pool),
-                pa.array(chunk.values, pa.binary(), memory_pool=pool),
-                pa.array(chunk.headers, self.schema.field("headers").type, memory_pool=pool),
-            ],
-            schema=self.schema,
-        )
-        group = self._group
-        if group.first_offset is None:
-            group.first_offset = chunk.offsets[0]
-            group.first_timestamp = chunk.timestamps[0]
-        group.last_offset = chunk.offsets[-1]
-        group.last_timestamp = chunk.timestamps[-1]
-        # As integers: a producer may set any int64 CreateTime, beyond what datetime can hold.
-        bounds = pc.min_max(batch.column("timestamp").cast(pa.int64())).as_py()
-        if bounds["min"] is not None:
-            lo, hi = int(bounds["min"]), int(bounds["max"])
-            group.min_timestamp = lo if group.min_timestamp is None else min(group.min_timestamp, lo)
-            group.max_timestamp = hi if group.max_timestamp is None else max(group.max_timestamp, hi)
-        group.raw_bytes += _raw_bytes(batch)
-        group.rows += n
-        group.batches.append(batch)
-        self._chunk = _Chunk()
-
-    def _flush_row_group(self) -> None:
-        import pyarrow as pa
-
-        self._convert_chunk()
-        group = self._group
-        if not group.rows:
-            return
-        if self._writer is None:
-            self._open()
-        self._writer.write_table(pa.Table.from_batches(group.batches, self.schema), row_group_size=group.rows)
-        info = self._file
-        if info["first"] is None:
-            info["first"] = group.first_offset
-            info["first_ts"] = group.first_timestamp
-        info["last"] = group.last_offset
-        info["last_ts"] = group.last_timestamp
-        info["records"] += group.rows
-        info["raw"] += group.raw_bytes
-        if group.min_timestamp is not None:
-            lo, hi = group.min_timestamp, group.max_timestamp
-            info["tmin"] = lo if info["tmin"] is None else min(info["tmin"], lo)
-            info["tmax"] = hi if info["tmax"] is None else max(info["tmax"], hi)
-        self.records += group.rows
-        self.raw_bytes += group.raw_bytes
-        self._group = _RowGroup()
-        assert self._path is not None
-        if self._path.stat().st_size >= self.file_max_bytes:
-            self._close_file()
-
-    def _close_file(self) -> None:
-        if self._writer is None:
-            return
-        self._writer.close()
-        self._writer = None
-        assert self._path is not None
-        info = self._file
-        archive_file = ArchiveFile(
-            path=self._path,
-            partition=self.partition,
-            first_offset=info["first"],
-            last_offset=info["last"],
-            records=info["records"],
-            first_timestamp_ms=info["first_ts"],
-            last_timestamp_ms=info["last_ts"],
-            min_timestamp_ms=info["tmin"],
-            max_timestamp_ms=info["tmax"],
-            size=self._path.stat().st_size,
-            sha256=file_sha256(self._path),
-            raw_bytes=info["raw"],
-        )
-        self._path = None
-        log.info(
-            "%s[%d]: closed archive file %s (%d records, %d bytes, %d raw bytes)",
-            self.topic,
-            self.partition,
-            archive_file.name(),
-            archive_file.records,
-            archive_file.size,
-            archive_file.raw_bytes,
-        )
-        self.files.append(archive_file)
-        self.on_file(archive_file)
-
-    def close(self) -> list[ArchiveFile]:
-        """Flush what is buffered and close the last file; returns every file written."""
-        self._flush_row_group()
-        self._close_file()
-        return self.files
-
-    def abort(self) -> None:
-        """Drop the open file (on error), leaving nothing on local disk."""
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except Exception:  # the original error matters, not this one
-                log.debug("closing an aborted archive file failed", exc_info=True)
-            self._writer = None
-        if self._path is not None:
-            self._path.unlink(missing_ok=True)
-            self._path = None
-
-
-def _raw_bytes(batch: Any) -> int:
-    """Bytes of key, value and headers (names and values) plus 16 per record (offset, timestamp):
-    what the records weigh uncompressed, for the compressed-vs-raw ratio."""
-    import pyarrow.compute as pc
-
-    def _len(array: Any) -> int:
-        total = pc.sum(pc.binary_length(array)).as_py()
-        return int(total or 0)
-
-    headers = pc.list_flatten(batch.column("headers"))
-    return (
-        16 * batch.num_rows
-        + _len(batch.column("key"))
-        + _len(batch.column("value"))
-        + _len(pc.struct_field(headers, "key"))
-        + _len(pc.struct_field(headers, "value"))
-    )
 
 
 def read_records(path: Path | str, *, batch_rows: int = 65_536) -> Iterator[Record]:

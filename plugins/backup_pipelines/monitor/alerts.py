@@ -21,15 +21,17 @@ deadline had already passed when it was queued (a re-run of an old interval) is 
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
 import logging
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from backup_pipelines.core.config import BackupConfig
+from backup_pipelines.core import notify
+from backup_pipelines.core.catalog import Catalog
+from backup_pipelines.core.config import BackupConfig, human_duration
 from backup_pipelines.core.errors import ConfigError
+from backup_pipelines.monitor import rpo
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,6 @@ def deadline_alerts(cfg: BackupConfig, dag_id: str, *, schedule: str | None = No
 
 def sla_callback_kwargs(cfg: BackupConfig, dag_id: str) -> dict[str, Any]:
     """Plain JSON values the callback needs; it runs in the triggerer, which may not see the config."""
-    from backup_pipelines.monitor import rpo
-
     deadline = cfg.deadlines[dag_id]
     kinds = DAG_DATASET_KINDS.get(dag_id)
     return {
@@ -195,10 +195,8 @@ def sla_miss_email(
     after_seconds: float,
     ages: list[Any],
     catalog_error: str | None = None,
-) -> tuple[str, str]:
-    """Subject and HTML body of an SLA-miss email: the DAG, the run, the deadline, datasets and ages."""
-    from backup_pipelines.monitor import rpo
-
+) -> notify.Message:
+    """The SLA-miss email: the DAG, the run, the deadline, and the datasets with their ages."""
     run_id = str(dag_run.get("dag_run_id") or dag_run.get("run_id") or "unknown run")
     deadline_text = f"{deadline_time:%Y-%m-%d %H:%M:%S} UTC" if deadline_time else "unknown"
     subject = f"{SLA_MISS_PREFIX} {dag_id} run {run_id} missed its deadline {deadline_text}"
@@ -210,52 +208,31 @@ def sla_miss_email(
         ("Logical date", str(dag_run.get("logical_date") or "none")),
         ("Data interval", f"{dag_run.get('data_interval_start')} to {dag_run.get('data_interval_end')}"),
         ("Queued at", str(dag_run.get("queued_at") or "-")),
-        ("Deadline", f"{deadline_text} ({rpo.human_duration(after_seconds)} after {reference})"),
+        ("Deadline", f"{deadline_text} ({human_duration(after_seconds)} after {reference})"),
     ]
     body = (
-        f"<p>DAG <b>{html.escape(dag_id)}</b> run <b>{html.escape(run_id)}</b> had not finished by its "
-        "deadline.</p>" + rpo.html_table(rows) + "<h3>Datasets and their newest verified recovery points</h3>"
+        notify.Body()
+        .para(f"DAG {dag_id} run {run_id} had not finished by its deadline.")
+        .table(rows)
+        .heading("Datasets and their newest verified recovery points")
     )
     if catalog_error:
-        body += f"<p>The catalog could not be read: {rpo.html_table([('error', catalog_error)])}</p>"
+        body.para(f"The catalog could not be read: {catalog_error}")
     lines = [(a.target.key, a.describe().split(": ", 1)[1]) for a in ages]
-    body += rpo.html_table(lines) if lines else "<p>No dataset is configured for this DAG.</p>"
-    return subject, body
-
-
-async def send_email(
-    *, smtp_conn_id: str, from_email: str, to: list[str], subject: str, html_content: str
-) -> None:
-    """Send one email through the SMTP connection with the smtp provider's notifier (async path)."""
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    notifier = SmtpNotifier(
-        to=to, from_email=from_email, smtp_conn_id=smtp_conn_id, subject=subject, html_content=html_content
-    )
-    await notifier.async_notify({})  # subject and body are final: no context to render
-
-
-def send_email_sync(
-    *, smtp_conn_id: str, from_email: str, to: list[str], subject: str, html_content: str
-) -> None:
-    """The same email from a task (the RPO monitor), through the notifier's sync path."""
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    notifier = SmtpNotifier(
-        to=to, from_email=from_email, smtp_conn_id=smtp_conn_id, subject=subject, html_content=html_content
-    )
-    notifier.notify({})
+    if lines:
+        body.table(lines)
+    else:
+        body.para("No dataset is configured for this DAG.")
+    return notify.Message.of(subject, body)
 
 
 async def _ages(kwargs: dict[str, Any]) -> tuple[list[Any], str | None]:
-    from backup_pipelines.monitor import rpo
-
     items = [rpo.Target.from_list(d) for d in kwargs.get("datasets") or []]
     if not items:
         return [], None
 
     def _measure() -> list[Any]:
-        catalog = rpo.catalog_for(
+        catalog = Catalog.open(
             aws_conn_id=kwargs["aws_conn_id"], bucket=kwargs["bucket"], prefix=kwargs["catalog_prefix"]
         )
         return rpo.measure_all(catalog, items)
@@ -284,7 +261,7 @@ async def sla_miss_callback(*, context: dict[str, Any] | None = None, **kwargs: 
         log.info("SLA miss of %s run %s suppressed: %s", dag_id, run_id, reason)
         return f"suppressed: {reason}"
     ages, catalog_error = await _ages(kwargs)
-    subject, body = sla_miss_email(
+    message = sla_miss_email(
         dag_id=dag_id,
         dag_run=dag_run,
         deadline_time=deadline_time,
@@ -294,12 +271,11 @@ async def sla_miss_callback(*, context: dict[str, Any] | None = None, **kwargs: 
         catalog_error=catalog_error,
     )
     recipients = list(kwargs["recipients"])
-    await send_email(
+    await notify.send_async(
+        message,
         smtp_conn_id=kwargs.get("smtp_conn_id") or "smtp_default",
         from_email=kwargs.get("from_email") or "backup-pipelines@localhost",
         to=recipients,
-        subject=subject,
-        html_content=body,
     )
     log.info("SLA miss of %s run %s: emailed %s", dag_id, run_id, ", ".join(recipients))
-    return f"sent: {subject}"
+    return f"sent: {message.subject}"

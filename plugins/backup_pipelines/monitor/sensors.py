@@ -33,9 +33,10 @@ def check_recovery_point_freshness(
     *, aws_conn_id: str, bucket: str, catalog_prefix: str, datasets: list[list[Any]]
 ) -> dict[str, Any]:
     """OK when every dataset's newest *verified* recovery point is younger than its RPO."""
+    from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.monitor import rpo
 
-    catalog = rpo.catalog_for(aws_conn_id=aws_conn_id, bucket=bucket, prefix=catalog_prefix)
+    catalog = Catalog.open(aws_conn_id=aws_conn_id, bucket=bucket, prefix=catalog_prefix)
     ages = rpo.measure_all(catalog, [rpo.Target.from_list(d) for d in datasets])
     stale = [a for a in ages if not a.fresh]
     return {
@@ -50,16 +51,18 @@ class PollingCheckSensor(BaseSensorOperator):
     """Wait until a check function returns ``ok``; deferrable by default (the wait runs in the triggerer).
 
     Subclasses set ``check_path`` and implement ``check_kwargs``. The check's result dict (JSON) is
-    the task's return value (XCom), so downstream tasks see what was found.
+    the task's return value (XCom), so downstream tasks see what was found; with ``xcom_key`` each
+    poke's finding is also pushed under that key, so it is there when the sensor ends skipped.
     """
 
     check_path: str = ""
     trigger_class: type[PollingCheckTrigger] = PollingCheckTrigger
 
-    def __init__(self, *, deferrable: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, deferrable: bool = True, xcom_key: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", 60)
         super().__init__(**kwargs)
         self.deferrable = deferrable
+        self.xcom_key = xcom_key
 
     def check_kwargs(self, context: Context) -> dict[str, Any]:
         raise NotImplementedError
@@ -71,6 +74,8 @@ class PollingCheckSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         result = self._check(context)
+        if self.xcom_key:  # every poke's finding, also when the sensor ends skipped (soft_fail)
+            context["ti"].xcom_push(key=self.xcom_key, value=result)
         return PokeReturnValue(is_done=bool(result["ok"]), xcom_value=result)
 
     def execute(self, context: Context) -> Any:

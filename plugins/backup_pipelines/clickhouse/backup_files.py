@@ -1,0 +1,115 @@
+"""What a ClickHouse backup is in S3: its folder, its id, and the ``.backup`` listing ClickHouse writes.
+
+One recovery point is one ClickHouse backup at ``s3://<backup_bucket>/<prefix><dataset>/<id>/``; an
+increment's ``.backup`` file names its base, so restoring the newest point of a chain reads the
+whole chain. The ``.backup`` XML lists every file of the *logical* backup, base files included,
+with its size, checksum and whether its bytes are in the base (``use_base``).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import unquote
+
+BACKUP_METADATA_FILE = ".backup"
+RUNNING_STATES = frozenset({"CREATING_BACKUP", "RESTORING"})
+DONE_STATES = frozenset({"BACKUP_CREATED", "RESTORED"})
+_COUNT_FILE_RE = re.compile(
+    r"^(?:shards/(?P<shard>\d+)/replicas/(?P<replica>\d+)/)?data/(?P<db>[^/]+)/(?P<table>[^/]+)/"
+    r"(?P<part>[^/]+)/count\.txt$"
+)
+
+
+# What ``backup_location`` names: a slot id (``recovery_point_id``), or a retake of one.
+RECOVERY_POINT_FOLDER = re.compile(r"^\d{8}T\d{4}Z(\.retake-\d{8}T\d{6})?$")
+
+
+def backup_location(bucket: str, prefix: str, dataset: str, recovery_point_id: str) -> str:
+    """``s3://bucket/<prefix><dataset>/<recovery_point_id>/``: one folder per recovery point."""
+    return f"s3://{bucket}/{prefix}{dataset}/{recovery_point_id}/"
+
+
+def recovery_point_id(interval_end: datetime) -> str:
+    """The slot key of a run, from its data interval end (reruns and backfills hit the same key)."""
+    return interval_end.strftime("%Y%m%dT%H%MZ")
+
+
+@dataclass(frozen=True)
+class BackupFile:
+    """One entry of a backup's ``.backup`` file: every file of the logical backup."""
+
+    name: str
+    size: int
+    checksum: str | None
+    use_base: bool
+    base_size: int
+    data_file: str = ""
+
+    @property
+    def stored_here(self) -> bool:
+        """True when this backup holds (some of) the file's bytes, not only its base."""
+        return self.size > 0 and not (self.use_base and self.base_size >= self.size)
+
+
+@dataclass(frozen=True)
+class BackupContents:
+    files: list[BackupFile]
+    base_backup: str | None
+    timestamp: str | None
+
+    def part_count_files(self) -> dict[tuple[str, str], list[BackupFile]]:
+        """``count.txt`` of every part, grouped by (table, part)."""
+        out: dict[tuple[str, str], list[BackupFile]] = {}
+        for item in self.files:
+            match = _COUNT_FILE_RE.match(item.name)
+            if match:
+                key = (unquote(match.group("table")), unquote(match.group("part")))
+                out.setdefault(key, []).append(item)
+        return out
+
+    def tables(self) -> list[str]:
+        names = set()
+        for item in self.files:
+            parts = item.name.split("/")
+            if len(parts) >= 3 and parts[0] == "metadata" and parts[-1].endswith(".sql"):
+                names.add(unquote(parts[-1][:-4]))
+        return sorted(names)
+
+
+def parse_backup_metadata(raw: bytes | str) -> BackupContents:
+    """Parse the ``.backup`` XML ClickHouse writes last, after every data file of the backup."""
+    root = ET.fromstring(raw)  # noqa: S314 - our own bucket's file written by ClickHouse
+    files = []
+    for node in root.iter("file"):
+        size = int(node.findtext("size") or 0)
+        files.append(
+            BackupFile(
+                name=node.findtext("name") or "",
+                size=size,
+                checksum=node.findtext("checksum"),
+                use_base=(node.findtext("use_base") or "false").lower() == "true",
+                base_size=int(node.findtext("base_size") or (size if node.findtext("use_base") else 0)),
+                data_file=node.findtext("data_file") or "",
+            )
+        )
+    return BackupContents(files, root.findtext("base_backup"), root.findtext("timestamp"))
+
+
+@dataclass(frozen=True)
+class BackupStatus:
+    id: str
+    status: str
+    error: str
+    num_files: int = 0
+    total_size: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.status in RUNNING_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in DONE_STATES

@@ -1,0 +1,168 @@
+"""Verification of a snapshot before it may count: cheap but real checks, and the verify service.
+
+1. ``system.backups`` says the backup was created (when the server still knows it);
+2. every file of the ``.backup`` listing is stored, with its size, here or in the base chain;
+3. row counts recomputed from the listing match the manifest;
+4. ``RESTORE ... structure_only`` of every table into a scratch database succeeds.
+
+A point that passes is marked ``verified`` in the catalog; one that fails is marked ``failed`` and
+is never used as a base.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from backup_pipelines.clickhouse.backup_files import BackupContents, recovery_point_id
+from backup_pipelines.clickhouse.backups import BackupStore
+from backup_pipelines.clickhouse.engine import ClickHouseEngine
+from backup_pipelines.clickhouse.snapshot import KIND, SnapshotSummary, find_dataset
+from backup_pipelines.core.catalog import Catalog
+from backup_pipelines.core.config import BackupConfig
+from backup_pipelines.core.errors import (
+    BackupFailedError,
+    BrokenChainError,
+    RecoveryPointNotFoundError,
+    VerificationError,
+)
+from backup_pipelines.core.manifest import Manifest
+from backup_pipelines.core.s3 import split_s3_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VerificationResult:
+    ok: bool
+    checks: list[str]
+    detail: str | None = None
+
+
+class SnapshotVerifier:
+    """The checks of one backup against its manifest and its chain (no catalog writes)."""
+
+    def __init__(self, engine: ClickHouseEngine, store: BackupStore) -> None:
+        self.engine = engine
+        self.store = store
+
+    def verify(self, manifest: Manifest, *, chain: Sequence[Manifest] = ()) -> VerificationResult:
+        checks: list[str] = []
+        backup_id = str(manifest.details.get("backup_id", ""))
+        status = self.engine.backup_status(backup_id) if backup_id else None
+        if status is not None:
+            if not status.succeeded:
+                return VerificationResult(False, checks, f"system.backups: {status.status} {status.error}")
+            checks.append(f"system.backups: {status.status}")
+        else:
+            checks.append("system.backups: not known to this server (restarted?); relying on the listing")
+        chain_list = list(chain) or [manifest]
+        if chain_list[-1].recovery_point_id != manifest.recovery_point_id:
+            raise BrokenChainError(f"chain given for {manifest.recovery_point_id} does not end with it")
+        try:
+            contents = self.store.read_contents(manifest.location)
+        except VerificationError as exc:
+            return VerificationResult(False, checks, str(exc))
+        missing = self.missing_files(manifest, contents, chain_list)
+        if missing:
+            return VerificationResult(
+                False,
+                checks,
+                f"{len(missing)} file(s) of the listing are not stored: {', '.join(missing[:5])}",
+            )
+        checks.append(f"listing: {len(contents.files)} files present in the chain of {len(chain_list)}")
+        database = str(manifest.details.get("database", ""))
+        known = self.engine.part_rows(database, sorted({t for t, _ in contents.part_count_files()}))
+        rows, _ = self.store.rows_per_table(contents, known, [m.location for m in chain_list])
+        if rows != manifest.row_counts:
+            return VerificationResult(
+                False, checks, f"row counts {rows} differ from manifest {manifest.row_counts}"
+            )
+        checks.append(f"row counts from parts: {sum(rows.values())} rows in {len(rows)} tables")
+        problem = self.structure_restores(manifest, database, contents.tables())
+        if problem:
+            return VerificationResult(False, checks, problem)
+        checks.append(f"RESTORE structure_only: {len(contents.tables())} tables")
+        return VerificationResult(True, checks)
+
+    def structure_restores(self, manifest: Manifest, database: str, tables: list[str]) -> str | None:
+        """None when ``RESTORE ... structure_only`` recreates every table, else what went wrong."""
+        scratch = f"_bp_verify_{uuid.uuid4().hex[:10]}"
+        try:
+            self.engine.create_database(scratch)
+            restore_id = self.engine.start_restore(
+                database=database,
+                tables=tables,
+                target_database=scratch,
+                location=manifest.location,
+                structure_only=True,
+                on_cluster=False,
+            )
+            self.engine.wait(restore_id, poll_interval=0.2, timeout=600, what="structure-only restore")
+            restored = sorted(self.engine.existing_tables(scratch))
+        except BackupFailedError as exc:
+            return f"RESTORE structure_only failed: {exc}"
+        finally:
+            self.engine.drop_database(scratch)
+        if restored != sorted(tables):
+            return f"structure-only restore gave {restored}, expected {tables}"
+        return None
+
+    def missing_files(
+        self, manifest: Manifest, contents: BackupContents, chain: Sequence[Manifest]
+    ) -> list[str]:
+        """Files of the listing whose bytes are in neither this backup's objects nor its base chain."""
+        _, prefix = split_s3_url(manifest.location)
+        own = {o.key[len(prefix) :]: o.size for o in self.store.list_objects(manifest.location)}
+        bases = self.store.chain_index([m.location for m in chain[:-1]]) if len(chain) > 1 else {}
+        missing = []
+        for item in contents.files:
+            if item.size == 0:
+                continue
+            if item.stored_here:
+                if (item.data_file or item.name) not in own:
+                    missing.append(item.name)
+            elif (item.base_size, item.checksum) not in bases and (item.size, item.checksum) not in bases:
+                missing.append(item.name)
+        return missing
+
+
+class VerifyService:
+    """Verify the slot's point and record the outcome in the catalog."""
+
+    def __init__(self, cfg: BackupConfig, engine: ClickHouseEngine, catalog: Catalog) -> None:
+        self.cfg = cfg
+        self.catalog = catalog
+        self.verifier = SnapshotVerifier(engine, BackupStore(engine.s3))
+
+    @classmethod
+    def from_config(cls, cfg: BackupConfig) -> VerifyService:
+        engine = ClickHouseEngine.from_config(cfg)
+        return cls(cfg, engine, Catalog.from_config(cfg, s3=engine.s3))
+
+    def verify_slot(self, dataset_name: str, end: datetime) -> SnapshotSummary:
+        dataset = find_dataset(self.cfg, dataset_name)
+        rp_id = recovery_point_id(end)
+        manifest = self.catalog.get(KIND, dataset.name, rp_id)
+        if manifest is None:
+            raise RecoveryPointNotFoundError(
+                f"no manifest for slot {rp_id} of {dataset.name}: the snapshot did not complete"
+            )
+        if manifest.is_verified:
+            log.info("Slot %s of %s is already verified: nothing to do", rp_id, dataset.name)
+            return SnapshotSummary.of(manifest, "noop")
+        result = self.verifier.verify(manifest, chain=self.catalog.chain(manifest))
+        updated = self.catalog.mark_verification(
+            manifest, state="verified" if result.ok else "failed", checks=result.checks, detail=result.detail
+        )
+        for check in result.checks:
+            log.info("check passed: %s", check)
+        if not result.ok:
+            raise VerificationError(
+                f"backup {rp_id} of {dataset.name} failed verification: {result.detail}; "
+                "it will never be used as a base"
+            )
+        return SnapshotSummary.of(updated, "verified")

@@ -1,0 +1,93 @@
+"""The DR drill report as people read it: Markdown, HTML (auditors) and a plain-text table (terminals,
+the summary email)."""
+
+from __future__ import annotations
+
+import html
+
+from backup_pipelines.drill.results import TABLE_HEADER, DrillReport, fmt_seconds
+
+REPORT_FILES = ("report.json", "report.md", "report.html")
+
+
+def _md_cell(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: DrillReport) -> str:
+    verdict = "PASSED" if report.passed else "FAILED"
+    lines = [
+        f"# DR drill {report.report_date}: {verdict}",
+        "",
+        f"- run: `{report.run_id}` (DAG `{report.dag_id}`), drill id `{report.drill_id}`",
+        f"- started {report.started_at.isoformat()}, finished {report.finished_at.isoformat()}",
+        f"- recovery point pick: **{report.pick}**"
+        + (f" within {fmt_seconds(report.random_window_seconds)}" if report.pick == "random" else "")
+        + f", seed {report.seed}",
+        f"- {_md_cell(report.freshness_before.describe())}" if report.freshness_before else "",
+        "",
+        "| " + " | ".join(TABLE_HEADER) + " |",
+        "|" + "|".join("---" for _ in TABLE_HEADER) + "|",
+    ]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in report.table_rows()]
+    failures = report.failures()
+    if failures:
+        lines += ["", "## Failures", ""] + [f"- {_md_cell(f)}" for f in failures]
+    lines += ["", "## Checks", ""]
+    for d in report.datasets:
+        lines.append(f"### {d.key}")
+        lines += [f"- {c.status.upper()}: {_md_cell(c.describe())}" for c in d.checks] or ["- (no check ran)"]
+        lines.append("")
+    for title, checks in (("Tier 1", report.tier1), ("Clean-up", report.cleanup)):
+        lines.append(f"### {title}")
+        lines += [f"- {c.status.upper()}: {_md_cell(c.describe())}" for c in checks] or ["- (none)"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(report: DrillReport) -> str:
+    esc = html.escape
+    verdict = "PASSED" if report.passed else "FAILED"
+    head = "".join(f"<th>{esc(h)}</th>" for h in TABLE_HEADER)
+    body = "".join(
+        f'<tr class="{"pass" if row[-1] == "PASS" else "fail"}">'
+        + "".join(f"<td>{esc(c)}</td>" for c in row)
+        + "</tr>"
+        for row in report.table_rows()
+    )
+    failures = "".join(f"<li>{esc(f)}</li>" for f in report.failures())
+    sections = []
+    for d in report.datasets:
+        items = "".join(f"<li>{esc(c.status.upper())}: {esc(c.describe())}</li>" for c in d.checks)
+        sections.append(f"<h3>{esc(d.key)}</h3><ul>{items}</ul>")
+    for title, checks in (("Tier 1", report.tier1), ("Clean-up", report.cleanup)):
+        items = "".join(f"<li>{esc(c.status.upper())}: {esc(c.describe())}</li>" for c in checks)
+        sections.append(f"<h3>{title}</h3><ul>{items or '<li>(none)</li>'}</ul>")
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        f"<title>DR drill {esc(report.report_date)}: {verdict}</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:4px 8px}tr.fail{background:#fdd}tr.pass{background:#dfd}</style>"
+        f"</head><body><h1>DR drill {esc(report.report_date)}: {verdict}</h1>"
+        f"<p>run <code>{esc(report.run_id)}</code> of <code>{esc(report.dag_id)}</code>; "
+        f"pick <b>{esc(report.pick)}</b>, seed {report.seed}; "
+        f"{esc(report.started_at.isoformat())} to {esc(report.finished_at.isoformat())}</p>"
+        + (f"<p>{esc(report.freshness_before.describe())}</p>" if report.freshness_before else "")
+        + f"<table><tr>{head}</tr>{body}</table>"
+        + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "")
+        + "<h2>Checks</h2>"
+        + "".join(sections)
+        + "</body></html>"
+    )
+
+
+def render_text_table(report: DrillReport) -> str:
+    """A plain-text table for terminals and the summary email."""
+    rows: list[tuple[str, ...]] = [TABLE_HEADER, *report.table_rows()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEADER))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def report_prefix(prefix: str, report_date: str) -> str:
+    """``reports/dr-drill/<date>/``: where one day's drill report lives in the backup bucket."""
+    return f"{prefix}{report_date}/"

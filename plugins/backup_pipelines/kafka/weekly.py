@@ -1,0 +1,403 @@
+"""The weekly archive of the configured topics, one Airflow task per step.
+
+1. ``plan`` (the retention guard): one ``PartitionSpec`` per topic-partition, continuing where the
+   previous archive of the topic ended; the guard finds offsets Kafka deleted before they were
+   archived, and topics whose ``retention.ms`` is shorter than the window plus grace.
+2. ``archive`` (mapped): one partition of the window into files (``kafka.archive``).
+3. ``check``: gap-free, overlap-free coverage against the previous archive (``kafka.coverage``).
+4. ``write_manifests``: one manifest per topic, written last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from backup_pipelines.core import clock
+from backup_pipelines.core.catalog import Catalog
+from backup_pipelines.core.config import BackupConfig
+from backup_pipelines.core.errors import OffsetGapError
+from backup_pipelines.core.kinds import DatasetKind
+from backup_pipelines.core.manifest import Manifest, ObjectEntry, OffsetRange, Verification
+from backup_pipelines.core.s3 import BackupS3Hook
+from backup_pipelines.kafka.archive import (
+    KEY_RANGE,
+    archive_partition,
+    recovery_point_id,
+    to_ms,
+    upload_archive_file,
+)
+from backup_pipelines.kafka.client import KafkaClient
+from backup_pipelines.kafka.coverage import check_contiguity
+from backup_pipelines.kafka.parquet import ArchiveFile
+
+log = logging.getLogger(__name__)
+
+KIND = DatasetKind.KAFKA_ARCHIVE
+
+
+class _Xcom(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartitionSpec(_Xcom):
+    """What one mapped ``archive_partition`` task archives (XCom of ``retention_guard``)."""
+
+    topic: str
+    partition: int
+    start_offset: int | None
+    start_mode: Literal["continue", "earliest", "window_start"]
+    interval_start: datetime
+    interval_end: datetime
+    recovery_point_id: str
+    previous: str | None
+    existing: bool
+    retention_warning: str | None = None
+
+
+class PartitionResult(_Xcom):
+    """What one partition's archive covered (XCom of ``archive_partition``)."""
+
+    topic: str
+    partition: int
+    interval_start: datetime
+    interval_end: datetime
+    recovery_point_id: str
+    previous: str | None
+    retention_warning: str | None = None
+    start_offset: int | None
+    end_offset: int | None
+    records: int
+    files: list[dict[str, Any]]
+    stopped_by: str
+    no_record: dict[str, Any] = {}
+    skipped_before_window: int = 0
+
+    @classmethod
+    def of(cls, spec: PartitionSpec, **fields: Any) -> PartitionResult:
+        keep = spec.model_dump(include={"topic", "partition", "interval_start", "interval_end"})
+        keep |= spec.model_dump(include={"recovery_point_id", "previous", "retention_warning"})
+        return cls(**keep, **fields)
+
+
+@dataclass
+class GuardFinding:
+    """What the retention guard found for one topic."""
+
+    topic: str
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    retention_warning: str | None = None
+
+
+class WeeklyArchive:
+    """The weekly archive of the configured topics: plan, archive a partition, check, catalog."""
+
+    def __init__(self, kafka: KafkaClient, s3: BackupS3Hook, catalog: Catalog, cfg: BackupConfig) -> None:
+        self.kafka = kafka
+        self.s3 = s3
+        self.catalog = catalog
+        self.cfg = cfg
+        self.section = cfg.kafka_archive
+
+    @classmethod
+    def from_config(cls, cfg: BackupConfig) -> WeeklyArchive:
+        s3 = BackupS3Hook(aws_conn_id=cfg.connections.aws)
+        return cls(KafkaClient.from_config(cfg), s3, Catalog.from_config(cfg, s3=s3), cfg)
+
+    def previous(self, topic: str, interval_start: datetime, interval_end: datetime) -> Manifest | None:
+        """The archive this window continues: the newest one that ends at or before its start.
+
+        An archive of a *later* window means this window is being run out of order: refused, as
+        it would overlap offsets already archived.
+        """
+        listing = self.catalog.list_points(KIND, topic)
+        this_id = recovery_point_id(interval_end)
+        later = [
+            p
+            for p in listing.points
+            if p.recovery_point_id != this_id
+            and p.interval_end is not None
+            and p.interval_end > interval_start
+        ]
+        if later:
+            raise OffsetGapError(
+                f"topic {topic!r}: archive {later[-1].recovery_point_id} already covers a window "
+                f"ending after {interval_start.isoformat()}; archives are made in window order "
+                "(offsets would overlap)"
+            )
+        earlier = [
+            p for p in listing.points if p.interval_end is not None and p.interval_end <= interval_start
+        ]
+        return max(earlier, key=lambda p: p.interval_end or interval_start) if earlier else None
+
+    def plan(
+        self, interval_start: datetime, interval_end: datetime
+    ) -> tuple[list[PartitionSpec], list[GuardFinding]]:
+        """One spec per topic-partition, and the guard's findings (data lost, short retention)."""
+        specs: list[PartitionSpec] = []
+        findings: list[GuardFinding] = []
+        for topic in self.section.topics:
+            finding = GuardFinding(topic.name)
+            findings.append(finding)
+            specs += self._plan_topic(topic.name, interval_start, interval_end, finding)
+        return specs, findings
+
+    def _plan_topic(
+        self, name: str, interval_start: datetime, interval_end: datetime, finding: GuardFinding
+    ) -> list[PartitionSpec]:
+        rp_id = recovery_point_id(interval_end)
+        existing = self.catalog.get(KIND, name, rp_id)
+        previous = None if existing else self.previous(name, interval_start, interval_end)
+        prev_end = {o.partition: o.end_offset for o in (previous.offsets if previous else [])}
+        finding.retention_warning = self.retention_warning(name, interval_end - interval_start)
+        partitions = self.kafka.partitions(name)
+        marks = {} if existing else self.kafka.partition_watermarks(name, partitions)
+        specs = []
+        for partition in partitions:
+            start = prev_end.get(partition)
+            if not existing:
+                low, high = marks[partition]
+                log.info(
+                    "%s[%d]: watermarks low=%d high=%d (high is not trusted)", name, partition, low, high
+                )
+                if start is not None and low > start:
+                    finding.lost.append({"partition": partition, "first": start, "last": low - 1})
+            specs.append(
+                PartitionSpec(
+                    topic=name,
+                    partition=partition,
+                    start_offset=start,
+                    start_mode="continue"
+                    if start is not None
+                    else ("earliest" if previous else "window_start"),
+                    interval_start=interval_start,
+                    interval_end=interval_end,
+                    recovery_point_id=rp_id,
+                    previous=previous.recovery_point_id if previous else None,
+                    existing=existing is not None,
+                    retention_warning=finding.retention_warning,
+                )
+            )
+        return specs
+
+    def retention_warning(self, topic: str, window: Any) -> str | None:
+        retention = self.kafka.retention_ms(topic)
+        needed = window + self.section.retention_grace
+        if retention is None or retention >= needed.total_seconds() * 1000:
+            return None
+        warning = (
+            f"topic {topic!r}: retention.ms={retention} ({retention / 3_600_000:.1f} h) is shorter than the "
+            f"archive window plus grace ({needed.total_seconds() / 3600:.1f} h); a late or failed run can "
+            "lose events before they are archived"
+        )
+        log.warning("retention guard: %s", warning)
+        return warning
+
+    def archive(self, spec: PartitionSpec, *, spool_dir: Path | str | None = None) -> PartitionResult:
+        """Archive one topic-partition of the window; returns its range and files (for XCom)."""
+        if spec.existing:
+            return self._already_archived(spec)
+        topic, partition = spec.topic, spec.partition
+        skip_before = None
+        if spec.start_mode == "continue":
+            assert spec.start_offset is not None
+            start = spec.start_offset
+        elif spec.start_mode == "earliest":
+            start = self.kafka.watermarks(topic, partition)[0]
+        else:
+            start = self.kafka.offset_for_time(topic, partition, to_ms(spec.interval_start))
+            skip_before = to_ms(spec.interval_start)
+        now = clock.utcnow()
+
+        def _upload(archive_file: ArchiveFile) -> dict[str, Any]:
+            return upload_archive_file(
+                self.s3,
+                archive_file,
+                topic=topic,
+                bucket=self.cfg.storage.archive_bucket,
+                prefix=self.section.prefix,
+                encryption=self.cfg.storage.encryption,
+                storage_class=self.section.storage_class,
+                object_lock=self.cfg.storage.object_lock,
+                now=now,
+            )
+
+        result, entries = archive_partition(
+            self.kafka,
+            topic=topic,
+            partition=partition,
+            start_offset=start,
+            skip_before_ms=skip_before,
+            end_time_ms=to_ms(spec.interval_end),
+            upload=_upload,
+            file_max_bytes=self.section.file_max_bytes,
+            row_group_rows=self.section.row_group_rows,
+            spool_dir=spool_dir,
+        )
+        self.remove_stale_attempts(topic, partition, result.start_offset, {e["key"] for e in entries})
+        return PartitionResult.of(
+            spec,
+            start_offset=result.start_offset,
+            end_offset=result.end_offset,
+            records=result.records,
+            files=entries,
+            stopped_by=result.stopped_by,
+            no_record=result.no_record(),
+            skipped_before_window=result.skipped_before_window,
+        )
+
+    def _already_archived(self, spec: PartitionSpec) -> PartitionResult:
+        manifest = self.catalog.read(KIND, spec.topic, spec.recovery_point_id)
+        rng = next((o for o in manifest.offsets if o.partition == spec.partition), None)
+        if rng is None:
+            # A partition added since this window was archived: the next window's run starts it
+            # at its low watermark (there is no previous end to continue from).
+            log.info(
+                "%s[%d]: not in this window's archive; the next window covers it", spec.topic, spec.partition
+            )
+            return PartitionResult.of(
+                spec,
+                start_offset=None,
+                end_offset=None,
+                records=0,
+                files=[],
+                stopped_by="not_in_archived_window",
+            )
+        files = [o.model_dump(mode="json") for o in manifest.objects if o.partition == spec.partition]
+        log.info(
+            "%s[%d]: window already archived in %s; nothing to do",
+            spec.topic,
+            spec.partition,
+            manifest.location,
+        )
+        return PartitionResult.of(
+            spec,
+            start_offset=rng.start_offset,
+            end_offset=rng.end_offset,
+            records=sum(f["records"] or 0 for f in files),
+            files=files,
+            stopped_by="already_archived",
+            no_record=manifest.details.get("offsets_without_record", {}).get(str(spec.partition), {}),
+        )
+
+    def remove_stale_attempts(self, topic: str, partition: int, start: int, keep: set[str]) -> list[str]:
+        """Delete files an earlier, killed attempt of this window left at or after ``start``.
+
+        No manifest references them: the previous archive ends at ``start`` and archives of later
+        windows are refused (``previous``), so they are garbage that would confuse a listing.
+        """
+        listing = self.catalog.list_points(KIND, topic)
+        if listing.invalid:
+            # An unreadable manifest may list these files: keep everything until someone looks.
+            log.warning(
+                "%s[%d]: not removing leftovers of earlier attempts: %d manifest(s) cannot be read (%s)",
+                topic,
+                partition,
+                len(listing.invalid),
+                ", ".join(i.key for i in listing.invalid),
+            )
+            return []
+        listed = {obj.key for point in listing.points for obj in point.objects}
+        bucket = self.cfg.storage.archive_bucket
+        stale = []
+        for obj in self.s3.iter_objects(bucket, f"{self.section.prefix}{topic}/partition={partition}/"):
+            match = KEY_RANGE.search(obj.key)
+            if match and int(match.group(2)) >= start and obj.key not in keep and obj.key not in listed:
+                stale.append(obj.key)
+        if stale:
+            log.warning(
+                "%s[%d]: removing %d file(s) left by an earlier attempt: %s",
+                topic,
+                partition,
+                len(stale),
+                stale,
+            )
+            self.s3.delete_keys(bucket, stale)
+        return stale
+
+    def check(self, results: Sequence[PartitionResult]) -> list[str]:
+        """Gap-free, overlap-free coverage against the previous archive of each topic."""
+        problems: list[str] = []
+        for topic in sorted({r.topic for r in results}):
+            rows = [r for r in results if r.topic == topic]
+            first = rows[0]
+            if self.catalog.exists(KIND, topic, first.recovery_point_id):
+                continue
+            previous = self.previous(topic, first.interval_start, first.interval_end)
+            prev_end = {(o.topic, o.partition): o.end_offset for o in (previous.offsets if previous else [])}
+            entries = [f for r in rows for f in r.files]
+            problems += check_contiguity([r.model_dump() for r in rows], entries, prev_end)
+        return problems
+
+    def write_manifests(
+        self, results: Sequence[PartitionResult], *, producer: dict[str, str]
+    ) -> list[Manifest]:
+        """One manifest per topic, written last, verified by the offset and upload checks."""
+        written = []
+        for topic in sorted({r.topic for r in results}):
+            rows = sorted((r for r in results if r.topic == topic), key=lambda r: r.partition)
+            existing = self.catalog.get(KIND, topic, rows[0].recovery_point_id)
+            if existing is None:
+                existing = self._manifest(topic, rows, producer)
+                self.catalog.write(existing)
+            written.append(existing)
+        return written
+
+    def _manifest(self, topic: str, rows: list[PartitionResult], producer: dict[str, str]) -> Manifest:
+        now = clock.utcnow()
+        return Manifest(
+            kind=KIND,
+            dataset=topic,
+            recovery_point_id=rows[0].recovery_point_id,
+            interval_start=rows[0].interval_start,
+            interval_end=rows[0].interval_end,
+            captured_at=now,
+            location=f"s3://{self.cfg.storage.archive_bucket}/{self.section.prefix}{topic}/",
+            storage_class=self.section.storage_class,
+            objects=[
+                ObjectEntry(**{k: v for k, v in f.items() if k in ObjectEntry.model_fields})
+                for r in rows
+                for f in r.files
+            ],
+            message_count=sum(r.records for r in rows),
+            offsets=[
+                OffsetRange(
+                    topic=r.topic, partition=r.partition, start_offset=r.start_offset, end_offset=r.end_offset
+                )
+                for r in rows
+                if r.start_offset is not None and r.end_offset is not None
+            ],
+            software=_software(),
+            producer=producer,
+            verification=Verification(
+                state="verified",
+                verified_at=now,
+                checks=["offsets_contiguous_with_previous", "files_cover_ranges", "upload_size_and_sha256"],
+            ),
+            details={
+                "previous": rows[0].previous,
+                "format": "parquet-zstd",
+                "raw_bytes": sum(f.get("raw_bytes") or 0 for r in rows for f in r.files),
+                "stopped_by": {str(r.partition): r.stopped_by for r in rows},
+                "skipped_before_window": sum(r.skipped_before_window for r in rows),
+                "offsets_without_record": {str(r.partition): r.no_record for r in rows if r.no_record},
+                "retention_warning": rows[0].retention_warning,
+            },
+        )
+
+
+def _software() -> dict[str, str]:
+    import confluent_kafka
+    import pyarrow
+
+    return {
+        "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+        "pyarrow": pyarrow.__version__,
+    }

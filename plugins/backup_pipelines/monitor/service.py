@@ -1,0 +1,132 @@
+"""One pass of the RPO monitor: measure, publish gauges, email breach/recovery edges, write the status.
+
+Each email is followed by a status write, so a crash after an email never sends it twice; a failed
+email leaves the state unchanged, so the retry sends it (at least once, never silently).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backup_pipelines.core import clock, notify
+from backup_pipelines.core.catalog import Catalog
+from backup_pipelines.core.config import BackupConfig, human_duration
+from backup_pipelines.monitor.rpo import Age, age_for_metrics, gauge_name, measure_all, targets
+from backup_pipelines.monitor.status import (
+    Transition,
+    apply,
+    build_status,
+    read_status,
+    transitions,
+    write_status,
+)
+
+log = logging.getLogger(__name__)
+
+
+def transition_email(change: Transition) -> notify.Message:
+    """The breach or recovery email of one dataset."""
+    age = change.age
+    target = age.target
+    since = change.breached_since
+    age_text = human_duration(age.age_seconds) if age.age_seconds is not None else "no verified point"
+    if change.kind == "breach":
+        if age.age_seconds is None:
+            subject = f"[RPO BREACH] {target.key}: no verified recovery point"
+        else:
+            subject = f"[RPO BREACH] {target.key}: newest verified recovery point is {age_text} old"
+        intro = "The newest verified recovery point of this dataset is older than its RPO."
+    else:
+        lasted = human_duration((age.measured_at - since).total_seconds()) if since else "unknown"
+        subject = f"[RPO RECOVERED] {target.key}: back within RPO (breach lasted {lasted})"
+        intro = "This dataset is back within its RPO."
+    rows = [
+        ("Dataset", target.key),
+        ("RPO", human_duration(target.rpo_seconds)),
+        ("Newest verified recovery point", age.newest_id or "none"),
+        ("Captured at", f"{age.captured_at:%Y-%m-%d %H:%M:%S} UTC" if age.captured_at else "-"),
+        ("Age", age_text),
+        ("Measured at", f"{age.measured_at:%Y-%m-%d %H:%M:%S} UTC"),
+        ("Breach started", f"{since:%Y-%m-%d %H:%M:%S} UTC" if since else "-"),
+    ]
+    if age.error:
+        rows.append(("Catalog error", age.error))
+    if age.warning:
+        rows.append(("Warning", age.warning))
+    return notify.Message.of(subject, notify.Body().para(intro).table(rows))
+
+
+@dataclass
+class MonitorResult:
+    ages: list[Age]
+    emails: list[str]
+    status_url: str
+
+    def summary(self) -> dict[str, Any]:
+        """What the task returns (XCom): plain JSON, no secrets."""
+        return {
+            "datasets": [a.as_status() for a in self.ages],
+            "breached": [a.target.key for a in self.ages if not a.fresh],
+            "warnings": {a.target.key: a.warning for a in self.ages if a.warning},
+            "emails": self.emails,
+            "status": self.status_url,
+        }
+
+
+def run_monitor(
+    cfg: BackupConfig,
+    *,
+    run_id: str | None,
+    now: datetime | None = None,
+    gauge: Callable[..., None] | None = None,
+    send: Callable[..., None] = notify.send,
+) -> MonitorResult:
+    """One monitor pass; ``gauge`` defaults to Airflow's ``Stats.gauge``, ``send`` to ``notify.send``."""
+    if gauge is None:
+        from airflow.sdk.observability.stats import Stats
+
+        gauge = Stats.gauge
+    now = now or clock.utcnow()
+    catalog = Catalog.from_config(cfg)
+    hook = catalog.s3
+    bucket, key = cfg.storage.backup_bucket, cfg.rpo_monitor.status_key
+
+    ages = measure_all(catalog, targets(cfg), now=now)
+    for age in ages:
+        log.info("RPO: %s", age.describe())
+        if age.warning:
+            log.warning("RPO: %s: %s", age.target.key, age.warning)
+        gauge(gauge_name(age.target), age_for_metrics(age))
+        gauge(f"backup_pipelines.rpo.breached.{age.target.kind}.{age.target.dataset}", 0 if age.fresh else 1)
+
+    state = dict(read_status(hook, bucket=bucket, key=key).state)
+    emails = []
+    for change in transitions(state, ages):
+        message = transition_email(change)
+        send(
+            message,
+            smtp_conn_id=cfg.connections.smtp,
+            from_email=cfg.alerts.from_email,
+            to=cfg.alerts.recipients,
+        )
+        emails.append(message.subject)
+        state = apply(state, change)
+        write_status(
+            hook,
+            build_status(ages, state, run_id=run_id, now=now),
+            bucket=bucket,
+            key=key,
+            encryption=cfg.storage.encryption,
+        )
+    write_status(
+        hook,
+        build_status(ages, state, run_id=run_id, now=now),
+        bucket=bucket,
+        key=key,
+        encryption=cfg.storage.encryption,
+    )
+    return MonitorResult(ages=ages, emails=emails, status_url=f"s3://{bucket}/{key}")

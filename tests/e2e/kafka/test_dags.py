@@ -1,0 +1,234 @@
+"""kafka_weekly_glacier_archive and kafka_archive_replay end to end on the embedded stack.
+
+Two consecutive weekly runs archive every produced offset of their windows exactly once; the
+retention guard fails a run with an email when offsets were deleted; a replay of a window into a
+new topic reproduces keys, values, headers and timestamps byte for byte.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from backup_pipelines.dev.embedded import run_dag_in_process
+
+pytestmark = pytest.mark.e2e
+
+WEEK1_END = datetime(2026, 2, 9, 4, tzinfo=UTC)  # Mondays 04:00 after the DAG start date
+WEEK2_END = WEEK1_END + timedelta(days=7)
+WEEK1_START = WEEK1_END - timedelta(days=7)
+MESSAGES = 3_000
+PARTITIONS = 3
+
+
+def _dag(dag_id: str) -> Any:
+    """Parse the DAG after ``write_config``, so it is built from the test's config."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from backup_pipelines import PROJECT_ROOT
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / f"{dag_id}.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
+
+
+def _config(example_config: dict[str, Any], topic: str, **section: Any) -> dict[str, Any]:
+    cfg = dict(example_config)
+    # dag.test() of a DAG with a DeadlineAlert fails in Airflow 3.3 when the run succeeds
+    # (DeadlineAlertModel.get_by_id is handed a dict); the deadline is not under test here.
+    cfg["deadlines"] = {k: v for k, v in example_config["deadlines"].items() if not k.startswith("kafka")}
+    cfg["kafka_archive"] = {
+        **example_config["kafka_archive"],
+        "file_max_bytes": 4096,
+        "row_group_rows": 100,
+        "topics": [{"name": topic}],
+        **section,
+    }
+    return cfg
+
+
+def _produced(bootstrap: str, topic: str) -> dict[int, list[tuple[int, int]]]:
+    """(offset, timestamp ms) of every record per partition, read with a plain consumer."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4()}", "enable.partition.eof": True}
+    )
+    out: dict[int, list[tuple[int, int]]] = {}
+    try:
+        for p in range(PARTITIONS):
+            consumer.assign([TopicPartition(topic, p, 0)])
+            rows: list[tuple[int, int]] = []
+            while True:
+                msg = consumer.poll(10)
+                assert msg is not None, f"{topic}[{p}]: no end of partition"
+                if msg.error():
+                    assert msg.error().code() == KafkaError._PARTITION_EOF
+                    break
+                rows.append((msg.offset(), msg.timestamp()[1]))
+            out[p] = rows
+    finally:
+        consumer.close()
+    return out
+
+
+def _seed(bootstrap: str, topic: str, **options: Any) -> None:
+    """The test's events (``options`` go to ``seed_kafka``, e.g. ``retention_ms``, ``producer_config``)."""
+    from backup_pipelines.dev.sample_data import seed_kafka
+
+    # Events from 2 days before week 1 to 3 days after week 2: both edges are crossed.
+    seed_kafka(
+        bootstrap,
+        topic,
+        start=WEEK1_START - timedelta(days=2),
+        end=WEEK2_END + timedelta(days=3),
+        messages=MESSAGES,
+        partitions=PARTITIONS,
+        **{"retention_ms": 30 * 86_400_000, **options},
+    )
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_window(
+    embedded_stack: Any, s3: Any, write_config: Any, example_config: dict[str, Any]
+) -> None:
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.kafka.client import KafkaClient
+    from backup_pipelines.kafka.files import compare_records, verify_archive_file
+    from backup_pipelines.kafka.parquet import read_records
+    from backup_pipelines.kafka.replay import Replayer
+
+    topic = f"e2e-archive-{uuid.uuid4().hex[:8]}"
+    write_config(_config(example_config, topic))
+    _seed(embedded_stack.kafka_bootstrap, topic)
+    produced = _produced(embedded_stack.kafka_bootstrap, topic)
+    assert sum(len(v) for v in produced.values()) == MESSAGES
+
+    dag = _dag("kafka_weekly_glacier_archive")
+    for end in (WEEK1_END, WEEK2_END):
+        run = run_dag_in_process(dag, logical_date=end)
+        assert str(run.state).endswith("success"), f"archive run for {end} ended {run.state}"
+
+    cfg = load_config()
+    catalog = Catalog.from_config(cfg)
+    points = catalog.list_points("kafka_archive", topic).points
+    assert [p.recovery_point_id for p in points] == ["20260209T040000Z", "20260216T040000Z"]
+    first, second = points
+
+    # Offsets: contiguous between the runs, and together exactly the records of the two windows.
+    archived: dict[int, list[int]] = {p: [] for p in range(PARTITIONS)}
+    for point in points:
+        assert point.is_verified and point.storage_class == "GLACIER"
+        for obj in point.objects:
+            assert obj.key.startswith(f"kafka/{topic}/partition={obj.partition}/")
+            assert obj.key.endswith(f"/{obj.first_offset}-{obj.last_offset}.parquet")
+            head = s3.head_object(Bucket=cfg.storage.archive_bucket, Key=obj.key)
+            assert head["StorageClass"] == "GLACIER" and head["ContentLength"] == obj.size
+            # GLACIER objects cannot be read before a restore: what a user would hit.
+            restore_status = head.get("Restore")
+            if restore_status is None:
+                with pytest.raises(s3.exceptions.ClientError, match="InvalidObjectState"):
+                    s3.get_object(Bucket=cfg.storage.archive_bucket, Key=obj.key)
+            s3.restore_object(
+                Bucket=cfg.storage.archive_bucket,
+                Key=obj.key,
+                RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Bulk"}},
+            )
+            body = s3.get_object(Bucket=cfg.storage.archive_bucket, Key=obj.key)["Body"].read()
+            local = embedded_stack.base_dir / f"{uuid.uuid4().hex}.parquet"
+            local.write_bytes(body)
+            check = verify_archive_file(local, obj.model_dump())
+            assert check.ok, check.problems
+            archived[obj.partition] += [r.offset for r in read_records(local)]
+            local.unlink()
+    first_ranges = {o.partition: o for o in first.offsets}
+    for o in second.offsets:
+        assert o.start_offset == first_ranges[o.partition].end_offset, "gap or overlap between runs"
+    for p, rows in produced.items():
+        expected = [off for off, ts in rows if _ms(WEEK1_START) <= ts < _ms(WEEK2_END)]
+        assert archived[p] == expected, f"partition {p}: archived offsets differ from the two windows"
+        assert len(set(archived[p])) == len(archived[p])
+    assert first.message_count + second.message_count == sum(len(v) for v in archived.values())
+    assert any(len([o for o in first.objects if o.partition == p]) > 1 for p in range(PARTITIONS)), (
+        "file_max_bytes=4 KiB must split files"
+    )
+    assert first.details["retention_warning"] is None
+
+    # Re-running an archived window is a no-op: same manifest, same objects.
+    again = run_dag_in_process(dag, logical_date=WEEK1_END)
+    assert str(again.state).endswith("success")
+    assert catalog.read("kafka_archive", topic, first.recovery_point_id).objects == first.objects
+
+    # Replay week 2 into a new topic; compare with the source, byte for byte.
+    target = f"{topic}.replay"
+    conf = {
+        "topic": topic,
+        "start_time": (WEEK2_END - timedelta(days=7)).isoformat(),
+        "end_time": WEEK2_END.isoformat(),
+        "target_topic": target,
+        "dry_run": False,
+        "restore_tier": "Standard",
+    }
+    run = run_dag_in_process(_dag("kafka_archive_replay"), run_conf=conf)
+    assert str(run.state).endswith("success"), f"replay ended {run.state}"
+    hook = Replayer(KafkaClient(kafka_conn_id=cfg.connections.kafka, group_id="e2e-check"))
+    for p in range(PARTITIONS):
+        source = [
+            r
+            for r in hook.read_back(topic, p)
+            if r.timestamp_ms is not None and _ms(WEEK1_END) <= r.timestamp_ms < _ms(WEEK2_END)
+        ]
+        replayed = hook.read_back(target, p)
+        assert source, f"partition {p} has no record in week 2"
+        assert compare_records(source, replayed) == []
+        assert [r.headers for r in replayed] == [r.headers for r in source]
+
+
+def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
+    embedded_stack: Any,
+    faulty_kafka: Any,
+    write_config: Any,
+    example_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between two weekly runs the broker deletes a partition's oldest batches, past the end of
+    the first archive, as retention would (Tansu's S3 store, tests/support/kafka_faults.py)."""
+    from support.kafka_faults import SMALL_BATCHES
+
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+
+    for key, value in faulty_kafka.connection_env().items():
+        monkeypatch.setenv(key, value)
+    topic = f"e2e-guard-{uuid.uuid4().hex[:8]}"
+    # retention.ms of 3 days < 7-day window + 1-day grace: a warning in the manifest.
+    write_config(_config(example_config, topic))
+    _seed(faulty_kafka.bootstrap, topic, retention_ms=3 * 86_400_000, producer_config=SMALL_BATCHES)
+    dag = _dag("kafka_weekly_glacier_archive")
+    run = run_dag_in_process(dag, logical_date=WEEK1_END)
+    assert str(run.state).endswith("success")
+    catalog = Catalog.from_config(load_config())
+    first = catalog.list_points("kafka_archive", topic).points[0]
+    assert "retention.ms=259200000" in first.details["retention_warning"]
+    end_p1 = next(o.end_offset for o in first.offsets if o.partition == 1)
+
+    low = faulty_kafka.drop_batches_through(topic, 1, end_p1)
+    mails_before = len(embedded_stack.mailbox())
+    run = run_dag_in_process(dag, logical_date=WEEK2_END)
+    assert str(run.state).endswith("failed")
+    assert [p.recovery_point_id for p in catalog.list_points("kafka_archive", topic).points] == [
+        first.recovery_point_id
+    ], "no manifest may be written for a window with lost offsets"
+    mails = embedded_stack.mailbox()[mails_before:]
+    loss = [m for m in mails if "DATA LOSS" in str(m["Subject"])]
+    assert loss, [m["Subject"] for m in mails]
+    body = loss[0].get_body(("html", "plain")).get_content()
+    assert topic in str(loss[0]["Subject"])
+    assert f"{topic}[1]: offsets {end_p1}-{low - 1} ({low - end_p1} events)" in body
