@@ -32,6 +32,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) tools/check_sizes.py
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -70,7 +70,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-clickhouse-"))
-    from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env
+    from backup_pipelines.dev.airflow import airflow_env
+    from backup_pipelines.dev.stack import EmbeddedStack
 
     os.environ.update(airflow_env(workdir / "airflow"))
     stack = EmbeddedStack(workdir / "stack").start()

@@ -30,7 +30,7 @@ SECTION = "emr_archive"
 
 
 def _start_moto() -> tuple[subprocess.Popen, str]:
-    from backup_pipelines.dev.embedded import HOST, free_port, wait_for_port
+    from backup_pipelines.dev.processes import HOST, free_port, wait_for_port
 
     port = free_port()
     proc = subprocess.Popen(

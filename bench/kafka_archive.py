@@ -162,8 +162,9 @@ def main() -> int:
         print(json.dumps(fn(args.topic)))
         return 0
 
-    from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env
+    from backup_pipelines.dev.airflow import airflow_env
     from backup_pipelines.dev.sample_data import seed_kafka
+    from backup_pipelines.dev.stack import EmbeddedStack
 
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []

@@ -23,7 +23,8 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="bp-test-"))
 _AIRFLOW_HOME = _SESSION_DIR / "airflow"
 
 # Airflow reads its settings at import time: they must be in place before anything imports it.
-from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env  # noqa: E402
+from backup_pipelines.dev.airflow import airflow_env  # noqa: E402
+from backup_pipelines.dev.stack import EmbeddedStack  # noqa: E402
 
 os.environ.update(airflow_env(_AIRFLOW_HOME))
 os.environ.setdefault("BACKUP_PIPELINES_CONFIG", str(ROOT / "include" / "config" / "backup.yaml"))

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backup_pipelines.dev.embedded import _die_with_parent
+from backup_pipelines.dev.processes import die_with_parent
 
 PG_HOST, PG_PORT, REDIS_PORT = "127.0.0.1", 5432, 6379
 
@@ -55,7 +55,7 @@ class AirflowProcesses:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # own process group: stop() reaches task and runner children
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only
             )
 
     def tail(self, name: str, lines: int = 40) -> str:

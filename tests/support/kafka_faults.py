@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backup_pipelines.dev.embedded import HOST, EmbeddedStack, _Service, free_port, tansu_service
+from backup_pipelines.dev.processes import HOST, Service, free_port, tansu_service
+from backup_pipelines.dev.stack import EmbeddedStack
 
 STORE_BUCKET_PREFIX = "tansu-broker-log-"
 
@@ -102,7 +103,7 @@ class FaultyKafka:
     # A bucket of its own: each broker starts empty, whatever an earlier test's broker left.
     store_bucket: str = field(default_factory=lambda: f"{STORE_BUCKET_PREFIX}{uuid.uuid4().hex[:12]}")
     proxy: TcpProxy | None = None
-    service: _Service | None = None
+    service: Service | None = None
     freezes: int = 0
     _thaw_timer: threading.Timer | None = None
 

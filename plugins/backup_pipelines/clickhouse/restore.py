@@ -211,6 +211,26 @@ class RestoreService:
             "staging_database": plan.staging_database,
         }
 
+    def tables_to_restore(
+        self, point: Manifest, tables: Sequence[str] | None, target_database: str
+    ) -> list[str]:
+        """The tables to restore: all the point holds, or those asked; none may already be in the target."""
+        available = list(point.details.get("tables") or point.row_counts)
+        wanted = list(tables) if tables else available
+        unknown = sorted(set(wanted) - set(available))
+        if unknown:
+            raise SourceNotFoundError(
+                f"recovery point {point.recovery_point_id} of {point.dataset!r} holds no table "
+                f"{', '.join(unknown)} (it holds {', '.join(available)})"
+            )
+        clash = sorted(set(wanted) & set(self.engine.existing_tables(target_database)))
+        if clash:
+            raise UnsafeOperationError(
+                f"target database {target_database!r} already has table(s) {', '.join(clash)}; "
+                "restore into a new database (or confirm an overwrite, which swaps tables)"
+            )
+        return wanted
+
     def restore_chain(
         self,
         chain: Sequence[Manifest],
@@ -231,20 +251,7 @@ class RestoreService:
         for member in chain:
             self.store.read_contents(member.location)  # raises when a member's .backup is missing
         source_db = str(point.details.get("database", ""))
-        available = list(point.details.get("tables") or point.row_counts)
-        wanted = list(tables) if tables else available
-        unknown = sorted(set(wanted) - set(available))
-        if unknown:
-            raise SourceNotFoundError(
-                f"recovery point {point.recovery_point_id} of {point.dataset!r} holds no table "
-                f"{', '.join(unknown)} (it holds {', '.join(available)})"
-            )
-        clash = sorted(set(wanted) & set(self.engine.existing_tables(target_database)))
-        if clash:
-            raise UnsafeOperationError(
-                f"target database {target_database!r} already has table(s) {', '.join(clash)}; "
-                "restore into a new database (or confirm an overwrite, which swaps tables)"
-            )
+        wanted = self.tables_to_restore(point, tables, target_database)
         log.info(
             "Restoring %s of %s (chain %s) into %s: %s",
             point.recovery_point_id,

@@ -1,6 +1,6 @@
 """Chain-aware retention of ClickHouse snapshots: pure planning functions and the service that applies them.
 
-Rules (DESIGN.md "Zero data loss"):
+Rules (docs/architecture.md, "The catalog"):
 
 - a point older than ``retention_days`` is removed only when no kept point depends on it (an
   increment keeps its whole chain) and a newer *verified* kept point covers it;
@@ -28,7 +28,7 @@ from backup_pipelines.core.kinds import DatasetKind
 if TYPE_CHECKING:
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import BackupConfig
-    from backup_pipelines.core.manifest import Manifest
+    from backup_pipelines.core.manifest import Listing, Manifest
 
 KIND = DatasetKind.CLICKHOUSE_SNAPSHOT
 log = logging.getLogger(__name__)
@@ -130,66 +130,96 @@ class RetentionReport:
         }
 
 
+class RetentionService:
+    """Carries out retention for every configured dataset (or only says what it would do)."""
+
+    def __init__(
+        self, cfg: BackupConfig, catalog: Catalog, store: BackupStore, *, now: datetime, dry_run: bool
+    ) -> None:
+        self.cfg = cfg
+        self.section = cfg.clickhouse_snapshots
+        self.bucket = cfg.storage.backup_bucket
+        self.catalog = catalog
+        self.store = store
+        self.now = now
+        self.report = RetentionReport(dry_run=dry_run)
+        self.verb = "would delete" if dry_run else "deleting"
+        self.lock = store.s3.object_lock_enabled(self.bucket)
+
+    def apply(self) -> RetentionReport:
+        for dataset in self.section.datasets:
+            listing = self.catalog.list_points(KIND, dataset.name)
+            if listing.invalid:
+                log.warning(
+                    "%s: %d unusable manifest(s); their folders are kept: %s",
+                    dataset.name,
+                    len(listing.invalid),
+                    ", ".join(i.key for i in listing.invalid),
+                )
+            self._points(dataset.name, listing)
+            self._orphans(dataset.name, listing)
+        report = self.report
+        log.info(
+            "Retention%s: %d point(s) %s, %d kept, %d orphan folder(s), %d locked",
+            " (dry run)" if report.dry_run else "",
+            len(report.deleted),
+            "to delete" if report.dry_run else "deleted",
+            len(report.kept),
+            len(report.orphans),
+            len(report.locked),
+        )
+        return report
+
+    def _points(self, dataset: str, listing: Listing) -> None:
+        by_id = listing.by_id()
+        decisions = plan_retention(
+            listing.points,
+            now=self.now,
+            retention_days=self.section.retention_days,
+            min_verified=self.section.min_verified,
+        )
+        for decision in decisions:
+            label = f"{dataset}/{decision.recovery_point_id}"
+            if decision.action == "keep":
+                self.report.kept.append(label)
+                continue
+            manifest = by_id[decision.recovery_point_id]
+            locked = self.store.locked_objects(manifest.location, now=self.now) if self.lock else []
+            if locked:
+                self.report.locked.append(
+                    f"{label}: {len(locked)} object(s) under Object Lock, e.g. {locked[0]}"
+                )
+                log.warning("%s is under S3 Object Lock; kept for now: %s", label, locked[0])
+                continue
+            log.info("%s %s (%s)", self.verb, label, decision.reason)
+            self.report.deleted.append(label)
+            if not self.report.dry_run:
+                self.catalog.delete(manifest)
+                self.store.delete_location(manifest.location)
+
+    def _orphans(self, dataset: str, listing: Listing) -> None:
+        """Folders no manifest names (valid or not), older than the grace period."""
+        base = f"s3://{self.bucket}/{self.section.prefix}{dataset}/"
+        known = {p.location for p in listing.points}
+        known |= {f"{base}{i.key.rsplit('/', 1)[-1].removesuffix('.json')}/" for i in listing.invalid}
+        folders = self.store.list_folders(base)
+        for folder in orphan_folders(folders, known, now=self.now, grace=self.section.orphan_grace):
+            if self.lock and self.store.locked_objects(folder, now=self.now):
+                self.report.locked.append(f"orphan {folder}: under Object Lock")
+                continue
+            log.info(
+                "%s orphaned folder %s (no manifest, older than %s)",
+                self.verb,
+                folder,
+                self.section.orphan_grace,
+            )
+            self.report.orphans.append(folder)
+            if not self.report.dry_run:
+                self.store.delete_location(folder)
+
+
 def apply_retention(
     cfg: BackupConfig, catalog: Catalog, store: BackupStore, *, now: datetime, dry_run: bool
 ) -> RetentionReport:
     """Plan and (unless ``dry_run``) carry out retention for every configured dataset."""
-    section = cfg.clickhouse_snapshots
-    bucket = cfg.storage.backup_bucket
-    report = RetentionReport(dry_run=dry_run)
-    lock = store.s3.object_lock_enabled(bucket)
-    verb = "would delete" if dry_run else "deleting"
-    for dataset in section.datasets:
-        listing = catalog.list_points(KIND, dataset.name)
-        if listing.invalid:
-            log.warning(
-                "%s: %d unusable manifest(s); their folders are kept: %s",
-                dataset.name,
-                len(listing.invalid),
-                ", ".join(i.key for i in listing.invalid),
-            )
-        by_id = listing.by_id()
-        decisions = plan_retention(
-            listing.points, now=now, retention_days=section.retention_days, min_verified=section.min_verified
-        )
-        for decision in decisions:
-            label = f"{dataset.name}/{decision.recovery_point_id}"
-            if decision.action == "keep":
-                report.kept.append(label)
-                continue
-            manifest = by_id[decision.recovery_point_id]
-            locked = store.locked_objects(manifest.location, now=now) if lock else []
-            if locked:
-                report.locked.append(f"{label}: {len(locked)} object(s) under Object Lock, e.g. {locked[0]}")
-                log.warning("%s is under S3 Object Lock; kept for now: %s", label, locked[0])
-                continue
-            log.info("%s %s (%s)", verb, label, decision.reason)
-            report.deleted.append(label)
-            if not dry_run:
-                catalog.delete(manifest)
-                store.delete_location(manifest.location)
-        # Orphans: folders no manifest names (valid or not), older than the grace period.
-        known = {p.location for p in listing.points}
-        known |= {
-            f"s3://{bucket}/{section.prefix}{dataset.name}/{i.key.rsplit('/', 1)[-1].removesuffix('.json')}/"
-            for i in listing.invalid
-        }
-        folders = store.list_folders(f"s3://{bucket}/{section.prefix}{dataset.name}/")
-        for folder in orphan_folders(folders, known, now=now, grace=section.orphan_grace):
-            if lock and store.locked_objects(folder, now=now):
-                report.locked.append(f"orphan {folder}: under Object Lock")
-                continue
-            log.info("%s orphaned folder %s (no manifest, older than %s)", verb, folder, section.orphan_grace)
-            report.orphans.append(folder)
-            if not dry_run:
-                store.delete_location(folder)
-    log.info(
-        "Retention%s: %d point(s) %s, %d kept, %d orphan folder(s), %d locked",
-        " (dry run)" if dry_run else "",
-        len(report.deleted),
-        "to delete" if dry_run else "deleted",
-        len(report.kept),
-        len(report.orphans),
-        len(report.locked),
-    )
-    return report
+    return RetentionService(cfg, catalog, store, now=now, dry_run=dry_run).apply()

@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any
 from backup_pipelines.core import clock
 from backup_pipelines.core.checksums import b64_to_hex, composite_sha256, multipart_etag, parts_of
 from backup_pipelines.core.errors import ChecksumMismatchError, SourceChangedError
-from backup_pipelines.core.s3 import S3Object
 
 if TYPE_CHECKING:
     from backup_pipelines.core.config import Encryption, ObjectLockRetention
-    from backup_pipelines.core.s3 import BackupS3Hook
+    from backup_pipelines.core.s3 import BackupS3Hook, S3Object
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +88,7 @@ class VerifiedCopy:
         rewritten since the listing fails with ``SourceChangedError`` instead of archiving a
         version nobody listed. A verification mismatch raises ``ChecksumMismatchError``.
         """
-        src_head = self.hook.head(source.bucket, source.key)
-        if src_head is None:
-            raise SourceChangedError(f"{source.url} disappeared after it was listed")
-        if src_head["ETag"] != source.etag or int(src_head["ContentLength"]) != source.size:
-            raise SourceChangedError(
-                f"{source.url} changed after it was listed (ETag {source.etag} -> {src_head['ETag']})"
-            )
+        src_head = self._source_head(source)
         existing = self.hook.head(dest_bucket, dest_key)
         when = now or clock.utcnow()
         if existing is not None and self._same_version(existing, source):
@@ -130,20 +123,37 @@ class VerifiedCopy:
                 part_size=part_size,
             )
         else:
-            response = self.client.copy_object(
-                Bucket=dest_bucket,
-                Key=dest_key,
-                CopySource={"Bucket": source.bucket, "Key": source.key},
-                CopySourceIfMatch=source.etag,
-                MetadataDirective="REPLACE",
-                ChecksumAlgorithm="SHA256",
-                **common,
-            )
-            result = response.get("CopyObjectResult", {})
-            expected = {"sha256": result.get("ChecksumSHA256"), "etag": result.get("ETag")}
+            expected = self._single_copy(source, dest_bucket, dest_key, common)
         result = self._check_copy(source, src_head, dest_bucket, dest_key, expected=expected, copied=True)
         self.hook.retain(dest_bucket, dest_key, object_lock, when)
         return result
+
+    def _source_head(self, source: S3Object) -> dict[str, Any]:
+        """The source as it is now; ``SourceChangedError`` when it is not what the listing saw."""
+        src_head = self.hook.head(source.bucket, source.key)
+        if src_head is None:
+            raise SourceChangedError(f"{source.url} disappeared after it was listed")
+        if src_head["ETag"] != source.etag or int(src_head["ContentLength"]) != source.size:
+            raise SourceChangedError(
+                f"{source.url} changed after it was listed (ETag {source.etag} -> {src_head['ETag']})"
+            )
+        return src_head
+
+    def _single_copy(
+        self, source: S3Object, dest_bucket: str, dest_key: str, common: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One ``CopyObject``; returns what S3 says it wrote (SHA-256 and ETag of the copy)."""
+        response = self.client.copy_object(
+            Bucket=dest_bucket,
+            Key=dest_key,
+            CopySource={"Bucket": source.bucket, "Key": source.key},
+            CopySourceIfMatch=source.etag,
+            MetadataDirective="REPLACE",
+            ChecksumAlgorithm="SHA256",
+            **common,
+        )
+        result = response.get("CopyObjectResult", {})
+        return {"sha256": result.get("ChecksumSHA256"), "etag": result.get("ETag")}
 
     @staticmethod
     def _same_version(dest_head: dict[str, Any], source: S3Object) -> bool:

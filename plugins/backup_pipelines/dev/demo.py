@@ -1,7 +1,7 @@
 """``make demo``: start the embedded stack, seed sample data, run every pipeline and a DR drill.
 
 Runs every DAG with ``dag.test()`` in this one process, because chDB opens its data directory in
-one process at a time and the sample data is seeded through the same process (DESIGN.md).
+one process at a time and the sample data is seeded through the same process (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env, run_dag_in_process
+from backup_pipelines.dev.airflow import airflow_env, run_dag_in_process
+from backup_pipelines.dev.stack import EmbeddedStack
 
 log = logging.getLogger("backup_pipelines.dev.demo")
 DEMO_DIR = Path(".demo")

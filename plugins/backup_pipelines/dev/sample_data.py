@@ -60,6 +60,23 @@ def seed_clickhouse(client: Any, *, start: datetime, end: datetime, rows: int = 
     return rows
 
 
+def create_topic(bootstrap: str, topic: str, *, partitions: int, retention_ms: int) -> None:
+    """Create a topic (with ``retention.ms``) unless it exists."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = NewTopic(
+        topic, num_partitions=partitions, replication_factor=1, config={"retention.ms": str(retention_ms)}
+    )
+    for future in admin.create_topics([new]).values():
+        try:
+            future.result(timeout=30)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+
+
 def seed_kafka(
     bootstrap: str,
     topic: str,
@@ -76,26 +93,9 @@ def seed_kafka(
 
     ``producer_config`` is layered over the defaults (e.g. a small ``batch.num.messages``).
     """
-    from confluent_kafka import KafkaException, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka import Producer
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics(
-        [
-            NewTopic(
-                topic,
-                num_partitions=partitions,
-                replication_factor=1,
-                config={"retention.ms": str(retention_ms)},
-            )
-        ]
-    )
-    for future in futures.values():
-        try:
-            future.result(timeout=30)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+    create_topic(bootstrap, topic, partitions=partitions, retention_ms=retention_ms)
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,

@@ -38,6 +38,30 @@ class Findings:
     freshness_checked: bool
 
 
+def _missing_result(
+    cfg: BackupConfig, plan: DrillPlan | None, kind: str, name: str, task_id: str
+) -> DatasetResult:
+    """The row of a dataset whose drill task left no result (it failed or was skipped)."""
+    rto, rpo = objectives(cfg, kind, name)
+    planned = plan.datasets.get(f"{kind}/{name}") if plan else None
+    return DatasetResult(
+        kind=kind,
+        dataset=name,
+        recovery_point_id=planned.recovery_point_id if planned else None,
+        pick=plan.pick if plan else cfg.dr_drill.pick,
+        checks=[
+            CheckResult(
+                name=CHECK_TASK,
+                status="error",
+                object=task_id,
+                detail="the drill task ended without a result (failed or skipped); see its log",
+            )
+        ],
+        rto_objective_seconds=rto,
+        rpo_objective_seconds=rpo,
+    )
+
+
 def assemble_report(
     cfg: BackupConfig, findings: Findings, *, dag_id: str, run_id: str, now: datetime, due: datetime
 ) -> DrillReport:
@@ -47,27 +71,8 @@ def assemble_report(
     for (kind, name, _), (task_id, raw) in zip(cfg.datasets(), findings.datasets, strict=True):
         if raw:
             datasets.append(DatasetResult.model_validate(raw))
-            continue
-        rto, rpo = objectives(cfg, kind, name)
-        planned = plan.datasets.get(f"{kind}/{name}") if plan else None
-        datasets.append(
-            DatasetResult(
-                kind=kind,
-                dataset=name,
-                recovery_point_id=planned.recovery_point_id if planned else None,
-                pick=plan.pick if plan else cfg.dr_drill.pick,
-                checks=[
-                    CheckResult(
-                        name=CHECK_TASK,
-                        status="error",
-                        object=task_id,
-                        detail="the drill task ended without a result (failed or skipped); see its log",
-                    )
-                ],
-                rto_objective_seconds=rto,
-                rpo_objective_seconds=rpo,
-            )
-        )
+        else:
+            datasets.append(_missing_result(cfg, plan, kind, name, task_id))
     tier1 = [CheckResult.model_validate(c) for c in findings.tier1 or []]
     if findings.tier1 is None:
         tier1.append(CheckResult(name=CHECK_TASK, status="error", object="tier1_checks", detail="no result"))

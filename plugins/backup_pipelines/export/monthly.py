@@ -26,7 +26,6 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from backup_pipelines.core.catalog import Catalog
@@ -35,6 +34,7 @@ from backup_pipelines.core.errors import ExportReconciliationError, ExportSqlErr
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest, ObjectEntry, Verification
 from backup_pipelines.export.engine import COMPRESSION, FORMAT, ExportEngine, FooterInfo
+from backup_pipelines.export.month import Month
 
 if TYPE_CHECKING:
     from backup_pipelines.core.config import BackupConfig, Export
@@ -43,44 +43,6 @@ log = logging.getLogger(__name__)
 
 KIND: Final = DatasetKind.DEEP_ARCHIVE_EXPORT
 STAGING_DIR = "_staging"
-
-
-@dataclass(frozen=True)
-class Month:
-    """A calendar month ``[start, end)`` in UTC; ``label`` is ``YYYY-MM``."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def of(cls, moment: datetime) -> Month:
-        moment = moment.astimezone(UTC)
-        start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
-        end = datetime(moment.year + (moment.month == 12), moment.month % 12 + 1, 1, tzinfo=UTC)
-        return cls(start, end)
-
-    @classmethod
-    def parse(cls, label: str) -> Month:
-        match = re.fullmatch(r"(\d{4})-(\d{2})", label.strip())
-        if not match or not 1 <= int(match.group(2)) <= 12:
-            raise ExportSqlError(f"month {label!r} is not a month; use YYYY-MM, e.g. 2026-10")
-        return cls.of(datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC))
-
-    @classmethod
-    def previous(cls, moment: datetime) -> Month:
-        """The last month that is complete at ``moment``."""
-        return cls.of(cls.of(moment).start - timedelta(days=1))
-
-    @property
-    def label(self) -> str:
-        return f"{self.start:%Y-%m}"
-
-    @property
-    def recovery_point_id(self) -> str:
-        return f"month={self.label}"
-
-    def parameters(self) -> dict[str, datetime]:
-        return {"start": self.start, "end": self.end}
 
 
 @dataclass
@@ -119,42 +81,47 @@ class MonthlyExport:
         except ValueError as exc:
             raise ExportSqlError(str(exc)) from None
         params = month.parameters()
-        name = self.export.name
         log.info(
-            "export %s %s: %s with start=%s end=%s", name, month.label, self.label, month.start, month.end
+            "export %s %s: %s with start=%s end=%s",
+            self.export.name,
+            month.label,
+            self.label,
+            month.start,
+            month.end,
         )
         columns = self.hook.describe(sql, params, label=self.label)
         expected = self.hook.count(sql, params, label=self.label)
-        log.info("export %s %s: the query returns %d rows in ClickHouse", name, month.label, expected)
-        previous = self.catalog.get(KIND, name, month.recovery_point_id)
-        if previous is not None and not allow_fewer_rows:
-            before = previous.row_counts.get("rows", 0)
-            if expected < before:
-                raise UnsafeOperationError(
-                    f"export {name} {month.label}: the query now returns {expected} rows but the "
-                    f"archived export holds {before}; the source data may have expired. Keeping the "
-                    "archived export; re-run with the param allow_fewer_rows=true to replace it anyway"
-                )
-        if expected == 0 and not self.section.allow_empty:
-            raise ExportReconciliationError(
-                f"export {name} {month.label}: {self.label} returns no rows for "
-                f"[{month.start:%Y-%m-%d}, {month.end:%Y-%m-%d}) and allow_empty is false"
-            )
-
+        log.info(
+            "export %s %s: the query returns %d rows in ClickHouse", self.export.name, month.label, expected
+        )
+        previous = self.catalog.get(KIND, self.export.name, month.recovery_point_id)
+        self._check_rows(month, expected, previous, allow_fewer_rows=allow_fewer_rows)
         generation = f"{utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        staging = f"{self.staging_prefix(month)}{generation}/"
-        stale = self.hook.list_objects(self.bucket, self.staging_prefix(month))
-        if stale:
-            log.info(
-                "export %s %s: removing %d staging object(s) of failed attempts",
-                name,
-                month.label,
-                len(stale),
-            )
-            self.hook.s3.delete_objects(self.bucket, [o.key for o in stale])
+        self._remove_stale_staging(month)
+        manifest, archived = self._archive_and_catalog(
+            month, sql, params, columns, expected, generation=generation, producer=producer, previous=previous
+        )
+        return ExportResult(
+            manifest=manifest, removed_keys=self._remove_replaced(month, generation, archived, previous)
+        )
+
+    def _archive_and_catalog(
+        self,
+        month: Month,
+        sql: str,
+        params: dict[str, Any],
+        columns: list[tuple[str, str]],
+        expected: int,
+        *,
+        generation: str,
+        producer: dict[str, str] | None,
+        previous: Manifest | None,
+    ) -> tuple[Manifest, list[ObjectEntry]]:
+        """Write, reconcile and archive the files, then the manifest; clean up after a failure."""
         archived: list[ObjectEntry] = []
         try:
             if expected:
+                staging = f"{self.staging_prefix(month)}{generation}/"
                 archived = self._write_and_archive(
                     sql=sql,
                     params=params,
@@ -181,33 +148,67 @@ class MonthlyExport:
             if archived and not self._catalog_holds(month, generation):
                 log.warning(
                     "export %s %s: removing %d file(s) of this failed attempt",
-                    name,
+                    self.export.name,
                     month.label,
                     len(archived),
                 )
-                self.hook.s3.delete_objects(self.bucket, [o.key for o in archived])
+                self.hook.s3.delete_keys(self.bucket, [o.key for o in archived])
             raise
+        return manifest, archived
+
+    def _check_rows(
+        self, month: Month, expected: int, previous: Manifest | None, *, allow_fewer_rows: bool
+    ) -> None:
+        """Refuse a re-run that would archive fewer rows, and an empty month when that is not allowed."""
+        name = self.export.name
+        before = previous.row_counts.get("rows", 0) if previous is not None else 0
+        if previous is not None and not allow_fewer_rows and expected < before:
+            raise UnsafeOperationError(
+                f"export {name} {month.label}: the query now returns {expected} rows but the "
+                f"archived export holds {before}; the source data may have expired. Keeping the "
+                "archived export; re-run with the param allow_fewer_rows=true to replace it anyway"
+            )
+        if expected == 0 and not self.section.allow_empty:
+            raise ExportReconciliationError(
+                f"export {name} {month.label}: {self.label} returns no rows for "
+                f"[{month.start:%Y-%m-%d}, {month.end:%Y-%m-%d}) and allow_empty is false"
+            )
+
+    def _remove_stale_staging(self, month: Month) -> None:
+        stale = self.hook.list_objects(self.bucket, self.staging_prefix(month))
+        if stale:
+            log.info(
+                "export %s %s: removing %d staging object(s) of failed attempts",
+                self.export.name,
+                month.label,
+                len(stale),
+            )
+            self.hook.s3.delete_keys(self.bucket, [o.key for o in stale])
+
+    def _remove_replaced(
+        self, month: Month, generation: str, archived: list[ObjectEntry], previous: Manifest | None
+    ) -> list[str]:
+        """After the new manifest: the files of the manifest it replaced, and only those."""
         if not self._catalog_holds(month, generation):
             # A concurrent run of the same month replaced our manifest: its files are not ours to judge.
             log.warning(
                 "export %s %s: the catalog no longer lists generation %s; removing nothing",
-                name,
+                self.export.name,
                 month.label,
                 generation,
             )
-            return ExportResult(manifest=manifest, removed_keys=[])
+            return []
         keep = {o.key for o in archived}
-        # Only the files of the manifest this one replaced: never other runs' or unlisted objects.
         old = [o.key for o in (previous.objects if previous else []) if o.key not in keep]
         if old:
             log.info(
                 "export %s %s: new manifest written; removing %d file(s) it replaces",
-                name,
+                self.export.name,
                 month.label,
                 len(old),
             )
-            self.hook.s3.delete_objects(self.bucket, old)
-        return ExportResult(manifest=manifest, removed_keys=old)
+            self.hook.s3.delete_keys(self.bucket, old)
+        return old
 
     def _catalog_holds(self, month: Month, generation: str) -> bool:
         """Whether the catalog's current manifest of the month is the one of ``generation``."""
@@ -248,6 +249,23 @@ class MonthlyExport:
             )
             footers = [self.hook.parquet_footer(o) for o in staged]
             self._reconcile(month, footers, [c for c, _ in columns], expected)
+            archived += self._archive_staged(month, generation, staged, footers)
+        except BaseException:
+            if archived:
+                self.hook.s3.delete_keys(self.bucket, [o.key for o in archived])
+            raise
+        finally:  # staging is scratch space: gone whether the attempt worked or not
+            leftovers = self.hook.list_objects(self.bucket, staging)
+            if leftovers:
+                self.hook.s3.delete_keys(self.bucket, [o.key for o in leftovers])
+        return archived
+
+    def _archive_staged(
+        self, month: Month, generation: str, staged: list[Any], footers: list[FooterInfo]
+    ) -> list[ObjectEntry]:
+        """Copy each staged file to its final key in the target storage class, verified."""
+        archived: list[ObjectEntry] = []
+        try:
             for number, obj in enumerate(staged):
                 key = f"{self.final_prefix(month)}{generation}-part-{number:05d}.parquet"
                 result = self.hook.s3.copy_verified(
@@ -275,16 +293,17 @@ class MonthlyExport:
                     )
                 )
                 log.info(
-                    "export %s %s: archived %s (%d of %d)", name, month.label, key, number + 1, len(staged)
+                    "export %s %s: archived %s (%d of %d)",
+                    self.export.name,
+                    month.label,
+                    key,
+                    number + 1,
+                    len(staged),
                 )
         except BaseException:
             if archived:
-                self.hook.s3.delete_objects(self.bucket, [o.key for o in archived])
+                self.hook.s3.delete_keys(self.bucket, [o.key for o in archived])
             raise
-        finally:  # staging is scratch space: gone whether the attempt worked or not
-            leftovers = self.hook.list_objects(self.bucket, staging)
-            if leftovers:
-                self.hook.s3.delete_objects(self.bucket, [o.key for o in leftovers])
         return archived
 
     def _reconcile(self, month: Month, footers: list[FooterInfo], columns: list[str], expected: int) -> None:

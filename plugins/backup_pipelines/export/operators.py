@@ -50,7 +50,8 @@ class DeepArchiveExportOperator(BaseOperator):
         from backup_pipelines.core.catalog import Catalog
         from backup_pipelines.core.runs import run_after
         from backup_pipelines.export.engine import ExportEngine
-        from backup_pipelines.export.monthly import Month, MonthlyExport
+        from backup_pipelines.export.month import Month
+        from backup_pipelines.export.monthly import MonthlyExport
 
         cfg = load_config()
         params = ExportParams.from_context(context)

@@ -54,17 +54,11 @@ def archive_partition(
     removed after it returns, so local disk holds at most one file at a time.
     """
     entries: list[dict[str, Any]] = []
-
-    def _on_file(archive_file: ArchiveFile) -> None:
-        try:
-            entries.append(upload(archive_file))
-        finally:
-            archive_file.path.unlink(missing_ok=True)
-
-    writer = PartitionArchiveWriter(
-        topic=topic,
-        partition=partition,
-        on_file=_on_file,
+    writer = _uploading_writer(
+        topic,
+        partition,
+        upload,
+        entries,
         file_max_bytes=file_max_bytes,
         row_group_rows=row_group_rows,
         spool_dir=spool_dir,
@@ -79,13 +73,14 @@ def archive_partition(
             ts_type, ts = message.timestamp()
             add(message.offset(), ts_type, ts, message.key(), message.value(), message.headers())  # type: ignore[arg-type]
             if result.records % progress_every == 0:
+                rate = result.records / max(time.monotonic() - started, 1e-6)
                 log.info(
                     "%s[%d]: %d records archived up to offset %d (%.0f records/s)",
                     topic,
                     partition,
                     result.records,
                     message.offset(),
-                    result.records / max(time.monotonic() - started, 1e-6),
+                    rate,
                 )
                 if on_progress is not None:
                     on_progress(result)
@@ -93,20 +88,42 @@ def archive_partition(
     except BaseException:
         writer.abort()
         raise
+    _log_read(result, len(entries))
+    return result, entries
+
+
+def _uploading_writer(
+    topic: str,
+    partition: int,
+    upload: Callable[[ArchiveFile], dict[str, Any]],
+    entries: list[dict[str, Any]],
+    **settings: Any,
+) -> PartitionArchiveWriter:
+    """A writer that uploads each closed file, keeps its index entry and removes it from disk."""
+
+    def _on_file(archive_file: ArchiveFile) -> None:
+        try:
+            entries.append(upload(archive_file))
+        finally:
+            archive_file.path.unlink(missing_ok=True)
+
+    return PartitionArchiveWriter(topic=topic, partition=partition, on_file=_on_file, **settings)
+
+
+def _log_read(result: ReadResult, files: int) -> None:
     log.info(
         "%s[%d]: archived offsets [%d, %d): %d records in %d file(s), stopped by %s, %d skipped "
         "before the window, %d offset(s) without a record",
-        topic,
-        partition,
+        result.topic,
+        result.partition,
         result.start_offset,
         result.end_offset,
         result.records,
-        len(entries),
+        files,
         result.stopped_by,
         result.skipped_before_window,
         result.no_record_offsets,
     )
-    return result, entries
 
 
 def recovery_point_id(interval_end: datetime) -> str:
@@ -164,6 +181,27 @@ def upload_archive_file(
         ExtraArgs=extra,
         Config=TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size),
     )
+    head = check_upload(s3, bucket, key, archive_file, part_size)
+    return {
+        "key": key,
+        "size": archive_file.size,
+        "sha256": archive_file.sha256,
+        "storage_class": head.get("StorageClass", storage_class),
+        "topic": topic,
+        "partition": archive_file.partition,
+        "first_offset": archive_file.first_offset,
+        "last_offset": archive_file.last_offset,
+        "records": archive_file.records,
+        "first_timestamp": iso_ms(archive_file.min_timestamp_ms),
+        "last_timestamp": iso_ms(archive_file.max_timestamp_ms),
+        "raw_bytes": archive_file.raw_bytes,
+    }
+
+
+def check_upload(
+    s3: BackupS3Hook, bucket: str, key: str, archive_file: ArchiveFile, part_size: int
+) -> dict[str, Any]:
+    """What S3 holds at ``key`` is the file written: size, and SHA-256 (composite above one part)."""
     head = s3.head(bucket, key)
     if head is None or int(head["ContentLength"]) != archive_file.size:
         raise ChecksumMismatchError(
@@ -184,20 +222,7 @@ def upload_archive_file(
             f"s3://{bucket}/{key}: S3 SHA-256 {b64_to_hex(stored)} != "
             f"{archive_file.sha256} of the file written"
         )
-    return {
-        "key": key,
-        "size": archive_file.size,
-        "sha256": archive_file.sha256,
-        "storage_class": head.get("StorageClass", storage_class),
-        "topic": topic,
-        "partition": archive_file.partition,
-        "first_offset": archive_file.first_offset,
-        "last_offset": archive_file.last_offset,
-        "records": archive_file.records,
-        "first_timestamp": iso_ms(archive_file.min_timestamp_ms),
-        "last_timestamp": iso_ms(archive_file.max_timestamp_ms),
-        "raw_bytes": archive_file.raw_bytes,
-    }
+    return head
 
 
 def iso_ms(value: int | None) -> str | None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from backup_pipelines.core.config import BackupConfig
-    from backup_pipelines.kafka.weekly import GuardFinding
+    from backup_pipelines.kafka.specs import GuardFinding
 
 
 def loss_alert(cfg: BackupConfig, findings: Sequence[GuardFinding], *, run_id: str) -> str:
@@ -90,7 +90,8 @@ class KafkaPartitionArchiveOperator(BaseOperator):
         self.spec = spec
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.kafka.weekly import PartitionSpec, WeeklyArchive
+        from backup_pipelines.kafka.specs import PartitionSpec
+        from backup_pipelines.kafka.weekly import WeeklyArchive
 
         weekly = WeeklyArchive.from_config(load_config())
         with tempfile.TemporaryDirectory(prefix="kafka-archive-") as spool:
@@ -107,7 +108,7 @@ class _ResultsOperator(BaseOperator):
         self.results = results
 
     def _results(self) -> list[Any]:
-        from backup_pipelines.kafka.weekly import PartitionResult
+        from backup_pipelines.kafka.specs import PartitionResult
 
         return [PartitionResult.model_validate(r) for r in self.results or []]
 

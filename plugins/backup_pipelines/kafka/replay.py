@@ -304,6 +304,35 @@ def select_replay_files(
     return sorted(chosen.values(), key=lambda e: (e["partition"], e["first_offset"]))
 
 
+def _target_partitions(kafka: KafkaClient, plan: dict[str, Any]) -> int:
+    """Create the target topic when missing, with as many partitions as the source had."""
+    wanted = max(f["partition"] for f in plan["files"]) + 1
+    try:
+        wanted = max(wanted, len(kafka.partitions(plan["topic"])))
+    except OffsetGapError:
+        log.info(
+            "source topic %s is gone; creating %s with %d partitions",
+            plan["topic"],
+            plan["target_topic"],
+            wanted,
+        )
+    return kafka.ensure_topic(plan["target_topic"], partitions=wanted)
+
+
+def download_archive_file(s3: BackupS3Hook, bucket: str, entry: dict[str, Any], spool: Path) -> Path:
+    """A local copy of an archive file; a cold one that is not restored is named as such."""
+    local = spool / f"{entry['partition']}-{entry['first_offset']}.parquet"
+    try:
+        s3.client.download_file(bucket, entry["key"], str(local))
+    except Exception as exc:
+        if "InvalidObjectState" in str(exc):
+            raise ObjectNotRestoredError(
+                f"s3://{bucket}/{entry['key']} is {entry.get('storage_class')} and not restored"
+            ) from None
+        raise
+    return local
+
+
 def replay_plan(kafka: KafkaClient, s3: BackupS3Hook, plan: dict[str, Any], spool: Path) -> dict[str, Any]:
     """Replay the files of a plan (from ``KafkaReplayPlanOperator``) into its target topic.
 
@@ -325,32 +354,14 @@ def replay_plan(kafka: KafkaClient, s3: BackupS3Hook, plan: dict[str, Any], spoo
     if plan["dry_run"] or not files:
         summary["records_upper_bound"] = sum(f.get("records") or 0 for f in files)
         return summary
-    wanted = max(f["partition"] for f in files) + 1
-    try:
-        wanted = max(wanted, len(kafka.partitions(plan["topic"])))
-    except OffsetGapError:
-        log.info(
-            "source topic %s is gone; creating %s with %d partitions",
-            plan["topic"],
-            plan["target_topic"],
-            wanted,
-        )
-    target_partitions = kafka.ensure_topic(plan["target_topic"], partitions=wanted)
+    target_partitions = _target_partitions(kafka, plan)
     producer = kafka.producer()
     end_offset = window.get("end_offset")
     for entry in files:
         remaining = None if limit is None else limit - summary["produced"]
         if remaining is not None and remaining <= 0:
             break
-        local = spool / f"{entry['partition']}-{entry['first_offset']}.parquet"
-        try:
-            s3.client.download_file(plan["bucket"], entry["key"], str(local))
-        except Exception as exc:
-            if "InvalidObjectState" in str(exc):
-                raise ObjectNotRestoredError(
-                    f"s3://{plan['bucket']}/{entry['key']} is {entry.get('storage_class')} and not restored"
-                ) from None
-            raise
+        local = download_archive_file(s3, plan["bucket"], entry, spool)
         try:
             result = Replayer(kafka).replay_file(
                 local,

@@ -30,7 +30,9 @@ import pytest
 import yaml
 from support.airflow_processes import PG_HOST, PG_PORT, REDIS_PORT, AirflowProcesses, reachable
 
-from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
+from backup_pipelines.dev.airflow import airflow_env
+from backup_pipelines.dev.processes import free_port, wait_for_port
+from backup_pipelines.dev.stack import EmbeddedStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(420)]
 
@@ -270,14 +272,14 @@ def deployment(
 
 def _start_seeding_clickhouse(deployment: Deployment) -> subprocess.Popen:
     """Seed ClickHouse in a subprocess (returned, still running): never opened by this process."""
-    from backup_pipelines.dev.embedded import _die_with_parent
+    from backup_pipelines.dev.processes import die_with_parent
 
     now = datetime.now(UTC)
     window = [(now - timedelta(days=3)).isoformat(), (now - timedelta(minutes=1)).isoformat()]
     return subprocess.Popen(
         [sys.executable, "-c", _SEED_CLICKHOUSE, *window, "5000"],
         env=deployment.env,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

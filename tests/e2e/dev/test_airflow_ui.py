@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_pipelines.dev.embedded import free_port
+from backup_pipelines.dev.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(300)]
 
@@ -69,7 +70,11 @@ def test_ui_comes_up_with_every_dag_and_ctrl_c_stops_everything(tmp_path: Path) 
         assert dags >= 8 and errors == 0, f"{dags} DAGs parsed, {errors} import errors"
     finally:
         parent.send_signal(signal.SIGINT)  # what Ctrl-C sends to the parent
-        parent.wait(60)
+        try:
+            parent.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(parent.pid, signal.SIGKILL)  # never leave a stack behind a failed test
+            raise
     deadline = time.monotonic() + 30
     while _processes_of(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.5)

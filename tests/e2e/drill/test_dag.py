@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.dev.embedded import run_dag_in_process
+from backup_pipelines.dev.airflow import run_dag_in_process
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from backup_pipelines.dev.embedded import run_dag_in_process
+from backup_pipelines.dev.airflow import run_dag_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ def test_backfill_of_three_months_gives_three_verified_deep_archive_exports(
 ) -> None:
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import load_config
-    from backup_pipelines.export.monthly import Month
+    from backup_pipelines.export.month import Month
 
     # dag.test() of a DAG with a DeadlineAlert fails in Airflow 3.3 when the run succeeds
     # (DeadlineAlertModel.get_by_id is handed a dict); the deadline itself is not under test here.

@@ -23,7 +23,9 @@ import pytest
 import yaml
 from support.airflow_processes import PG_HOST, PG_PORT, AirflowProcesses, reachable
 
-from backup_pipelines.dev.embedded import EmbeddedStack, airflow_env, free_port, wait_for_port
+from backup_pipelines.dev.airflow import airflow_env
+from backup_pipelines.dev.processes import free_port, wait_for_port
+from backup_pipelines.dev.stack import EmbeddedStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(300)]
 

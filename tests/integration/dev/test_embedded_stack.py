@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from backup_pipelines.dev.embedded import EmbeddedStack, port_is_open
+from backup_pipelines.dev.processes import port_is_open
+from backup_pipelines.dev.stack import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

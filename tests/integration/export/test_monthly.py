@@ -108,7 +108,7 @@ def test_month_is_exported_split_reconciled_and_unreadable_without_restore(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from backup_pipelines.export.monthly import Month
+    from backup_pipelines.export.month import Month
 
     cfg = _config(example_config, [{"name": "raw_it", "sql": "exports/raw.sql", "max_rows_per_file": 1_000}])
     bucket = cfg.storage.archive_bucket
@@ -167,7 +167,7 @@ def test_rerun_replaces_the_month_atomically_and_refuses_to_shrink(
     example_config: Any,
 ) -> None:
     from backup_pipelines.core.errors import UnsafeOperationError
-    from backup_pipelines.export.monthly import Month
+    from backup_pipelines.export.month import Month
 
     cfg = _config(example_config, [{"name": "daily_it", "sql": "exports/daily.sql"}])
     bucket = cfg.storage.archive_bucket
@@ -212,7 +212,7 @@ def test_empty_month_gives_an_explicit_empty_export_or_an_error(
     embedded_stack: Any, export_table: str, sql_root: Path, s3: Any, example_config: Any
 ) -> None:
     from backup_pipelines.core.errors import ExportReconciliationError
-    from backup_pipelines.export.monthly import Month
+    from backup_pipelines.export.month import Month
 
     exports = [{"name": "empty_it", "sql": "exports/daily.sql"}]
     cfg = _config(example_config, exports)
@@ -232,7 +232,7 @@ def test_sql_error_fails_with_the_file_name_and_leaves_nothing(
 ) -> None:
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.errors import ExportSqlError
-    from backup_pipelines.export.monthly import Month
+    from backup_pipelines.export.month import Month
 
     (sql_root / "exports" / "broken.sql").write_text(
         f"SELECT day, no_such_column FROM {DB}.events WHERE event_time >= {{start:DateTime}} "
@@ -250,7 +250,7 @@ def test_sql_error_fails_with_the_file_name_and_leaves_nothing(
 def test_rerun_removes_only_what_the_replaced_manifest_listed(
     embedded_stack: Any, export_table: str, sql_root: Path, s3: Any, example_config: Any
 ) -> None:
-    from backup_pipelines.export.monthly import Month
+    from backup_pipelines.export.month import Month
 
     cfg = _config(example_config, [{"name": "daily_own", "sql": "exports/daily.sql"}])
     bucket = cfg.storage.archive_bucket
@@ -273,7 +273,7 @@ def test_failure_after_the_manifest_landed_keeps_the_files_it_lists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from backup_pipelines.core.catalog import Catalog
-    from backup_pipelines.export.monthly import Month
+    from backup_pipelines.export.month import Month
 
     cfg = _config(example_config, [{"name": "daily_put", "sql": "exports/daily.sql"}])
     month = Month.parse("2025-01")

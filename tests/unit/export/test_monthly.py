@@ -18,7 +18,8 @@ from backup_pipelines.core.errors import (
     ExportSqlError,
 )
 from backup_pipelines.export.engine import ExportEngine, FooterInfo, query_error
-from backup_pipelines.export.monthly import Month, MonthlyExport
+from backup_pipelines.export.month import Month
+from backup_pipelines.export.monthly import MonthlyExport
 
 GOOD = "SELECT 1 AS x FROM t WHERE ts >= {start:DateTime} AND ts < {end:DateTime};\n"
 
@@ -117,7 +118,7 @@ def test_footer_row_count_mismatch_fails_before_anything_is_archived(example_con
         _exporter(example_config, hook, catalog).run(Month.parse("2026-10"))
     hook.s3.copy_verified.assert_not_called()
     catalog.write.assert_not_called()
-    hook.s3.delete_objects.assert_called_with("analytics-archive", [staged.key])  # staging cleaned up
+    hook.s3.delete_keys.assert_called_with("analytics-archive", [staged.key])  # staging cleaned up
 
 
 def test_a_file_that_is_not_parquet_is_reported_by_key() -> None:

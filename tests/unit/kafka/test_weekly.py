@@ -15,7 +15,8 @@ def test_a_partition_added_after_its_window_was_archived_is_left_to_the_next_win
 
     from backup_pipelines.core.config import BackupConfig
     from backup_pipelines.core.manifest import OffsetRange
-    from backup_pipelines.kafka.weekly import PartitionSpec, WeeklyArchive
+    from backup_pipelines.kafka.specs import PartitionSpec
+    from backup_pipelines.kafka.weekly import WeeklyArchive
 
     manifest = archive_manifest(
         offsets=[OffsetRange(topic="events", partition=0, start_offset=0, end_offset=10)]

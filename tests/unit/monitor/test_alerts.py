@@ -25,7 +25,7 @@ def smtp_sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[EmailMessage]]:
     """An in-process SMTP server; connection ``smtp_unit`` points at it."""
     from aiosmtpd.controller import Controller
 
-    from backup_pipelines.dev.embedded import free_port
+    from backup_pipelines.dev.processes import free_port
 
     received: list[EmailMessage] = []
 
@@ -266,7 +266,7 @@ def test_unreadable_catalog_still_sends_the_email(example_config, smtp_sink, cat
 
 
 def test_smtp_down_fails_the_callback_visibly(example_config, catalog_s3, monkeypatch) -> None:
-    from backup_pipelines.dev.embedded import free_port
+    from backup_pipelines.dev.processes import free_port
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_UNIT",
