@@ -19,21 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from backup_pipelines.clickhouse.params import SnapshotRunParams
 from backup_pipelines.core import clock, runs
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import BackupFailedError
-from backup_pipelines.core.params import RunParams
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from backup_pipelines.clickhouse.snapshot import SnapshotPlan, SnapshotService
-
-
-class SnapshotRunParams(RunParams):
-    """The ``clickhouse_hourly_snapshot`` form."""
-
-    retention_dry_run: bool = False
 
 
 class ClickHouseSnapshotOperator(BaseOperator):
@@ -152,7 +146,8 @@ class ClickHouseRestoreOperator(BaseOperator):
     template_fields: Sequence[str] = ()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.clickhouse.restore import RestoreParams, RestoreService
+        from backup_pipelines.clickhouse.params import RestoreParams
+        from backup_pipelines.clickhouse.restore import RestoreService
 
         params = RestoreParams.from_context(context)
         service = RestoreService.from_config(load_config())

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel
 
 from backup_pipelines.clickhouse.backups import BackupStore
 from backup_pipelines.clickhouse.engine import ClickHouseEngine
+from backup_pipelines.clickhouse.params import RestoreParams
 from backup_pipelines.clickhouse.snapshot import KIND, find_dataset
 from backup_pipelines.core import clock
 from backup_pipelines.core.catalog import Catalog
@@ -34,35 +35,8 @@ from backup_pipelines.core.errors import (
     VerificationError,
 )
 from backup_pipelines.core.manifest import Manifest
-from backup_pipelines.core.params import RunParams, parse_time
 
 log = logging.getLogger(__name__)
-
-
-class RestoreParams(RunParams):
-    """The ``clickhouse_restore`` form."""
-
-    dataset: str | None = None
-    tables: list[str] = []
-    target_time: datetime | None = None
-    target_database: str | None = None
-    confirm_overwrite: bool = False
-    dry_run: bool = False
-
-    @field_validator("target_time", mode="before")
-    @classmethod
-    def _time(cls, value: Any) -> datetime | None:
-        return None if isinstance(value, str) and value.strip().lower() == "latest" else parse_time(value)
-
-    @field_validator("dataset", "target_database", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("tables", mode="before")
-    @classmethod
-    def _all_tables(cls, value: Any) -> Any:
-        return [t for t in (value or []) if str(t).strip() not in ("", "*", "all")]
 
 
 class RestorePlan(BaseModel):

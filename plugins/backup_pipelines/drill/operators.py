@@ -33,7 +33,8 @@ class DrillPlanOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.core.catalog import Catalog
-        from backup_pipelines.drill.plan import DrillParams, plan_drill
+        from backup_pipelines.drill.params import DrillParams
+        from backup_pipelines.drill.plan import plan_drill
 
         cfg = load_config()
         params = DrillParams.from_context(context)

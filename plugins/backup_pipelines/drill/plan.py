@@ -16,7 +16,7 @@ from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest
-from backup_pipelines.core.params import RunParams
+from backup_pipelines.drill.params import DrillParams
 from backup_pipelines.drill.results import PickMode, fmt_seconds
 
 log = logging.getLogger(__name__)
@@ -77,13 +77,6 @@ def scratch_database(drill_id: str, dataset: str) -> str:
 
 def scratch_topic(drill_id: str, topic: str) -> str:
     return f"{SCRATCH_PREFIX}{drill_id}_{topic}"
-
-
-class DrillParams(RunParams):
-    """The ``dr_drill`` form."""
-
-    pick: PickMode | None = None
-    seed: int | None = None
 
 
 class DatasetPlan(BaseModel):

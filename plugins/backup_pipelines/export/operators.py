@@ -5,32 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from pydantic import field_validator
 
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import ConfigError
-from backup_pipelines.core.params import RunParams
+from backup_pipelines.export.params import ExportParams
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-class ExportParams(RunParams):
-    """The ``monthly_deep_archive_export`` form."""
-
-    month: str | None = None
-    allow_fewer_rows: bool = False
-
-    @field_validator("month", mode="before")
-    @classmethod
-    def _month(cls, value: Any) -> Any:
-        import re
-
-        if isinstance(value, str) and not value.strip():
-            return None
-        if isinstance(value, str) and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value.strip()):
-            raise ValueError(f"{value!r} is not a month; use YYYY-MM, e.g. 2026-10")
-        return value
 
 
 class DeepArchiveExportOperator(BaseOperator):

@@ -160,7 +160,8 @@ class KafkaReplayPlanOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.core.catalog import Catalog
-        from backup_pipelines.kafka.replay import ReplayParams, plan_replay
+        from backup_pipelines.kafka.params import ReplayParams
+        from backup_pipelines.kafka.replay import plan_replay
 
         cfg = load_config()
         plan = plan_replay(cfg, Catalog.from_config(cfg), ReplayParams.from_context(context))
@@ -202,7 +203,8 @@ class KafkaArchiveRestoreOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.core.s3 import BackupS3Hook
         from backup_pipelines.core.s3_restore import S3RestoreTrigger
-        from backup_pipelines.kafka.replay import ReplayParams, ReplayPlan
+        from backup_pipelines.kafka.params import ReplayParams
+        from backup_pipelines.kafka.replay import ReplayPlan
 
         plan = ReplayPlan.model_validate(self.plan)
         if plan.dry_run:

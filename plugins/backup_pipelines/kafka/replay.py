@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel
 
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig
@@ -30,11 +29,11 @@ from backup_pipelines.core.errors import (
 )
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest
-from backup_pipelines.core.params import RunParams, parse_time
 from backup_pipelines.kafka.archive import to_ms
 from backup_pipelines.kafka.client import KafkaClient
 from backup_pipelines.kafka.cursor import ReadResult
 from backup_pipelines.kafka.files import iter_file_slice, verify_archive_file
+from backup_pipelines.kafka.params import ReplayParams
 from backup_pipelines.kafka.parquet import Record
 
 if TYPE_CHECKING:
@@ -43,46 +42,6 @@ if TYPE_CHECKING:
     from backup_pipelines.core.s3 import BackupS3Hook
 
 log = logging.getLogger(__name__)
-
-
-class ReplayParams(RunParams):
-    """The ``kafka_archive_replay`` form."""
-
-    topic: str | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    start_offset: int | None = None
-    end_offset: int | None = None
-    partitions: list[int] | None = None
-    target_topic: str | None = None
-    confirm_same_topic: bool = False
-    dry_run: bool = True
-    max_messages: int | None = None
-    restore_tier: str = "Bulk"
-    restore_days: int = 1
-
-    @field_validator("start_time", "end_time", mode="before")
-    @classmethod
-    def _time(cls, value: Any) -> datetime | None:
-        return parse_time(value)
-
-    @field_validator("topic", "target_topic", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("partitions", mode="before")
-    @classmethod
-    def _partition_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if not text:
-                return None
-            try:
-                return [int(p) for p in text.split(",")]
-            except ValueError:
-                raise ValueError(f"{text!r} is not a comma-separated list of partition ids") from None
-        return value
 
 
 class ReplayPlan(BaseModel):

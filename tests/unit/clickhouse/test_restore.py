@@ -1,13 +1,8 @@
-"""What a restore reports, and the restore form read into its params model."""
+"""What a restore reports."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import pytest
-
-from backup_pipelines.clickhouse.restore import RestoreParams, RestoreResult
-from backup_pipelines.core.errors import ParamError
+from backup_pipelines.clickhouse.restore import RestoreResult
 
 
 def test_restore_result_reports_mismatches() -> None:
@@ -23,16 +18,3 @@ def test_restore_result_reports_mismatches() -> None:
     )
     assert not result.ok and result.mismatches == {"t": (9, 10)}
     assert result.summary()["duration_s"] == 1.5
-
-
-def test_restore_form_defaults_mean_latest_point_all_tables_new_database() -> None:
-    params = RestoreParams.parse({"dataset": "analytics", "tables": ["*"], "target_time": "latest"})
-    assert params.tables == [] and params.target_time is None and params.target_database is None
-    assert RestoreParams.parse({"target_time": "2026-11-23T14:00:00Z"}).target_time == datetime(
-        2026, 11, 23, 14, tzinfo=UTC
-    )
-
-
-def test_restore_form_refuses_a_time_that_is_not_iso_8601() -> None:
-    with pytest.raises(ParamError, match="param target_time: 'yesterday' is not an ISO 8601 time"):
-        RestoreParams.parse({"target_time": "yesterday"})

@@ -1,0 +1,13 @@
+"""The params of the ``dr_drill`` form, read into a typed model before any side effect."""
+
+from __future__ import annotations
+
+from backup_pipelines.core.params import RunParams
+from backup_pipelines.drill.results import PickMode
+
+
+class DrillParams(RunParams):
+    """The ``dr_drill`` form."""
+
+    pick: PickMode | None = None
+    seed: int | None = None
