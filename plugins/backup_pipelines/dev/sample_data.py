@@ -19,7 +19,8 @@ EVENT_TYPES = ("page_view", "click", "add_to_cart", "purchase", "search")
 COUNTRIES = ("DE", "US", "FR", "BR", "IN", "JP")
 
 
-def _events(start: datetime, end: datetime, count: int, seed: int) -> list[tuple[Any, ...]]:
+def sample_events(start: datetime, end: datetime, count: int, seed: int) -> list[tuple[Any, ...]]:
+    """``count`` events spread over [start, end): (event_time, user_id, session_id, type, page, revenue)."""
     rng = random.Random(seed)
     span_ms = int((end - start).total_seconds() * 1000)
     rows = []
@@ -44,7 +45,7 @@ def seed_clickhouse(client: Any, *, start: datetime, end: datetime, rows: int = 
     client.command("CREATE DATABASE IF NOT EXISTS analytics")
     for name in ("events.sql", "users.sql"):
         client.command((SQL_ROOT / "seed" / name).read_text())
-    data = _events(start, end, rows, seed)
+    data = sample_events(start, end, rows, seed)
     client.insert(
         "analytics.events",
         data,
