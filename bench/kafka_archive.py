@@ -103,7 +103,7 @@ def _child_archive(topic: str) -> dict[str, Any]:
             topic=topic,
             partition=0,
             start_offset=0,
-            end_time_ms=None,
+            end_offset=None,
             spool_dir=spool,
             upload=lambda f: upload_archive_file(
                 s3,

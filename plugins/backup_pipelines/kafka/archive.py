@@ -1,8 +1,8 @@
 """Archiving one topic-partition: read ``[start, cut)`` into zstd Parquet files and upload each one.
 
 Files are split at ``file_max_bytes``; each closed file is uploaded (in parts above
-``UPLOAD_PART_SIZE``), its S3 SHA-256 checked, and only then removed from local disk, so local
-disk holds at most one file. Keys are deterministic (``<prefix><topic>/partition=<p>/<first>-<last>``),
+``UPLOAD_PART_SIZE``) while the next one is written, its S3 SHA-256 checked, and only then
+removed from local disk. Keys are deterministic (``<prefix><topic>/partition=<p>/<first>-<last>``),
 so a retried task rewrites the same objects.
 """
 
@@ -21,6 +21,7 @@ from backup_pipelines.core.errors import ChecksumMismatchError
 from backup_pipelines.kafka.client import KafkaClient
 from backup_pipelines.kafka.cursor import ReadResult
 from backup_pipelines.kafka.parquet import ArchiveFile, ms_to_datetime
+from backup_pipelines.kafka.pipeline import Stage, StageStopped, fewer_collections
 from backup_pipelines.kafka.writer import PartitionArchiveWriter
 
 if TYPE_CHECKING:
@@ -39,22 +40,26 @@ def archive_partition(
     topic: str,
     partition: int,
     start_offset: int,
-    end_time_ms: int | None,
+    end_offset: int | None,
     upload: Callable[[ArchiveFile], dict[str, Any]],
     skip_before_ms: int | None = None,
+    window_ms: tuple[int, int] | None = None,
     file_max_bytes: int = 256 * 1024 * 1024,
     row_group_rows: int = 100_000,
     spool_dir: Path | str | None = None,
     progress_every: int = 500_000,
     on_progress: Callable[[ReadResult], None] | None = None,
 ) -> tuple[ReadResult, list[dict[str, Any]]]:
-    """Read ``[start_offset, cut)`` of a partition into Parquet files and ``upload`` each one.
+    """Read ``[start_offset, end_offset)`` of a partition into Parquet files and ``upload`` each.
 
-    ``upload`` stores one closed file and returns its manifest index entry; local files are
-    removed after it returns, so local disk holds at most one file at a time.
+    Three stages overlap (``kafka.pipeline``): this thread consumes; a writer thread converts to
+    Arrow, compresses and writes; an upload thread uploads each closed file (``upload`` stores it
+    and returns its manifest index entry) and removes it. Local disk holds at most three files:
+    one being written, one waiting, one being uploaded. ``window_ms`` ([start, end)) counts the
+    records stamped outside it (``ReadResult.outside_window``).
     """
     entries: list[dict[str, Any]] = []
-    writer = _uploading_writer(
+    writer, stage = _stages(
         topic,
         partition,
         upload,
@@ -62,52 +67,98 @@ def archive_partition(
         file_max_bytes=file_max_bytes,
         row_group_rows=row_group_rows,
         spool_dir=spool_dir,
+        window_ms=window_ms,
     )
     result = ReadResult(topic, partition, requested_start=start_offset, start_offset=start_offset)
-    add = writer.add
-    started = time.monotonic()
+    progress = _Progress(result, progress_every, on_progress)
     try:
-        for message in client.read_partition(
-            topic, partition, start_offset, result, end_time_ms=end_time_ms, skip_before_ms=skip_before_ms
-        ):
-            ts_type, ts = message.timestamp()
-            add(message.offset(), ts_type, ts, message.key(), message.value(), message.headers())  # type: ignore[arg-type]
-            if result.records % progress_every == 0:
-                rate = result.records / max(time.monotonic() - started, 1e-6)
-                log.info(
-                    "%s[%d]: %d records archived up to offset %d (%.0f records/s)",
-                    topic,
-                    partition,
-                    result.records,
-                    message.offset(),
-                    rate,
-                )
-                if on_progress is not None:
-                    on_progress(result)
-        writer.close()
-    except BaseException:
+        with fewer_collections():
+            for columns in client.read_batches(
+                topic, partition, start_offset, result, end_offset=end_offset, skip_before_ms=skip_before_ms
+            ):
+                stage.put(columns)
+                progress.update(columns.offsets[-1])
+            stage.close()
+    except BaseException as exc:
+        root = stage.failure() if isinstance(exc, StageStopped) else None
+        for item in stage.abort():
+            if isinstance(item, ArchiveFile):
+                item.path.unlink(missing_ok=True)
         writer.abort()
+        if root is not None:
+            raise root from None
         raise
+    if window_ms is not None:
+        result.outside_window = dict(writer.outside_window)
     _log_read(result, len(entries))
     return result, entries
 
 
-def _uploading_writer(
+def _stages(
     topic: str,
     partition: int,
     upload: Callable[[ArchiveFile], dict[str, Any]],
     entries: list[dict[str, Any]],
     **settings: Any,
-) -> PartitionArchiveWriter:
-    """A writer that uploads each closed file, keeps its index entry and removes it from disk."""
+) -> tuple[PartitionArchiveWriter, Stage]:
+    """The writer, and its stage chained to the upload stage, which keeps each file's index entry
+    in ``entries`` (in file order) and removes the file from disk."""
 
-    def _on_file(archive_file: ArchiveFile) -> None:
+    def _upload(archive_file: ArchiveFile) -> None:
         try:
             entries.append(upload(archive_file))
         finally:
             archive_file.path.unlink(missing_ok=True)
 
-    return PartitionArchiveWriter(topic=topic, partition=partition, on_file=_on_file, **settings)
+    uploader = Stage(f"kafka-upload-{topic}[{partition}]", _upload, maxsize=1)
+
+    def _hand_over(archive_file: ArchiveFile) -> None:
+        try:
+            uploader.put(archive_file)
+        except BaseException:
+            archive_file.path.unlink(missing_ok=True)
+            raise
+
+    writer = PartitionArchiveWriter(topic=topic, partition=partition, on_file=_hand_over, **settings)
+    stage = Stage(
+        f"kafka-write-{topic}[{partition}]",
+        writer.add_columns,
+        finish=writer.close,
+        maxsize=4,
+        downstream=uploader,
+    )
+    return writer, stage
+
+
+class _Progress:
+    """A log line (and ``on_progress``, in the consuming thread) every ``every`` records."""
+
+    def __init__(
+        self, result: ReadResult, every: int, on_progress: Callable[[ReadResult], None] | None
+    ) -> None:
+        self.result = result
+        self.every = every
+        self.on_progress = on_progress
+        self.next = every
+        self.started = time.monotonic()
+
+    def update(self, last_offset: int) -> None:
+        result = self.result
+        if result.records < self.next:
+            return
+        while self.next <= result.records:
+            self.next += self.every
+        rate = result.records / max(time.monotonic() - self.started, 1e-6)
+        log.info(
+            "%s[%d]: %d records archived up to offset %d (%.0f records/s)",
+            result.topic,
+            result.partition,
+            result.records,
+            last_offset,
+            rate,
+        )
+        if self.on_progress is not None:
+            self.on_progress(result)
 
 
 def _log_read(result: ReadResult, files: int) -> None:

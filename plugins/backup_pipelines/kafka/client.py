@@ -2,7 +2,9 @@
 
 The archiver never moves a live consumer group: partitions are assigned manually, under the
 archiver's own group id, and nothing is committed. Topics are never created here except the
-replay's target (``ensure_topic``).
+replay's target (``ensure_topic``): every client runs with ``allow.auto.create.topics=false``
+(librdkafka's default is true for producers, and the admin client is one), so asking about a
+topic that does not exist never creates it on a broker that auto-creates topics.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
 from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
 
-from backup_pipelines.core.errors import BackupPipelinesError, OffsetGapError
+from backup_pipelines.core.errors import BackupPipelinesError, SourceNotFoundError
 from backup_pipelines.kafka.cursor import ReadCursor, ReadResult
+from backup_pipelines.kafka.parquet import Record, RecordColumns
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer
@@ -27,8 +30,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Asking for a topic's metadata must never create it, whatever the client type.
+NO_AUTO_CREATE: dict[str, Any] = {"allow.auto.create.topics": False}
 # Consumer settings the archiver always overrides, whatever the connection says.
 ARCHIVE_CONSUMER_OVERRIDES: dict[str, Any] = {
+    **NO_AUTO_CREATE,
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
     "enable.partition.eof": True,
@@ -36,7 +42,12 @@ ARCHIVE_CONSUMER_OVERRIDES: dict[str, Any] = {
     "auto.offset.reset": "error",
     "isolation.level": "read_committed",
 }
+# Consumer defaults a connection may override. librdkafka waits fetch.queue.backoff.ms (1 s) before
+# fetching again once queued.min.messages are queued: a reader faster than that is held to about
+# 100,000 records a second by the pause, not by the broker.
+ARCHIVE_CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.queue.backoff.ms": 0}
 REPLAY_PRODUCER_OVERRIDES: dict[str, Any] = {
+    **NO_AUTO_CREATE,
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 20,
@@ -44,14 +55,22 @@ REPLAY_PRODUCER_OVERRIDES: dict[str, Any] = {
 
 
 class _ConfiguredConsumerHook(KafkaConsumerHook):
-    """The provider's consumer hook with settings layered over the connection's config."""
+    """The provider's consumer hook: defaults under the connection's config, overrides over it."""
 
-    def __init__(self, *, kafka_config_id: str, overrides: dict[str, Any]) -> None:
+    def __init__(
+        self, *, kafka_config_id: str, overrides: dict[str, Any], defaults: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(topics=[], kafka_config_id=kafka_config_id)
         self.overrides = overrides
+        self.defaults = defaults or {}
 
     def _get_client(self, config: dict[str, Any]) -> Consumer:
-        return super()._get_client({**config, **self.overrides})
+        return super()._get_client({**self.defaults, **config, **self.overrides})
+
+
+class _ConfiguredAdminHook(KafkaAdminClientHook):
+    def _get_client(self, config: dict[str, Any]) -> Any:
+        return super()._get_client({**config, **NO_AUTO_CREATE})
 
 
 class _ConfiguredProducerHook(KafkaProducerHook):
@@ -99,25 +118,35 @@ class KafkaClient:
             **ARCHIVE_CONSUMER_OVERRIDES,
             **overrides,
         }
-        return _ConfiguredConsumerHook(kafka_config_id=self.kafka_conn_id, overrides=settings).get_conn
+        return _ConfiguredConsumerHook(
+            kafka_config_id=self.kafka_conn_id, overrides=settings, defaults=ARCHIVE_CONSUMER_DEFAULTS
+        ).get_conn
 
     def producer(self, **overrides: Any) -> Producer:
         settings = {**REPLAY_PRODUCER_OVERRIDES, **overrides}
         return _ConfiguredProducerHook(kafka_config_id=self.kafka_conn_id, overrides=settings).get_conn
 
     def admin(self) -> Any:
-        return KafkaAdminClientHook(kafka_config_id=self.kafka_conn_id).get_conn
+        return _ConfiguredAdminHook(kafka_config_id=self.kafka_conn_id).get_conn
 
     # -- metadata --------------------------------------------------------------------------------
+    def topics(self, *, timeout: float = 30.0) -> dict[str, list[int]]:
+        """Every topic on the cluster with its partition ids (one metadata request for all topics,
+        which creates none)."""
+        metadata = self.admin().list_topics(timeout=timeout)
+        return {
+            name: sorted(info.partitions)
+            for name, info in metadata.topics.items()
+            if info.error is None and info.partitions
+        }
+
     def partitions(self, topic: str, *, timeout: float = 30.0) -> list[int]:
-        """Partition ids of a topic; raises naming the topic when it does not exist."""
-        admin = self.admin()
-        metadata = admin.list_topics(topic, timeout=timeout)
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None or not info.partitions:
-            reason = info.error if info is not None and info.error is not None else "no partitions"
-            raise OffsetGapError(f"Kafka topic {topic!r} cannot be archived: {reason}")
-        return sorted(info.partitions)
+        """Partition ids of a topic; raises ``SourceNotFoundError`` naming the topic and the
+        closest existing names when it does not exist."""
+        existing = self.topics(timeout=timeout)
+        if topic not in existing:
+            raise SourceNotFoundError(missing_topic_message(topic, existing))
+        return existing[topic]
 
     def topic_config(self, topic: str, *, timeout: float = 30.0) -> dict[str, str]:
         """The topic's effective config (``retention.ms``, ``cleanup.policy``, ...)."""
@@ -185,26 +214,27 @@ class KafkaClient:
         return max(int(offset), 0)
 
     # -- reading -----------------------------------------------------------------------------------
-    def read_partition(
+    def read_batches(
         self,
         topic: str,
         partition: int,
         start_offset: int,
         result: ReadResult,
         *,
-        end_time_ms: int | None = None,
+        end_offset: int | None = None,
         skip_before_ms: int | None = None,
         max_records: int | None = None,
         consumer: Consumer | None = None,
-    ) -> Iterator[Message]:
-        """Yield the records of ``[start_offset, cut)`` in offset order and fill ``result``.
+    ) -> Iterator[RecordColumns]:
+        """Yield the records of ``[start_offset, cut)`` in offset order, a consumed batch at a
+        time, and fill ``result``.
 
-        The cut is the first record whose timestamp is >= ``end_time_ms`` (not yielded), the end
-        of the partition, or ``max_records``. With ``skip_before_ms`` the leading records older
-        than it are skipped (a time-based start on a broker whose ``offsets_for_times`` answers
-        early). A record missing at the start means it was deleted before it was read:
-        ``OffsetGapError``. Broker outages are waited out up to ``stall_timeout`` seconds without
-        progress, then the task fails and retries from the same start.
+        The cut is ``end_offset`` (not yielded), the end of the partition, or ``max_records``.
+        With ``skip_before_ms`` the leading records older than it are skipped (a time-based start
+        on a broker whose ``offsets_for_times`` answers early). A record missing at the start
+        means it was deleted before it was read: ``OffsetGapError``. Broker outages are waited
+        out up to ``stall_timeout`` seconds without progress, then the task fails and retries
+        from the same start.
         """
         from confluent_kafka import TopicPartition
 
@@ -214,13 +244,14 @@ class KafkaClient:
             result,
             start_offset,
             skip_before_ms,
-            end_time_ms,
+            end_offset,
             max_records,
             low_watermark=lambda: self.watermarks(topic, partition, consumer=client)[0],
         )
         last_progress = time.monotonic()
         try:
-            client.assign([TopicPartition(topic, partition, start_offset)])
+            if not cursor.done:
+                client.assign([TopicPartition(topic, partition, start_offset)])
             while not cursor.done:
                 messages = client.consume(self.batch_size, timeout=self.poll_timeout)
                 if not messages:
@@ -232,17 +263,18 @@ class KafkaClient:
                         )
                     continue
                 last_progress = time.monotonic()
-                for message in messages:
-                    if message.error() is not None:
-                        cursor.on_error(message)
-                    elif cursor.accept(message):
-                        yield message
-                    if cursor.done:
-                        break
+                yield from _accepted(cursor, messages)
                 cursor.prove_if_due()
         finally:
             if own:
                 client.close()
+
+    def read_partition(
+        self, topic: str, partition: int, start_offset: int, result: ReadResult, **options: Any
+    ) -> Iterator[Record]:
+        """``read_batches`` one record at a time (for comparisons and small reads)."""
+        for columns in self.read_batches(topic, partition, start_offset, result, **options):
+            yield from columns.records(topic, partition)
 
     # -- topics ----------------------------------------------------------------------------------
     def ensure_topic(self, topic: str, *, partitions: int, timeout: float = 30.0) -> int:
@@ -263,3 +295,31 @@ class KafkaClient:
                     raise
         log.info("created replay topic %s with %d partitions", topic, partitions)
         return partitions
+
+
+def _accepted(cursor: ReadCursor, messages: list[Message]) -> Iterator[RecordColumns]:
+    """The records of one consumed batch that belong to the read; error events (the end of the
+    partition, a transient error) go to the cursor in their place in the batch."""
+    errors = [m.error() for m in messages]
+    # A KafkaError is truthy (and cannot be compared with None): filter finds one at C speed.
+    bounds = [i for i, e in enumerate(errors) if e is not None] if any(filter(None, errors)) else []
+    begin = 0
+    for end in [*bounds, len(messages)]:
+        if end > begin and not cursor.done:
+            columns = RecordColumns.of(messages[begin:end] if end - begin < len(messages) else messages)
+            i, j = cursor.take(columns.offsets, columns.stamps)
+            if j > i:
+                yield columns.slice(i, j)
+        if end < len(messages) and not cursor.done:
+            cursor.on_error(messages[end])
+        begin = end + 1
+
+
+def missing_topic_message(topic: str, existing: Iterable[str]) -> str:
+    """One line naming a configured topic the cluster does not have, and the closest names it has."""
+    import difflib
+
+    names = sorted(existing)
+    close = difflib.get_close_matches(topic, names, n=3, cutoff=0.6)
+    hint = f"closest existing: {', '.join(close)}" if close else f"{len(names)} topic(s) exist, none close"
+    return f"Kafka topic {topic!r} does not exist on the cluster ({hint})"

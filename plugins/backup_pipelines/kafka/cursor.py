@@ -1,11 +1,14 @@
 """Where a partition read is, and the rules that decide what is archived and where it stops.
 
 Coverage is by offsets, never by clock. A read starts at an offset (the previous archive's end)
-and stops at the first record whose timestamp is at or after the window end, or at the end of the
-partition (learnt from the partition-EOF event, not from ``get_watermark_offsets``: the embedded
-broker answers ``(0, 1)`` there after 1000 records, while its fetch responses carry the true high
-watermark). A time-based start is a lower bound (Tansu answers 0 to ``offsets_for_times``): the
-records before the window start are skipped while reading.
+and stops at the cut: the partition's end offset the plan observed when the window closed (or, for
+a read without a cut, the end of the partition). A record's timestamp never decides where a window
+ends, so a record stamped far in the future, far in the past or not at all can neither hold a
+partition back nor be left out. The end of the partition is learnt from the partition-EOF event or
+the fetch responses, not from ``get_watermark_offsets``: the embedded broker answers ``(0, 1)``
+there after 1000 records, while its fetch responses carry the true high watermark. A time-based
+start is a lower bound (Tansu answers 0 to ``offsets_for_times``): the records before the window
+start are skipped while reading.
 
 Offsets a ``read_committed`` consumer never sees (transaction markers, aborted or compacted
 records) are counted as offsets without a record and count as covered, once a low watermark read
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -48,6 +51,8 @@ class ReadResult:
     no_record_runs: int = 0
     no_record_sample: list[tuple[int, int]] = field(default_factory=list)
     high_watermark: int | None = None
+    # Records stamped outside the archive's window (``before``, ``after``, ``none``), when counted.
+    outside_window: dict[str, int] = field(default_factory=dict)
 
     def no_record(self) -> dict[str, Any]:
         """The manifest's account of the offsets without a record (empty when there are none)."""
@@ -68,7 +73,7 @@ class ReadCursor:
         result: ReadResult,
         start_offset: int,
         skip_before_ms: int | None,
-        end_time_ms: int | None,
+        end_offset: int | None,
         max_records: int | None,
         *,
         low_watermark: Callable[[], int] | None = None,
@@ -79,7 +84,7 @@ class ReadCursor:
         self.start = start_offset
         self.expected = start_offset
         self.skip_before_ms = skip_before_ms
-        self.end_time_ms = end_time_ms
+        self.end_offset = end_offset
         self.max_records = max_records
         self.low_watermark = low_watermark
         self.done = False
@@ -87,6 +92,8 @@ class ReadCursor:
         # proves them too.
         self._unproven: tuple[int, int] | None = None
         self._last_proof = self.monotonic()
+        if end_offset is not None and end_offset <= start_offset:
+            self._stop(start_offset, "cut")  # nothing was written since the previous archive
 
     @property
     def label(self) -> str:
@@ -142,6 +149,21 @@ class ReadCursor:
             )
         self._unproven = None
 
+    def _skip_to(self, offset: int) -> None:
+        """Still skipping (a time-based start) when the read reaches ``offset``: nothing of the
+        window was before it, so the window starts there."""
+        self.skip_before_ms = None
+        self.expected = self.result.start_offset = offset
+
+    def _missing(self, end: int, how: str) -> None:
+        """Offsets ``[expected, end)`` served no record: lost at the head of the read, or a gap."""
+        if self.result.records == 0 and self.expected == self.start and self._head_deleted():
+            raise OffsetGapError(
+                f"{self.label}: offsets {self.expected}-{end - 1} are missing: {how}; "
+                "they were deleted before they were archived"
+            )
+        self.record_gap(self.expected, end)
+
     def on_error(self, message: Any) -> None:
         from confluent_kafka import KafkaError
 
@@ -155,14 +177,13 @@ class ReadCursor:
                     f"{self.label}: the partition ends at offset {high}, before offset {self.start} "
                     "where the archive continues; was the topic deleted and re-created or truncated?"
                 )
-            if high > self.expected and self.skip_before_ms is None:
-                if self.result.records == 0 and self.expected == self.start and self._head_deleted():
-                    raise OffsetGapError(
-                        f"{self.label}: offsets {self.start}-{high - 1} are missing: the partition ends "
-                        f"at {high} with none of them readable; they were deleted before they were archived"
-                    )
-                self.record_gap(self.expected, high)
-            self._stop(max(high, self.expected), "end_of_partition")
+            cut = self.end_offset
+            end, reason = (cut, "cut") if cut is not None and high >= cut else (high, "end_of_partition")
+            if self.skip_before_ms is not None:
+                self._skip_to(max(end, self.expected))
+            elif end > self.expected:
+                self._missing(end, f"the partition ends at {high} with none of them readable")
+            self._stop(max(end, self.expected), reason)
             return
         if code in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
             raise OffsetGapError(
@@ -173,33 +194,57 @@ class ReadCursor:
             raise BackupPipelinesError(f"{self.label}: Kafka error {error.str()}")
         log.warning("%s: transient Kafka error, retrying: %s", self.label, error)
 
-    def accept(self, message: Any) -> bool:
-        """Whether ``message`` belongs to the archive; sets ``done`` when it is the cut."""
-        offset: int = message.offset()
+    def accept(self, offset: int, ts_type: int, ts: int) -> bool:
+        """Whether the record at ``offset`` belongs to the archive; sets ``done`` at the cut."""
         if offset < self.expected:
             return False  # already seen (a re-fetch after a reconnect)
-        ts_type, ts = message.timestamp()
         result = self.result
+        cut = self.end_offset
         if self.skip_before_ms is not None:
+            if cut is not None and offset >= cut:
+                self._skip_to(cut)
+                self._stop(cut, "cut")
+                return False
             if ts_type and ts < self.skip_before_ms:
                 result.skipped_before_window += 1
                 self.expected = result.start_offset = offset + 1
                 return False
-            self.skip_before_ms = None
-            self.expected = result.start_offset = offset
+            self._skip_to(offset)
         if offset > self.expected:
-            if result.records == 0 and self.expected == self.start and self._head_deleted():
-                raise OffsetGapError(
-                    f"{self.label}: offsets {self.expected}-{offset - 1} are missing: the first record "
-                    f"read is at {offset}; they were deleted before they were archived"
-                )
-            self.record_gap(self.expected, offset)
-        if self.end_time_ms is not None and ts_type and ts >= self.end_time_ms:
-            self._stop(offset, "window_end")
+            end = offset if cut is None else min(offset, cut)
+            self._missing(end, f"the first record read is at {offset}")
+            self.expected = end
+        if cut is not None and offset >= cut:
+            self._stop(cut, "cut")
             return False
         if self.max_records is not None and result.records >= self.max_records:
             self._stop(offset, "max_records")
             return False
         result.records += 1
         self.expected = offset + 1
+        if cut is not None and self.expected == cut:
+            self._stop(cut, "cut")
         return True
+
+    def take(self, offsets: Sequence[int], stamps: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """The slice ``[i, j)`` of a batch of records (in offset order, without error events) that
+        belongs to the archive; the common case, a batch that continues the read without a jump
+        and ends before the cut, is decided without looking at each record."""
+        n = len(offsets)
+        if self.done or not n:
+            return 0, 0
+        first, last, cut, limit = offsets[0], offsets[-1], self.end_offset, self.max_records
+        if (
+            self.skip_before_ms is None
+            and first == self.expected
+            and last - first == n - 1
+            and (cut is None or last < cut)
+            and (limit is None or self.result.records + n <= limit)
+        ):
+            self.result.records += n
+            self.expected = last + 1
+            if cut is not None and self.expected == cut:
+                self._stop(cut, "cut")
+            return 0, n
+        taken = [k for k in range(n) if not self.done and self.accept(offsets[k], *stamps[k])]
+        return (taken[0], taken[-1] + 1) if taken else (0, 0)

@@ -52,11 +52,43 @@ def loss_alert(cfg: BackupConfig, findings: Sequence[GuardFinding], *, run_id: s
     return "; ".join(lines)
 
 
+def backlog_alert(cfg: BackupConfig, findings: Sequence[GuardFinding], *, run_id: str) -> str:
+    """Email the on-call: records not archived yet that Kafka's retention is about to delete."""
+    from backup_pipelines.core import notify
+
+    lines = [line for f in findings for line in f.at_risk]
+    topics = ", ".join(sorted({f.topic for f in findings if f.at_risk}))
+    body = (
+        notify.Body()
+        .para(
+            f"The Kafka retention guard of kafka_weekly_glacier_archive (run {run_id}) found records that "
+            "no archive holds yet and that are older than the topic's retention.ms minus "
+            "kafka_archive.retention_grace: Kafka may delete them before they are archived."
+        )
+        .items(lines)
+        .para(
+            "This run archives them now; a failed or late run loses them. Raise retention.ms or run the "
+            "archive more often. See docs/runbooks/kafka-event-recovery.md, section 'Backlog at risk'."
+        )
+    )
+    subject = f"[backup-pipelines] RPO BREACH: Kafka backlog at risk of deletion before archiving ({topics})"
+    notify.send(
+        notify.Message.of(subject, body),
+        smtp_conn_id=cfg.connections.smtp,
+        from_email=cfg.alerts.from_email,
+        to=cfg.alerts.recipients,
+    )
+    return "; ".join(lines)
+
+
 class KafkaArchiveGuardOperator(BaseOperator):
     """Retention guard and plan: one archive spec per topic-partition (the map of the next task).
 
-    Fails (with an email naming topic, partition and offsets) when a partition's low watermark is
-    past the next offset to archive; warns when ``retention.ms`` < window + grace.
+    Fails before any task is mapped when a configured topic does not exist (naming the closest
+    existing topics). Fails (with an email naming topic, partition and offsets) when a partition's
+    low watermark is past the next offset to archive; emails (and goes on archiving) when records
+    not archived yet are older than ``retention.ms`` minus the grace; warns when ``retention.ms``
+    < window + grace.
     """
 
     template_fields: Sequence[str] = ()
@@ -76,6 +108,9 @@ class KafkaArchiveGuardOperator(BaseOperator):
         if any(f.lost for f in findings):
             detail = loss_alert(cfg, findings, run_id=context["ti"].run_id)
             raise OffsetGapError(f"Kafka offsets deleted before they were archived: {detail}")
+        if any(f.at_risk for f in findings):
+            detail = backlog_alert(cfg, findings, run_id=context["ti"].run_id)
+            self.log.warning("Kafka backlog at risk of deletion before archiving: %s", detail)
         self.log.info("archive plan: %d topic-partition(s) for window [%s, %s)", len(specs), start, end)
         return [spec.model_dump(mode="json") for spec in specs]
 

@@ -7,11 +7,11 @@ Files are zstd-compressed Parquet; ``kafka.writer`` writes them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -52,6 +52,45 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes | None]] | None
+
+
+@dataclass(frozen=True)
+class RecordColumns:
+    """Records of one partition as confluent-kafka hands them over, column by column: what the
+    consuming thread passes to the writer (no per-record object of our own on the hot path)."""
+
+    offsets: list[int]
+    stamps: list[tuple[int, int]]  # (timestamp type, timestamp ms) as ``Message.timestamp()``
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    headers: list[list[tuple[str, bytes | None]] | None]
+
+    @classmethod
+    def of(cls, messages: Sequence[Any]) -> RecordColumns:
+        """The columns of consumed messages (none of them an error event)."""
+        return cls(
+            [m.offset() for m in messages],
+            [m.timestamp() for m in messages],
+            [m.key() for m in messages],
+            [m.value() for m in messages],
+            [m.headers() for m in messages],
+        )
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def slice(self, i: int, j: int) -> RecordColumns:
+        if i == 0 and j == len(self.offsets):
+            return self
+        return RecordColumns(
+            self.offsets[i:j], self.stamps[i:j], self.keys[i:j], self.values[i:j], self.headers[i:j]
+        )
+
+    def records(self, topic: str, partition: int) -> Iterator[Record]:
+        for offset, (ts_type, ts), key, value, headers in zip(
+            self.offsets, self.stamps, self.keys, self.values, self.headers, strict=True
+        ):
+            yield Record(topic, partition, offset, ts_type, ts if ts_type else None, key, value, headers)
 
 
 @dataclass

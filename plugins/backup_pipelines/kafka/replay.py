@@ -206,25 +206,9 @@ class Replayer:
         For comparisons after a replay (the DR drill compares them record for record).
         """
         result = ReadResult(topic, partition, requested_start=start_offset, start_offset=start_offset)
-        records = []
-        for message in self.kafka.read_partition(
-            topic, partition, start_offset, result, max_records=max_records
-        ):
-            ts_type, ts = message.timestamp()
-            headers = message.headers()
-            records.append(
-                Record(
-                    topic=topic,
-                    partition=partition,
-                    offset=message.offset(),  # type: ignore[arg-type]
-                    timestamp_type=ts_type,
-                    timestamp_ms=ts if ts_type else None,
-                    key=message.key(),
-                    value=message.value(),
-                    headers=list(headers) if headers is not None else None,  # type: ignore[arg-type]
-                )
-            )
-        return records
+        return list(
+            self.kafka.read_partition(topic, partition, start_offset, result, max_records=max_records)
+        )
 
 
 # -- replay of archived ranges ---------------------------------------------------------------------

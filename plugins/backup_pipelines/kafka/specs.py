@@ -20,6 +20,9 @@ class PartitionSpec(_Xcom):
     partition: int
     start_offset: int | None
     start_mode: Literal["continue", "earliest", "window_start"]
+    # The cut: the partition's end offset observed when the plan ran (None: read to the end).
+    end_offset: int | None = None
+    cut_observed_at: datetime | None = None
     interval_start: datetime
     interval_end: datetime
     recovery_point_id: str
@@ -45,11 +48,15 @@ class PartitionResult(_Xcom):
     stopped_by: str
     no_record: dict[str, Any] = {}
     skipped_before_window: int = 0
+    # Records stamped outside the window: before its start, at or after its end, without one.
+    outside_window: dict[str, int] = {}
+    cut_observed_at: datetime | None = None
 
     @classmethod
     def of(cls, spec: PartitionSpec, **fields: Any) -> PartitionResult:
         keep = spec.model_dump(include={"topic", "partition", "interval_start", "interval_end"})
         keep |= spec.model_dump(include={"recovery_point_id", "previous", "retention_warning"})
+        keep |= spec.model_dump(include={"cut_observed_at"})
         return cls(**keep, **fields)
 
 
@@ -60,3 +67,5 @@ class GuardFinding:
     topic: str
     lost: list[dict[str, Any]] = field(default_factory=list)
     retention_warning: str | None = None
+    # Partitions whose oldest record not yet archived is older than retention minus grace.
+    at_risk: list[str] = field(default_factory=list)

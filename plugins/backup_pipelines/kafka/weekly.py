@@ -1,8 +1,10 @@
 """The weekly archive of the configured topics, one Airflow task per step.
 
-1. ``plan`` (the retention guard): one ``PartitionSpec`` per topic-partition, continuing where the
-   previous archive of the topic ended; the guard finds offsets Kafka deleted before they were
-   archived, and topics whose ``retention.ms`` is shorter than the window plus grace.
+1. ``plan`` (the retention guard, ``kafka.plan``): one ``PartitionSpec`` per topic-partition, from
+   where the previous archive of the topic ended to the cut (the end offset observed when the
+   window closed); the guard finds offsets Kafka deleted before they were archived, topics whose
+   ``retention.ms`` is shorter than the window plus grace, and records not yet archived that are
+   older than retention minus grace.
 2. ``archive`` (mapped): one partition of the window into files (``kafka.archive``).
 3. ``check``: gap-free, overlap-free coverage against the previous archive (``kafka.coverage``).
 4. ``write_manifests``: one manifest per topic, written last.
@@ -19,20 +21,19 @@ from typing import Any
 from backup_pipelines.core import clock
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig
-from backup_pipelines.core.errors import OffsetGapError
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest, ObjectEntry, OffsetRange, Verification
 from backup_pipelines.core.s3 import BackupS3Hook
 from backup_pipelines.kafka.archive import (
     KEY_RANGE,
     archive_partition,
-    recovery_point_id,
     to_ms,
     upload_archive_file,
 )
 from backup_pipelines.kafka.client import KafkaClient
 from backup_pipelines.kafka.coverage import check_contiguity
 from backup_pipelines.kafka.parquet import ArchiveFile
+from backup_pipelines.kafka.plan import ArchivePlanner, previous_archive
 from backup_pipelines.kafka.specs import GuardFinding, PartitionResult, PartitionSpec
 
 log = logging.getLogger(__name__)
@@ -56,93 +57,14 @@ class WeeklyArchive:
         return cls(KafkaClient.from_config(cfg), s3, Catalog.from_config(cfg, s3=s3), cfg)
 
     def previous(self, topic: str, interval_start: datetime, interval_end: datetime) -> Manifest | None:
-        """The archive this window continues: the newest one that ends at or before its start.
-
-        An archive of a *later* window means this window is being run out of order: refused, as
-        it would overlap offsets already archived.
-        """
-        listing = self.catalog.list_points(KIND, topic)
-        this_id = recovery_point_id(interval_end)
-        later = [
-            p
-            for p in listing.points
-            if p.recovery_point_id != this_id
-            and p.interval_end is not None
-            and p.interval_end > interval_start
-        ]
-        if later:
-            raise OffsetGapError(
-                f"topic {topic!r}: archive {later[-1].recovery_point_id} already covers a window "
-                f"ending after {interval_start.isoformat()}; archives are made in window order "
-                "(offsets would overlap)"
-            )
-        earlier = [
-            p for p in listing.points if p.interval_end is not None and p.interval_end <= interval_start
-        ]
-        return max(earlier, key=lambda p: p.interval_end or interval_start) if earlier else None
+        """The archive this window continues (``kafka.plan.previous_archive``)."""
+        return previous_archive(self.catalog, topic, interval_start, interval_end)
 
     def plan(
         self, interval_start: datetime, interval_end: datetime
     ) -> tuple[list[PartitionSpec], list[GuardFinding]]:
-        """One spec per topic-partition, and the guard's findings (data lost, short retention)."""
-        specs: list[PartitionSpec] = []
-        findings: list[GuardFinding] = []
-        for topic in self.section.topics:
-            finding = GuardFinding(topic.name)
-            findings.append(finding)
-            specs += self._plan_topic(topic.name, interval_start, interval_end, finding)
-        return specs, findings
-
-    def _plan_topic(
-        self, name: str, interval_start: datetime, interval_end: datetime, finding: GuardFinding
-    ) -> list[PartitionSpec]:
-        rp_id = recovery_point_id(interval_end)
-        existing = self.catalog.get(KIND, name, rp_id)
-        previous = None if existing else self.previous(name, interval_start, interval_end)
-        prev_end = {o.partition: o.end_offset for o in (previous.offsets if previous else [])}
-        finding.retention_warning = self.retention_warning(name, interval_end - interval_start)
-        partitions = self.kafka.partitions(name)
-        marks = {} if existing else self.kafka.partition_watermarks(name, partitions)
-        specs = []
-        for partition in partitions:
-            start = prev_end.get(partition)
-            if not existing:
-                low, high = marks[partition]
-                log.info(
-                    "%s[%d]: watermarks low=%d high=%d (high is not trusted)", name, partition, low, high
-                )
-                if start is not None and low > start:
-                    finding.lost.append({"partition": partition, "first": start, "last": low - 1})
-            specs.append(
-                PartitionSpec(
-                    topic=name,
-                    partition=partition,
-                    start_offset=start,
-                    start_mode="continue"
-                    if start is not None
-                    else ("earliest" if previous else "window_start"),
-                    interval_start=interval_start,
-                    interval_end=interval_end,
-                    recovery_point_id=rp_id,
-                    previous=previous.recovery_point_id if previous else None,
-                    existing=existing is not None,
-                    retention_warning=finding.retention_warning,
-                )
-            )
-        return specs
-
-    def retention_warning(self, topic: str, window: Any) -> str | None:
-        retention = self.kafka.retention_ms(topic)
-        needed = window + self.section.retention_grace
-        if retention is None or retention >= needed.total_seconds() * 1000:
-            return None
-        warning = (
-            f"topic {topic!r}: retention.ms={retention} ({retention / 3_600_000:.1f} h) is shorter than the "
-            f"archive window plus grace ({needed.total_seconds() / 3600:.1f} h); a late or failed run can "
-            "lose events before they are archived"
-        )
-        log.warning("retention guard: %s", warning)
-        return warning
+        """One spec per topic-partition, and the guard's findings (``kafka.plan``)."""
+        return ArchivePlanner(self.kafka, self.catalog, self.section).plan(interval_start, interval_end)
 
     def archive(self, spec: PartitionSpec, *, spool_dir: Path | str | None = None) -> PartitionResult:
         """Archive one topic-partition of the window; returns its range and files (for XCom)."""
@@ -157,6 +79,8 @@ class WeeklyArchive:
             start = self.kafka.watermarks(topic, partition)[0]
         else:
             start = self.kafka.offset_for_time(topic, partition, to_ms(spec.interval_start))
+            if spec.end_offset is not None:
+                start = min(start, spec.end_offset)
             skip_before = to_ms(spec.interval_start)
         now = clock.utcnow()
 
@@ -178,8 +102,9 @@ class WeeklyArchive:
             topic=topic,
             partition=partition,
             start_offset=start,
+            end_offset=spec.end_offset,
             skip_before_ms=skip_before,
-            end_time_ms=to_ms(spec.interval_end),
+            window_ms=(to_ms(spec.interval_start), to_ms(spec.interval_end)),
             upload=_upload,
             file_max_bytes=self.section.file_max_bytes,
             row_group_rows=self.section.row_group_rows,
@@ -195,6 +120,7 @@ class WeeklyArchive:
             stopped_by=result.stopped_by,
             no_record=result.no_record(),
             skipped_before_window=result.skipped_before_window,
+            outside_window=result.outside_window,
         )
 
     def _already_archived(self, spec: PartitionSpec) -> PartitionResult:
@@ -332,9 +258,28 @@ class WeeklyArchive:
                 "stopped_by": {str(r.partition): r.stopped_by for r in rows},
                 "skipped_before_window": sum(r.skipped_before_window for r in rows),
                 "offsets_without_record": {str(r.partition): r.no_record for r in rows if r.no_record},
+                "stamped_outside_window": _outside_window(rows),
+                "cut_observed_at": _iso(rows[0].cut_observed_at),
                 "retention_warning": rows[0].retention_warning,
             },
         )
+
+
+def _outside_window(rows: Sequence[PartitionResult]) -> dict[str, Any]:
+    """How many archived records are stamped before the window, at or after its end, or not at
+    all: in total and per partition (partitions with none left out)."""
+    kinds = ("before", "after", "none")
+    total = {kind: sum(r.outside_window.get(kind, 0) for r in rows) for kind in kinds}
+    by_partition = {
+        str(r.partition): {kind: r.outside_window.get(kind, 0) for kind in kinds}
+        for r in rows
+        if any(r.outside_window.get(kind) for kind in kinds)
+    }
+    return {**total, "by_partition": by_partition}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _software() -> dict[str, str]:

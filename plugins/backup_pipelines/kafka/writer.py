@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backup_pipelines.core.checksums import file_sha256
-from backup_pipelines.kafka.parquet import COMPRESSION, ArchiveFile, Record, arrow_schema
+from backup_pipelines.kafka.parquet import COMPRESSION, ArchiveFile, Record, RecordColumns, arrow_schema
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,20 @@ class _Chunk:
     """Column lists of the records not yet converted to Arrow (at most ``chunk_rows`` of them)."""
 
     offsets: list[int] = field(default_factory=list)
-    timestamps: list[int | None] = field(default_factory=list)
-    types: list[int] = field(default_factory=list)
+    stamps: list[tuple[int, int]] = field(default_factory=list)  # (type, ms); type 0: none
     keys: list[bytes | None] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
     headers: list[list[tuple[str, bytes | None]] | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+    def extend(self, columns: RecordColumns, i: int, j: int) -> None:
+        self.offsets += columns.offsets[i:j]
+        self.stamps += columns.stamps[i:j]
+        self.keys += columns.keys[i:j]
+        self.values += columns.values[i:j]
+        self.headers += columns.headers[i:j]
 
 
 @dataclass
@@ -84,6 +90,7 @@ class PartitionArchiveWriter:
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         spool_dir: Path | str | None = None,
         compression_level: int | None = None,
+        window_ms: tuple[int, int] | None = None,
     ) -> None:
         import pyarrow as pa
 
@@ -101,6 +108,10 @@ class PartitionArchiveWriter:
         self.records = 0
         self.raw_bytes = 0
         self.last_offset: int | None = None
+        # Records stamped outside ``window_ms`` ([start, end) in ms): before it, at or after its
+        # end, or without a timestamp (type 0, or a negative one such as Kafka's -1).
+        self.window_ms = window_ms
+        self.outside_window = {"before": 0, "after": 0, "none": 0}
         self._pool = pa.system_memory_pool()
         self._chunk = _Chunk()
         self._group = _RowGroup()
@@ -126,8 +137,7 @@ class PartitionArchiveWriter:
         self.last_offset = offset
         chunk = self._chunk
         chunk.offsets.append(offset)
-        chunk.timestamps.append(timestamp_ms if timestamp_type else None)
-        chunk.types.append(timestamp_type)
+        chunk.stamps.append((timestamp_type, -1 if timestamp_ms is None else timestamp_ms))
         chunk.keys.append(key)
         chunk.values.append(value)
         # Headers go to Arrow as confluent-kafka hands them over: (str, bytes | None) tuples.
@@ -148,6 +158,36 @@ class PartitionArchiveWriter:
             record.value,
             record.headers,
         )
+
+    def add_columns(self, columns: RecordColumns) -> None:
+        """``add`` for a batch of records in offset order: the same chunks, row groups and files
+        as adding them one by one, decided per run of records instead of per record."""
+        n = len(columns)
+        if not n:
+            return
+        if self.last_offset is not None and columns.offsets[0] <= self.last_offset:
+            raise ValueError(
+                f"{self.topic}[{self.partition}]: offset {columns.offsets[0]} after {self.last_offset}; "
+                "records must arrive in increasing offset order"
+            )
+        self.last_offset = columns.offsets[-1]
+        i = 0
+        while i < n:
+            chunk, group = self._chunk, self._group
+            # Records until a chunk is converted (add's first test) ...
+            take = min(self.chunk_rows - len(chunk), self.row_group_rows - group.rows - len(chunk), n - i)
+            # ... and until the estimated bytes reach the row-group limit (add's second test).
+            budget = self.row_group_bytes - group.estimated_bytes
+            weight = _weight(columns, i, i + take)
+            if weight >= budget:
+                take, weight = _first_over(columns, i, i + take, budget)
+            chunk.extend(columns, i, i + take)
+            group.estimated_bytes += weight
+            i += take
+            if len(chunk) >= self.chunk_rows or group.rows + len(chunk) >= self.row_group_rows:
+                self._convert_chunk()
+            if group.rows >= self.row_group_rows or group.estimated_bytes >= self.row_group_bytes:
+                self._flush_row_group()
 
     def _open(self) -> None:
         import pyarrow.parquet as pq
@@ -179,13 +219,17 @@ class PartitionArchiveWriter:
         if not n:
             return
         pool = self._pool
+        types = [stamp[0] for stamp in chunk.stamps]
+        timestamps: list[int | None] = [stamp[1] for stamp in chunk.stamps]
+        if 0 in types:
+            timestamps = [ts if kind else None for kind, ts in zip(types, timestamps, strict=True)]
         batch = pa.record_batch(
             [
                 pa.array([self.topic] * n, pa.string(), memory_pool=pool),
                 pa.array([self.partition] * n, pa.int32(), memory_pool=pool),
                 pa.array(chunk.offsets, pa.int64(), memory_pool=pool),
-                pa.array(chunk.timestamps, pa.timestamp("ms", tz="UTC"), memory_pool=pool),
-                pa.array(chunk.types, pa.int8(), memory_pool=pool),
+                pa.array(timestamps, pa.timestamp("ms", tz="UTC"), memory_pool=pool),
+                pa.array(types, pa.int8(), memory_pool=pool),
                 pa.array(chunk.keys, pa.binary(), memory_pool=pool),
                 pa.array(chunk.values, pa.binary(), memory_pool=pool),
                 pa.array(chunk.headers, self.schema.field("headers").type, memory_pool=pool),
@@ -195,11 +239,13 @@ class PartitionArchiveWriter:
         group = self._group
         if group.first_offset is None:
             group.first_offset = chunk.offsets[0]
-            group.first_timestamp = chunk.timestamps[0]
+            group.first_timestamp = timestamps[0]
         group.last_offset = chunk.offsets[-1]
-        group.last_timestamp = chunk.timestamps[-1]
+        group.last_timestamp = timestamps[-1]
         # As integers: a producer may set any int64 CreateTime, beyond what datetime can hold.
-        bounds = pc.min_max(batch.column("timestamp").cast(pa.int64())).as_py()
+        stamped = batch.column("timestamp").cast(pa.int64())
+        self._count_outside_window(stamped)
+        bounds = pc.min_max(stamped).as_py()
         if bounds["min"] is not None:
             lo, hi = int(bounds["min"]), int(bounds["max"])
             group.min_timestamp = lo if group.min_timestamp is None else min(group.min_timestamp, lo)
@@ -208,6 +254,18 @@ class PartitionArchiveWriter:
         group.rows += n
         group.batches.append(batch)
         self._chunk = _Chunk()
+
+    def _count_outside_window(self, stamped: Any) -> None:
+        if self.window_ms is None:
+            return
+        import pyarrow.compute as pc
+
+        start, end = self.window_ms
+        counts = self.outside_window
+        negative = pc.sum(pc.less(stamped, 0)).as_py() or 0
+        counts["none"] += stamped.null_count + negative
+        counts["before"] += (pc.sum(pc.less(stamped, start)).as_py() or 0) - negative
+        counts["after"] += pc.sum(pc.greater_equal(stamped, end)).as_py() or 0
 
     def _flush_row_group(self) -> None:
         import pyarrow as pa
@@ -308,3 +366,21 @@ def _raw_bytes(batch: Any) -> int:
         + _len(pc.struct_field(headers, "key"))
         + _len(pc.struct_field(headers, "value"))
     )
+
+
+def _first_over(columns: RecordColumns, i: int, j: int, budget: int) -> tuple[int, int]:
+    """How many records from ``i`` on bring the estimate to ``budget``, and their weight."""
+    total = 0
+    for k in range(i, j):
+        key, value = columns.keys[k], columns.values[k]
+        total += 16 + len(key or b"") + len(value or b"")
+        if total >= budget:
+            return k - i + 1, total
+    return j - i, total
+
+
+def _weight(columns: RecordColumns, i: int, j: int) -> int:
+    """``add``'s estimate of records ``[i, j)``: 16 bytes each plus key and value."""
+    keys = columns.keys[i:j] if j - i < len(columns.keys) else columns.keys
+    values = columns.values[i:j] if j - i < len(columns.values) else columns.values
+    return 16 * (j - i) + sum(map(len, filter(None, keys))) + sum(map(len, filter(None, values)))

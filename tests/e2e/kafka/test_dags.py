@@ -1,8 +1,9 @@
 """kafka_weekly_glacier_archive and kafka_archive_replay end to end on the embedded stack.
 
-Two consecutive weekly runs archive every produced offset of their windows exactly once; the
-retention guard fails a run with an email when offsets were deleted; a replay of a window into a
-new topic reproduces keys, values, headers and timestamps byte for byte.
+Two consecutive weekly runs, each after its week's events were written, archive every offset
+exactly once (each run up to the end it observed: later-stamped events written before it are in
+it, and counted); the retention guard fails a run with an email when offsets were deleted; a
+replay of a window into a new topic reproduces keys, values, headers and timestamps byte for byte.
 """
 
 from __future__ import annotations
@@ -75,18 +76,25 @@ def _produced(bootstrap: str, topic: str) -> dict[int, list[tuple[int, int]]]:
     return out
 
 
-def _seed(bootstrap: str, topic: str, **options: Any) -> None:
-    """The test's events (``options`` go to ``seed_kafka``, e.g. ``retention_ms``, ``producer_config``)."""
+def _seed(bootstrap: str, topic: str, week: int, **options: Any) -> None:
+    """The events written before week ``week``'s run (``options`` go to ``seed_kafka``, e.g.
+    ``retention_ms``, ``producer_config``): week 1 from 2 days before it, week 2 up to 3 days after
+    it (written before its run, stamped after its window), so both edges are crossed."""
     from backup_pipelines.dev.sample_data import seed_kafka
 
-    # Events from 2 days before week 1 to 3 days after week 2: both edges are crossed.
+    start, end = (
+        (WEEK1_START - timedelta(days=2), WEEK1_END)
+        if week == 1
+        else (WEEK1_END, WEEK2_END + timedelta(days=3))
+    )
     seed_kafka(
         bootstrap,
         topic,
-        start=WEEK1_START - timedelta(days=2),
-        end=WEEK2_END + timedelta(days=3),
-        messages=MESSAGES,
+        start=start,
+        end=end,
+        messages=MESSAGES // 2,
         partitions=PARTITIONS,
+        seed=week,
         **{"retention_ms": 30 * 86_400_000, **options},
     )
 
@@ -107,14 +115,13 @@ def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_wind
 
     topic = f"e2e-archive-{uuid.uuid4().hex[:8]}"
     write_config(_config(example_config, topic))
-    _seed(embedded_stack.kafka_bootstrap, topic)
-    produced = _produced(embedded_stack.kafka_bootstrap, topic)
-    assert sum(len(v) for v in produced.values()) == MESSAGES
-
     dag = _dag("kafka_weekly_glacier_archive")
-    for end in (WEEK1_END, WEEK2_END):
+    for week, end in enumerate((WEEK1_END, WEEK2_END), start=1):
+        _seed(embedded_stack.kafka_bootstrap, topic, week)
         run = run_dag_in_process(dag, logical_date=end)
         assert str(run.state).endswith("success"), f"archive run for {end} ended {run.state}"
+    produced = _produced(embedded_stack.kafka_bootstrap, topic)
+    assert sum(len(v) for v in produced.values()) == MESSAGES
 
     cfg = load_config()
     catalog = Catalog.from_config(cfg)
@@ -152,10 +159,15 @@ def test_two_weekly_runs_archive_every_offset_once_then_replay_reproduces_a_wind
     for o in second.offsets:
         assert o.start_offset == first_ranges[o.partition].end_offset, "gap or overlap between runs"
     for p, rows in produced.items():
-        expected = [off for off, ts in rows if _ms(WEEK1_START) <= ts < _ms(WEEK2_END)]
-        assert archived[p] == expected, f"partition {p}: archived offsets differ from the two windows"
+        # The first run starts at the window start; from there on every offset written before
+        # the second run, whatever its timestamp, is archived once.
+        expected = [off for off, ts in rows if ts >= _ms(WEEK1_START)]
+        assert archived[p] == expected, f"partition {p}: archived offsets differ from what was written"
         assert len(set(archived[p])) == len(archived[p])
     assert first.message_count + second.message_count == sum(len(v) for v in archived.values())
+    late = sum(1 for rows in produced.values() for _, ts in rows if ts >= _ms(WEEK2_END))
+    assert late > 0 and second.details["stamped_outside_window"]["after"] == late
+    assert first.details["stamped_outside_window"]["after"] == 0
     assert any(len([o for o in first.objects if o.partition == p]) > 1 for p in range(PARTITIONS)), (
         "file_max_bytes=4 KiB must split files"
     )
@@ -210,7 +222,8 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     topic = f"e2e-guard-{uuid.uuid4().hex[:8]}"
     # retention.ms of 3 days < 7-day window + 1-day grace: a warning in the manifest.
     write_config(_config(example_config, topic))
-    _seed(faulty_kafka.bootstrap, topic, retention_ms=3 * 86_400_000, producer_config=SMALL_BATCHES)
+    options = {"retention_ms": 3 * 86_400_000, "producer_config": SMALL_BATCHES}
+    _seed(faulty_kafka.bootstrap, topic, 1, **options)
     dag = _dag("kafka_weekly_glacier_archive")
     run = run_dag_in_process(dag, logical_date=WEEK1_END)
     assert str(run.state).endswith("success")
@@ -219,6 +232,7 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     assert "retention.ms=259200000" in first.details["retention_warning"]
     end_p1 = next(o.end_offset for o in first.offsets if o.partition == 1)
 
+    _seed(faulty_kafka.bootstrap, topic, 2, **options)
     low = faulty_kafka.drop_batches_through(topic, 1, end_p1)
     mails_before = len(embedded_stack.mailbox())
     run = run_dag_in_process(dag, logical_date=WEEK2_END)

@@ -53,7 +53,7 @@ def _hook(faulty_kafka: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _archive_with_fault(hook: Any, topic: str, fault: Callable[[], None]) -> tuple[Any, list[int], int]:
-    """Archive the whole partition; ``fault`` runs once 200 records are archived, in the consuming
+    """Archive the whole partition; ``fault`` runs once 200 records are read, in the consuming
     thread (librdkafka's own threads hold the connections and meet the fault). Not in a thread of
     its own: a restarted broker dies with the thread that started it (``PR_SET_PDEATHSIG``).
     Returns the result, every archived offset in file order, and where the fault hit."""
@@ -77,7 +77,7 @@ def _archive_with_fault(hook: Any, topic: str, fault: Callable[[], None]) -> tup
         topic=topic,
         partition=0,
         start_offset=0,
-        end_time_ms=None,
+        end_offset=None,
         upload=keep,
         file_max_bytes=16_384,
         row_group_rows=100,
@@ -102,7 +102,7 @@ def test_broker_frozen_mid_consume_is_waited_out_without_loss(
         result, offsets, at = _archive_with_fault(hook, topic, lambda: faulty_kafka.freeze(6.0))
     finally:
         faulty_kafka.thaw()
-    assert at == 200 and faulty_kafka.freezes == 1, "the broker was frozen mid-consume"
+    assert 200 <= at < MESSAGES and faulty_kafka.freezes == 1, "the broker was frozen mid-consume"
     _assert_every_offset_archived_once(result, offsets)
 
 
@@ -118,7 +118,7 @@ def test_connections_cut_mid_consume_are_survived_without_loss(
         cut.append(faulty_kafka.proxy.cut(down_for=3))
 
     result, offsets, at = _archive_with_fault(hook, topic, cut_everything)
-    assert at == 200 and cut[0] >= 1, "connections were open and cut mid-consume"
+    assert 200 <= at < MESSAGES and cut[0] >= 1, "connections were open and cut mid-consume"
     _assert_every_offset_archived_once(result, offsets)
 
 
@@ -130,7 +130,8 @@ def test_broker_killed_and_restarted_mid_consume_loses_nothing(
     hook = _hook(faulty_kafka, monkeypatch)
     first_pid = faulty_kafka.service.proc.pid
     result, offsets, at = _archive_with_fault(hook, topic, faulty_kafka.kill_and_restart)
-    assert at == 200 and faulty_kafka.service.proc.pid != first_pid, "the broker was restarted mid-consume"
+    restarted = faulty_kafka.service.proc.pid != first_pid
+    assert 200 <= at < MESSAGES and restarted, "the broker was restarted mid-consume"
     _assert_every_offset_archived_once(result, offsets)
 
 

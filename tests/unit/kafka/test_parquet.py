@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,3 +116,74 @@ def test_timestamps_beyond_what_a_datetime_holds_are_archived_and_read_back(tmp_
     # The manifest index holds datetimes: clamped, still ordered.
     assert ms_to_datetime(archive.max_timestamp_ms).year == 9999
     assert ms_to_datetime(-86_400_000) == datetime(1969, 12, 31, tzinfo=UTC)
+
+
+def test_batches_make_the_same_files_byte_for_byte_as_records_one_by_one(tmp_path: Path) -> None:
+    """The archive hands the writer consumed batches (``add_columns``): chunks, row groups (by
+    count and by bytes) and file splits must be those of adding the records one at a time, so the
+    same input always gives the same files and manifest."""
+    from backup_pipelines.core.checksums import file_sha256
+    from backup_pipelines.kafka.parquet import RecordColumns
+
+    noise = random.Random(5)
+    rows = []
+    offset = 1_000
+    for i in range(3_000):
+        big = i % 97 == 0  # large values trip the row group's byte limit mid-batch
+        offset += 2 if i % 11 == 0 else 1  # jumps, as over transaction markers
+        rows.append(
+            (
+                offset,
+                (0, -1) if i % 13 == 0 else (1, [-1, 2**62, 1_700_000_000_000 + i][i % 3]),
+                None if i % 17 == 0 else b"k%d" % i,
+                noise.randbytes(5_000 if big else i % 50) if i % 19 else None,
+                None if i % 7 == 0 else [("h", b"%d" % i), ("h", None)],
+            )
+        )
+    offsets, stamps, keys, values, headers = (list(col) for col in zip(*rows, strict=True))
+    settings = {"file_max_bytes": 30_000, "row_group_rows": 300, "row_group_bytes": 9_000, "chunk_rows": 64}
+
+    def write(name: str, feed: object) -> list:
+        files: list = []
+        folder = tmp_path / name
+        writer = PartitionArchiveWriter(
+            topic="t", partition=1, on_file=files.append, spool_dir=folder, **settings
+        )
+        feed(writer)  # type: ignore[operator]
+        writer.close()
+        return files
+
+    def one_by_one(writer: PartitionArchiveWriter) -> None:
+        for offset, (kind, ts), key, value, hdrs in rows:
+            writer.add(offset, kind, ts if kind else None, key, value, hdrs)
+
+    def in_batches(writer: PartitionArchiveWriter) -> None:
+        i = 0
+        for size in itertools.cycle([1, 250, 7, 1_000, 33]):
+            if i >= len(rows):
+                break
+            writer.add_columns(
+                RecordColumns(offsets[i : i + size], stamps[i : i + size], keys[i : i + size],
+                              values[i : i + size], headers[i : i + size])
+            )  # fmt: skip
+            i += size
+
+    expected, actual = write("records", one_by_one), write("batches", in_batches)
+    assert len(expected) > 3, "the data must split into several files"
+    assert [(f.first_offset, f.last_offset, f.records, f.raw_bytes) for f in actual] == [
+        (f.first_offset, f.last_offset, f.records, f.raw_bytes) for f in expected
+    ]
+    assert [file_sha256(f.path) for f in actual] == [file_sha256(f.path) for f in expected]
+    assert [r.offset for f in actual for r in read_records(f.path)] == offsets
+
+
+def test_records_stamped_outside_the_window_are_counted(tmp_path: Path) -> None:
+    writer = PartitionArchiveWriter(
+        topic="t", partition=0, on_file=lambda f: None, spool_dir=tmp_path, window_ms=(1_000, 2_000)
+    )
+    for offset, (kind, ts) in enumerate(
+        [(1, 999), (1, 1_000), (1, 1_999), (1, 2_000), (1, -1), (0, -1), (1, 2**62)]
+    ):
+        writer.add(offset, kind, ts if kind else None, b"k", b"v", None)
+    writer.close()
+    assert writer.outside_window == {"before": 1, "after": 2, "none": 2}
