@@ -8,6 +8,7 @@ replay of a window into a new topic reproduces keys, values, headers and timesta
 
 from __future__ import annotations
 
+import html
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -246,3 +247,33 @@ def test_retention_guard_fails_with_an_email_when_offsets_were_deleted(
     body = loss[0].get_body(("html", "plain")).get_content()
     assert topic in str(loss[0]["Subject"])
     assert f"{topic}[1]: offsets {end_p1}-{low - 1} ({low - end_p1} events)" in body
+
+
+def test_a_misspelt_topic_fails_the_run_before_any_partition_task_and_writes_nothing(
+    embedded_stack: Any, s3: Any, write_config: Any, example_config: dict[str, Any]
+) -> None:
+    """The run ends failed at its first task, with one line naming the topic and the closest
+    existing one in the failure email; nothing is archived, catalogued or created."""
+    from support.kafka import create_topic, topic_names
+
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import load_config
+
+    real = f"e2e-payments-{uuid.uuid4().hex[:6]}"
+    typo = real.replace("payments", "paymnets")
+    create_topic(embedded_stack.kafka_bootstrap, real, 2)
+    write_config(_config(example_config, typo))
+    mails_before = len(embedded_stack.mailbox())
+    run = run_dag_in_process(_dag("kafka_weekly_glacier_archive"), logical_date=WEEK1_END)
+    assert str(run.state).endswith("failed")
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["retention_guard"].endswith("failed")
+    assert not states["archive_partition"].endswith("success"), "no partition task may run"
+    line = f"Kafka topic {typo!r} does not exist on the cluster (closest existing: {real})"
+    mails = embedded_stack.mailbox()[mails_before:]
+    bodies = [html.unescape(m.get_body(("html", "plain")).get_content()) for m in mails]
+    assert any(line in body for body in bodies), bodies
+    assert typo not in topic_names(embedded_stack.kafka_bootstrap)
+    cfg = load_config()
+    assert "Contents" not in s3.list_objects_v2(Bucket=cfg.storage.archive_bucket, Prefix=f"kafka/{typo}/")
+    assert Catalog.from_config(cfg).list_points("kafka_archive", typo).points == []

@@ -17,24 +17,10 @@ WINDOW_END = datetime(2026, 3, 2, 4, tzinfo=UTC)
 WINDOW_START = WINDOW_END - timedelta(days=7)
 
 
-def _weekly(write_config: Any, example_config: dict[str, Any], topic: str, **section: Any) -> Any:
-    from backup_pipelines.core.catalog import Catalog
-    from backup_pipelines.core.config import load_config
-    from backup_pipelines.core.s3 import BackupS3Hook
-    from backup_pipelines.kafka.client import KafkaClient
-    from backup_pipelines.kafka.weekly import WeeklyArchive
+def _weekly(write_config: Any, example_config: dict[str, Any], topic: str) -> Any:
+    from support.kafka import weekly_archive
 
-    example_config["kafka_archive"] = {
-        **example_config["kafka_archive"],
-        "file_max_bytes": 4096,
-        "row_group_rows": 100,
-        "topics": [{"name": topic}],
-        **section,
-    }
-    write_config(example_config)
-    cfg = load_config()
-    kafka = KafkaClient(kafka_conn_id=cfg.connections.kafka, group_id="it-archiver", stall_timeout=60)
-    return WeeklyArchive(kafka, BackupS3Hook(aws_conn_id=cfg.connections.aws), Catalog.from_config(cfg), cfg)
+    return weekly_archive(write_config, example_config, topic)
 
 
 def _seed(stack: Any, topic: str, messages: int = 1_500) -> None:
