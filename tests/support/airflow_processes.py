@@ -1,30 +1,16 @@
-"""Airflow components (scheduler, dag-processor, triggerer, api-server, workers) as child processes.
+"""Airflow components of a test deployment (scheduler, dag-processor, triggerer, api-server, workers).
 
-Each runs in its own process group (so ``stop`` reaches the task processes they fork) and with
-``PR_SET_PDEATHSIG`` (so a killed pytest leaves no orphan).
+The processes are ``backup_pipelines.dev.components.AirflowComponents`` (what ``make airflow`` runs):
+each in its own process group, dying with pytest, its output in ``<base>/logs/<name>.log``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backup_pipelines.dev.processes import die_with_parent
-
-PG_HOST, PG_PORT, REDIS_PORT = "127.0.0.1", 5432, 6379
-
-
-def reachable(port: int, host: str = PG_HOST) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
-    return False
+from backup_pipelines.dev.components import AirflowComponents, last_error
 
 
 @dataclass
@@ -33,9 +19,12 @@ class AirflowProcesses:
     env: dict[str, str]
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.components = AirflowComponents(self.env, self.base / "logs", self.procs)
+
     @property
     def airflow(self) -> str:
-        return str(Path(sys.executable).with_name("airflow"))
+        return self.components.airflow
 
     def run(self, *args: str, timeout: float = 120) -> str:
         """An ``airflow`` CLI command to completion; its output on failure."""
@@ -46,40 +35,17 @@ class AirflowProcesses:
         return done.stdout
 
     def start(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
-        (self.base / "logs").mkdir(parents=True, exist_ok=True)
-        with (self.base / "logs" / f"{name}.log").open("ab") as log:
-            self.procs[name] = subprocess.Popen(
-                [self.airflow, *args],
-                env={**self.env, **(extra_env or {})},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # own process group: stop() reaches task and runner children
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only
-            )
+        self.components.start(name, *args, extra_env=extra_env)
 
     def tail(self, name: str, lines: int = 40) -> str:
-        path = self.base / "logs" / f"{name}.log"
-        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
-        return f"--- {name} ---\n" + "\n".join(text)
+        return self.components.tail(name, lines)
 
     def check_alive(self) -> None:
-        dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+        dead = self.components.dead()
         assert not dead, (
             f"Airflow processes exited early: {dead}; logs in {self.base / 'logs'}\n"
-            + "\n".join(self.tail(name) for name in dead)
+            + "\n".join(f"{n}: {last_error(self.components.log_path(n))}\n{self.tail(n)}" for n in dead)
         )
 
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM every process group, then SIGKILL what is left (grandchildren included)."""
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        self.components.stop(grace)

@@ -30,10 +30,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def die_with_parent() -> None:
-    """Runs in the child between fork and exec: ask the kernel to SIGTERM it when the parent dies."""
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Runs in the child between fork and exec: ask the kernel to signal it when the parent dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def wait_for_port(
@@ -137,20 +137,3 @@ def signals_raise() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
-
-
-def stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
-    """SIGTERM a child's whole process group, then SIGKILL whatever is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        proc.poll()
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)

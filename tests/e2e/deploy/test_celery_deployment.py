@@ -1,11 +1,12 @@
 """The package on a real distributed executor: Airflow's CeleryExecutor, no Docker.
 
-Postgres (127.0.0.1:5432) is the metadata DB and Celery result backend, Redis (127.0.0.1:6379) the
-broker; a scheduler, a dag-processor, a triggerer, an api-server and two Celery workers run as
-separate processes on their own embedded stack (never the session's: the pytest process holds that
-chDB directory). The test triggers the snapshot and Kafka archive DAGs through the REST API, as a
-user or an outside scheduler would, waits for success and checks that the mapped tasks ran on both
-workers. Every process it starts is killed at the end, and the database and Redis keys are dropped.
+The session's Postgres is the metadata DB and Celery result backend, its Redis the broker (both from the
+environment or started from PyPI wheels: tests/conftest.py); a scheduler, a dag-processor, a triggerer,
+an api-server and two Celery workers run as separate processes on their own embedded stack (never the
+session's: the pytest process holds that chDB directory). The test triggers the snapshot and Kafka
+archive DAGs through the REST API, as a user or an outside scheduler would, waits for success and checks
+that the mapped tasks ran on both workers. Every process it starts is killed at the end, and the
+database and Redis keys are dropped.
 
 chDB lets one process at a time open a data directory: ClickHouse tasks go through the config's pool
 (``clickhouse_snapshots.pool``) with one slot, and the data is seeded from a subprocess.
@@ -28,10 +29,12 @@ from typing import Any
 
 import pytest
 import yaml
-from support.airflow_processes import PG_HOST, PG_PORT, REDIS_PORT, AirflowProcesses, reachable
+from support.airflow_processes import AirflowProcesses
+from support.services import fresh_database, redis_keyspace
 
 from backup_pipelines.dev.airflow import airflow_env
 from backup_pipelines.dev.processes import free_port, wait_for_port
+from backup_pipelines.dev.services import Postgres, Redis
 from backup_pipelines.dev.stack import EmbeddedStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(420)]
@@ -94,64 +97,18 @@ class Api:
         return response.json()
 
 
-# Names carry the pytest pid: what a killed run (SIGKILL: no finally) left behind is recognisable
-# by its dead pid and swept by the next run, while a concurrent run's live resources are left alone.
-_NAME = f"bp_celery_{os.getpid()}_{secrets.token_hex(3)}"
-_NAME_PID = re.compile(r"^bp_celery_(\d+)_")
-
-
-def _left_by_dead_run(name: str) -> bool:
-    match = _NAME_PID.match(name)
-    if not match:
-        return False
-    try:
-        os.kill(int(match.group(1)), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+@pytest.fixture
+def postgres_db(postgres: Postgres) -> Iterator[str]:
+    """A fresh database for this deployment only, dropped afterwards (SQLAlchemy URL)."""
+    with fresh_database(postgres, "celery") as (_, url):
+        yield url
 
 
 @pytest.fixture
-def postgres_db() -> Iterator[str]:
-    """A fresh database for this deployment only, dropped afterwards."""
-    import psycopg
-
-    if not reachable(PG_PORT):
-        pytest.fail(f"Postgres is not listening on {PG_HOST}:{PG_PORT} (needed by scheduler-marked tests)")
-    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bp\\_celery\\_%'").fetchall()
-        for (stale,) in rows:
-            if _left_by_dead_run(stale):
-                conn.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{_NAME}"')
-    try:
-        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{_NAME}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{_NAME}" WITH (FORCE)')
-
-
-@pytest.fixture
-def redis_broker() -> Iterator[tuple[str, str]]:
+def redis_broker(redis_server: Redis) -> Iterator[tuple[str, str]]:
     """A random Redis database index and a key prefix of this run's own; its keys are deleted after."""
-    import redis
-
-    if not reachable(REDIS_PORT):
-        pytest.fail(f"Redis is not listening on {PG_HOST}:{REDIS_PORT} (the Celery broker)")
-    for db in range(1, 16):
-        other = redis.Redis(host=PG_HOST, port=REDIS_PORT, db=db)
-        stale = [k for k in other.scan_iter(match="bp_celery_*") if _left_by_dead_run(k.decode())]
-        if stale:
-            other.delete(*stale)
-    index = secrets.randbelow(15) + 1
-    client = redis.Redis(host=PG_HOST, port=REDIS_PORT, db=index)
-    yield f"redis://{PG_HOST}:{REDIS_PORT}/{index}", f"{_NAME}_"
-    keys = list(client.scan_iter(match=f"{_NAME}_*"))
-    if keys:
-        client.delete(*keys)
+    with redis_keyspace(redis_server, "celery") as (url, prefix):
+        yield url, prefix
 
 
 def _test_config(base: Path) -> Path:

@@ -1,12 +1,13 @@
 """SLA-miss emails from a real scheduler: Airflow 3 deadline alerts end to end, and no email for backfills.
 
-Postgres (127.0.0.1:5432) holds a fresh metadata DB; the scheduler (LocalExecutor), dag-processor,
-triggerer and api-server (the Execution API the task processes talk to) run as subprocesses on an
-embedded stack of their own (never the session's). The DAG is ``scheduler_dags/sla_probe.py``: every
-minute, 5 s SLA after the data interval's end, scheduled runs sleep 30 s. The scheduler creates a
-deadline per run, sees it pass, and hands ``alerts.sla_miss_callback`` to the triggerer, which must
-send ``[SLA MISS]`` naming the DAG and the run. A backfill over past minutes misses its (old)
-deadlines too; its callbacks must run and send nothing.
+The session's Postgres (tests/conftest.py) holds a fresh metadata DB; the scheduler (LocalExecutor),
+dag-processor, triggerer and api-server (the Execution API the task processes talk to) run as
+subprocesses on an embedded stack of their own (never the session's). The DAG is
+``scheduler_dags/sla_probe.py``: every minute, 5 s SLA after the data interval's end, scheduled runs
+sleep 30 s. The scheduler creates a deadline per run, sees it pass, and hands
+``alerts.sla_miss_callback`` to the triggerer, which must send ``[SLA MISS]`` naming the DAG and the
+run. A backfill over past minutes misses its (old) deadlines too; its callbacks must run and send
+nothing.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import Any
 
 import pytest
 import yaml
-from support.airflow_processes import PG_HOST, PG_PORT, AirflowProcesses, reachable
+from support.airflow_processes import AirflowProcesses
+from support.services import fresh_database
 
 from backup_pipelines.dev.airflow import airflow_env
 from backup_pipelines.dev.processes import free_port, wait_for_port
+from backup_pipelines.dev.services import Postgres
 from backup_pipelines.dev.stack import EmbeddedStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler, pytest.mark.timeout(300)]
@@ -37,28 +40,17 @@ BACKFILL_FROM, BACKFILL_TO = "2026-01-05T10:00:00", "2026-01-05T10:01:00"  # two
 
 
 @pytest.fixture
-def postgres_db() -> Iterator[str]:
+def postgres_db(postgres: Postgres) -> Iterator[str]:
     """A fresh database for this test only, dropped afterwards."""
-    import psycopg
-
-    if not reachable(PG_PORT):
-        pytest.fail(f"Postgres is not listening on {PG_HOST}:{PG_PORT} (needed by scheduler-marked tests)")
-    name = f"bp_sched_{secrets.token_hex(4)}"
-    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(postgres, "sched") as (name, _):
+        yield postgres.libpq_url(name)
 
 
 @dataclass
 class Airflow(AirflowProcesses):
     """The Airflow processes this test starts, and its metadata database."""
 
-    database: str = ""
+    database: str = ""  # libpq URL
 
     def check_alive(self) -> None:
         dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
@@ -72,7 +64,7 @@ class Airflow(AirflowProcesses):
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         import psycopg
 
-        with psycopg.connect(f"host={PG_HOST} port={PG_PORT} user=postgres dbname={self.database}") as conn:
+        with psycopg.connect(self.database) as conn:
             return list(conn.execute(sql, params).fetchall())
 
 
@@ -104,7 +96,7 @@ def airflow_deployment(tmp_path: Path, postgres_db: str) -> Iterator[tuple[Airfl
             **airflow_env(
                 base / "airflow",
                 dags_folder=DAGS,
-                sql_alchemy_conn=f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{postgres_db}",
+                sql_alchemy_conn=postgres_db.replace("postgresql://", "postgresql+psycopg2://", 1),
             ),
             "BACKUP_PIPELINES_CONFIG": str(config),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
