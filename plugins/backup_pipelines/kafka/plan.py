@@ -28,7 +28,7 @@ from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest
 from backup_pipelines.kafka.archive import recovery_point_id
 from backup_pipelines.kafka.client import KafkaClient, missing_topic_message
-from backup_pipelines.kafka.health import backlog_at_risk
+from backup_pipelines.kafka.health import backlog_at_risk, cut_observed_at
 from backup_pipelines.kafka.probe import PartitionProbe, probe
 from backup_pipelines.kafka.specs import GuardFinding, PartitionSpec
 
@@ -60,13 +60,6 @@ def previous_archive(
         )
     earlier = [p for p in listing.points if p.interval_end is not None and p.interval_end <= interval_start]
     return max(earlier, key=lambda p: p.interval_end or interval_start) if earlier else None
-
-
-def cut_observed_at(manifest: Manifest) -> datetime | None:
-    """When the cut that ends ``manifest`` was observed (its window end for archives made before
-    the cut was recorded)."""
-    observed = manifest.details.get("cut_observed_at")
-    return datetime.fromisoformat(observed) if observed else manifest.interval_end
 
 
 class ArchivePlanner:

@@ -65,6 +65,8 @@ class Age:
     # What the newest point's producer warned about, e.g. a Kafka topic whose retention.ms is
     # shorter than the archive window plus grace: the dataset is fresh, but at risk.
     warning: str | None = None
+    # A breach that is not about age: Kafka records not archived yet that retention may delete.
+    breach: str | None = None
 
     @property
     def age_seconds(self) -> float | None:
@@ -76,7 +78,7 @@ class Age:
     def fresh(self) -> bool:
         """Within RPO. No verified point, or an unreadable catalog, counts as a breach."""
         age = self.age_seconds
-        return age is not None and age < self.target.rpo_seconds
+        return self.breach is None and age is not None and age < self.target.rpo_seconds
 
     def describe(self) -> str:
         """One line a person reads in an email or a task log."""
@@ -89,7 +91,7 @@ class Age:
         return (
             f"{self.target.key}: newest verified recovery point {self.newest_id} captured "
             f"{self.captured_at:%Y-%m-%d %H:%M:%S} UTC, age {human_duration(self.age_seconds)}; "
-            f"RPO {rpo}: {verdict}"
+            f"RPO {rpo}: {verdict}" + (f" ({self.breach})" if self.breach else "")
         )
 
     def as_status(self) -> dict[str, Any]:
@@ -103,6 +105,7 @@ class Age:
             "fresh": self.fresh,
             "error": self.error,
             "warning": self.warning,
+            "breach": self.breach,
         }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from backup_pipelines.core import clock, notify
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig, human_duration
+from backup_pipelines.monitor.kafka_health import with_kafka_health
 from backup_pipelines.monitor.rpo import Age, age_for_metrics, gauge_name, measure_all, targets
 from backup_pipelines.monitor.status import (
     Transition,
@@ -57,6 +58,11 @@ def transition_email(change: Transition) -> notify.Message:
         rows.append(("Catalog error", age.error))
     if age.warning:
         rows.append(("Warning", age.warning))
+    if age.breach:
+        rows.append(("Breach", age.breach))
+        if change.kind == "breach":
+            subject = f"[RPO BREACH] {target.key}: {age.breach.split(':', 1)[0]}"
+            intro = "Records of this dataset that no recovery point holds yet are at risk of deletion."
     return notify.Message.of(subject, notify.Body().para(intro).table(rows))
 
 
@@ -95,7 +101,7 @@ def run_monitor(
     hook = catalog.s3
     bucket, key = cfg.storage.backup_bucket, cfg.rpo_monitor.status_key
 
-    ages = measure_all(catalog, targets(cfg), now=now)
+    ages = with_kafka_health(cfg, catalog, measure_all(catalog, targets(cfg), now=now), now=now)
     for age in ages:
         log.info("RPO: %s", age.describe())
         if age.warning:
