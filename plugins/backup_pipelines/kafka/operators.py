@@ -245,11 +245,7 @@ class KafkaArchiveRestoreOperator(BaseOperator):
         if plan.dry_run:
             self.log.info("dry run: no restore requested")
             return {"restored": 0, "dry_run": True}
-        params = ReplayParams.from_context(context)
-        if params.restore_tier not in ("Expedited", "Standard", "Bulk"):
-            raise ConfigError(
-                f"restore_tier: {params.restore_tier!r} is not one of Expedited, Standard, Bulk"
-            )
+        params = ReplayParams.from_context(context)  # restore_tier and restore_days checked there
         cfg = load_config()
         s3 = BackupS3Hook(aws_conn_id=cfg.connections.aws)
         pending = []

@@ -1,11 +1,17 @@
-"""The params of the ``kafka_archive_replay`` form, read into a typed model before any side effect."""
+"""The params of the ``kafka_archive_replay`` form, read into a typed model before any side effect.
+
+Each bad value fails the run's first task with one line naming the param: a range whose end is
+not after its start, a negative offset, a restore tier or count out of range. What needs the
+config or the catalog (a topic that is not configured, partitions the archive does not have, a
+target another archive reads) is checked by ``kafka.replay.plan_replay``, also before anything.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from backup_pipelines.core.params import RunParams, parse_time
 
@@ -16,20 +22,42 @@ class ReplayParams(RunParams):
     topic: str | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
-    start_offset: int | None = None
-    end_offset: int | None = None
+    start_offset: int | None = Field(default=None, ge=0)
+    end_offset: int | None = Field(default=None, ge=0)
     partitions: list[int] | None = None
     target_topic: str | None = None
     confirm_same_topic: bool = False
     dry_run: bool = True
-    max_messages: int | None = None
-    restore_tier: str = "Bulk"
-    restore_days: int = 1
+    max_messages: int | None = Field(default=None, ge=1)
+    restore_tier: Literal["Expedited", "Standard", "Bulk"] = "Bulk"
+    restore_days: int = Field(default=1, ge=1)
 
     @field_validator("start_time", "end_time", mode="before")
     @classmethod
     def _time(cls, value: Any) -> datetime | None:
         return parse_time(value)
+
+    @field_validator("end_time")
+    @classmethod
+    def _end_after_start_time(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start_time")
+        if value is not None and start is not None and value <= start:
+            raise ValueError(
+                f"{value.isoformat()} is not after start_time {start.isoformat()} (the range is "
+                "[start_time, end_time): it would replay nothing)"
+            )
+        return value
+
+    @field_validator("end_offset")
+    @classmethod
+    def _end_after_start_offset(cls, value: int | None, info: ValidationInfo) -> int | None:
+        start = info.data.get("start_offset")
+        if value is not None and start is not None and value <= start:
+            raise ValueError(
+                f"{value} is not after start_offset {start} (the range is [start_offset, end_offset): "
+                "it would replay nothing)"
+            )
+        return value
 
     @field_validator("topic", "target_topic", mode="before")
     @classmethod
@@ -47,4 +75,11 @@ class ReplayParams(RunParams):
                 return [int(p) for p in text.split(",")]
             except ValueError:
                 raise ValueError(f"{text!r} is not a comma-separated list of partition ids") from None
+        return value or None
+
+    @field_validator("partitions")
+    @classmethod
+    def _partition_ids(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(p < 0 for p in value):
+            raise ValueError(f"{value} has a negative partition id")
         return value

@@ -22,8 +22,9 @@ from backup_pipelines.core.errors import (
     BackupPipelinesError,
     ChecksumMismatchError,
     ObjectNotRestoredError,
-    OffsetGapError,
+    ParamError,
     RecoveryPointNotFoundError,
+    SourceNotFoundError,
     UnsafeOperationError,
     VerificationError,
 )
@@ -57,17 +58,18 @@ class ReplayPlan(BaseModel):
 
 
 def plan_replay(cfg: BackupConfig, catalog: Catalog, params: ReplayParams) -> ReplayPlan:
-    """The files of the asked topic, partitions and range, through the manifests' index."""
+    """The files of the asked topic, partitions and range, through the manifests' index.
+
+    Refused before anything is read or created: a topic no archive is configured for, partitions
+    its archive does not have, a target topic that a configured archive reads (unless
+    ``confirm_same_topic``), a range no archived file holds.
+    """
     topics = [t.name for t in cfg.kafka_archive.topics]
     topic = params.topic or (topics[0] if topics else None)
-    if topic is None:
-        raise UnsafeOperationError("topic: name the archived topic to replay")
+    if topic is None or topic not in topics:
+        raise ParamError(_unknown_topic(topic, topics))
     target = params.target_topic or f"{topic}.replay"
-    if target == topic and not params.confirm_same_topic:
-        raise UnsafeOperationError(
-            f"target_topic {target!r} is the source topic: replaying into it duplicates live events; "
-            "set confirm_same_topic to do it anyway"
-        )
+    _check_target(topic, target, topics, confirmed=params.confirm_same_topic)
     window = {
         "start_ms": None if params.start_time is None else to_ms(params.start_time),
         "end_ms": None if params.end_time is None else to_ms(params.end_time),
@@ -77,7 +79,20 @@ def plan_replay(cfg: BackupConfig, catalog: Catalog, params: ReplayParams) -> Re
     listing = catalog.list_points(DatasetKind.KAFKA_ARCHIVE, topic)
     if not listing.points:
         raise RecoveryPointNotFoundError(f"topic {topic!r} has no archive in the catalog")
+    archived = sorted({o.partition for m in listing.points for o in m.offsets})
+    unknown = sorted(set(params.partitions or []) - set(archived))
+    if unknown:
+        raise ParamError(
+            f"param partitions: {', '.join(map(str, unknown))} not in the archive of {topic!r} "
+            f"(archived partitions: {', '.join(map(str, archived))})"
+        )
     files = select_replay_files(listing.points, partitions=params.partitions, **window)
+    if not files:
+        asked = ", ".join(f"{k}={v}" for k, v in window.items() if v is not None) or "everything"
+        raise RecoveryPointNotFoundError(
+            f"no archived file of topic {topic!r} holds records of the asked range ({asked}"
+            f"{f', partitions {params.partitions}' if params.partitions else ''})"
+        )
     return ReplayPlan(
         topic=topic,
         target_topic=target,
@@ -86,6 +101,35 @@ def plan_replay(cfg: BackupConfig, catalog: Catalog, params: ReplayParams) -> Re
         max_messages=params.max_messages,
         window=window,
         files=files,
+    )
+
+
+def _unknown_topic(topic: str | None, topics: list[str]) -> str:
+    import difflib
+
+    configured = ", ".join(topics) or "none"
+    if topic is None:
+        return f"param topic: name the archived topic to replay (kafka_archive.topics: {configured})"
+    close = difflib.get_close_matches(topic, topics, n=3, cutoff=0.6)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return (
+        f"param topic: {topic!r} is not a configured archive topic (kafka_archive.topics: {configured}{hint})"
+    )
+
+
+def _check_target(topic: str, target: str, topics: list[str], *, confirmed: bool) -> None:
+    """A replay writes only into a topic no configured archive reads, unless confirmed."""
+    if confirmed or target not in topics:
+        return
+    if target == topic:
+        raise UnsafeOperationError(
+            f"target_topic {target!r} is the source topic: replaying into it duplicates live events; "
+            "set confirm_same_topic to do it anyway"
+        )
+    raise UnsafeOperationError(
+        f"target_topic {target!r} is the live topic of another archived dataset (kafka_archive/{target}): "
+        f"replaying {topic!r} into it mixes foreign events into it, and its next archive keeps them as "
+        "its own; choose another target_topic, or set confirm_same_topic to write there anyway"
     )
 
 
@@ -252,7 +296,7 @@ def _target_partitions(kafka: KafkaClient, plan: dict[str, Any]) -> int:
     wanted = max(f["partition"] for f in plan["files"]) + 1
     try:
         wanted = max(wanted, len(kafka.partitions(plan["topic"])))
-    except OffsetGapError:
+    except SourceNotFoundError:
         log.info(
             "source topic %s is gone; creating %s with %d partitions",
             plan["topic"],

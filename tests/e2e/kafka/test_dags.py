@@ -277,3 +277,40 @@ def test_a_misspelt_topic_fails_the_run_before_any_partition_task_and_writes_not
     cfg = load_config()
     assert "Contents" not in s3.list_objects_v2(Bucket=cfg.storage.archive_bucket, Prefix=f"kafka/{typo}/")
     assert Catalog.from_config(cfg).list_points("kafka_archive", typo).points == []
+
+
+def test_a_replay_with_a_bad_param_or_a_live_target_fails_at_its_plan_creating_nothing(
+    embedded_stack: Any, write_config: Any, example_config: dict[str, Any]
+) -> None:
+    """An offset range whose end is before its start, or a target topic another configured archive
+    reads: the run fails at ``plan`` naming the param or the dataset that owns the target; no topic
+    is created and nothing is produced."""
+    from support.kafka import create_topic, produce_stamped, topic_names
+
+    from backup_pipelines.kafka.client import KafkaClient
+    from backup_pipelines.kafka.replay import Replayer
+
+    bootstrap = embedded_stack.kafka_bootstrap
+    topic, live = f"e2e-src-{uuid.uuid4().hex[:6]}", f"e2e-live-{uuid.uuid4().hex[:6]}"
+    create_topic(bootstrap, live, 1)
+    produce_stamped(bootstrap, live, [(0, 1_700_000_000_000)] * 2)
+    cfg = _config(example_config, topic)
+    cfg["kafka_archive"]["topics"] = [{"name": topic}, {"name": live}]
+    write_config(cfg)
+    mails_before = len(embedded_stack.mailbox())
+    for conf, line in (
+        ({"start_offset": 500, "end_offset": 100}, "param end_offset: 100 is not after start_offset 500"),
+        ({"target_topic": live}, f"target_topic {live!r} is the live topic of another archived dataset"),
+    ):
+        # A DAG parsed for each run: dag.test() in one process keeps an earlier run's conf.
+        run = run_dag_in_process(
+            _dag("kafka_archive_replay"), run_conf={"topic": topic, "dry_run": False, **conf}
+        )
+        assert str(run.state).endswith("failed")
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert states["plan"].endswith("failed") and not states["replay"].endswith("success"), states
+        mails = embedded_stack.mailbox()[mails_before:]
+        assert any(line in html.unescape(m.get_body(("html",)).get_content()) for m in mails), line
+    assert f"{topic}.replay" not in topic_names(bootstrap)
+    reader = Replayer(KafkaClient(kafka_conn_id="kafka_default", group_id="e2e-check"))
+    assert len(reader.read_back(live, 0)) == 2, "nothing may be produced into the live topic"
