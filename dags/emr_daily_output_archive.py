@@ -22,9 +22,12 @@ interval (`ds`):
    job's `source` (and, when configured, for the EMR step / EMR Serverless run to succeed).
    A timeout fails with the job and the date in the message.
 2. **archive** copies every output object server-side to
-   `s3://<archive_bucket>/emr/<job>/dt=<date>/` (bounded concurrency, multipart copy above the
-   threshold), verifies each copy's SHA-256, then writes the manifest to the catalog, last.
-   Re-runs and backfills of a date copy only what changed.
+   `s3://<archive_bucket>/emr/<job>/dt=<date>/` (one conditional CopyObject per object, bounded
+   concurrency, multipart copy above the threshold), verifies each copy's SHA-256 from S3's answer
+   and one listing, then writes the manifest to the catalog, last. An object that cannot be copied
+   does not stop the others; the task then fails naming each one, and writes no manifest.
+   Re-runs and backfills of a date copy only what changed (listings only for an unchanged day,
+   whose manifest is left as it is).
 
 **apply_lifecycle_policy** merges the configured lifecycle rule (GLACIER_IR after 30 days,
 DEEP_ARCHIVE after 180, never expire) into the bucket's rules by ID, keeping foreign rules.

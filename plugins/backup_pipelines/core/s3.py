@@ -9,10 +9,10 @@ checksums, pagination, Object Lock and restores are done one way.
   sent; every write carries ``storage.encryption``, a storage class and (on buckets with Object
   Lock) the configured retention. ``if_match``/``if_none_match`` make a put conditional.
 - **Server-side copies** with verification live in ``core.s3_copy`` (``copy_verified``).
-- **Restores**: GLACIER and DEEP_ARCHIVE objects must be restored before a GET; GLACIER_IR and the
-  other classes are readable at once (``not_needed``). Status comes from the ``Restore`` header of
-  ``HeadObject``. moto (the embedded stack) completes a restore at once; real S3 takes minutes to
-  hours, which is why ``S3RestoreTrigger`` waits in the triggerer.
+- **Keys**: any UTF-8 S3 accepts, passed as they are. **Metadata** values are percent-encoded
+  (``encode_metadata``; S3 wants ASCII; plain ASCII is unchanged), read with ``decode_metadata``.
+- **Restores**: GLACIER and DEEP_ARCHIVE objects need one before a GET (status from ``HeadObject``'s
+  ``Restore`` header); moto completes it at once, real S3 in hours (``S3RestoreTrigger`` waits).
 - ``bytes_read`` counts every byte of object data read through the worker (the streaming-hash
   fallback), so callers and tests can prove a copy moved no data through it.
 """
@@ -25,9 +25,11 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, unquote
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import BotoCoreError, ClientError
@@ -51,6 +53,7 @@ STREAM_CHUNK = 8 * 1024 * 1024
 DELETE_BATCH = 1000
 COLD_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_META_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%")
 
 RestoreState = Literal["not_needed", "not_requested", "in_progress", "restored"]
 _ONGOING_RE = re.compile(r'ongoing-request\s*=\s*"(true|false)"')
@@ -71,7 +74,17 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-@dataclass(frozen=True)
+def encode_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """User metadata as S3 takes it (ASCII): values percent-encoded, plain ASCII values unchanged."""
+    return {key: quote(value, safe=_META_SAFE) for key, value in metadata.items()}
+
+
+def decode_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """The values ``encode_metadata`` wrote, decoded."""
+    return {key: unquote(value) for key, value in metadata.items()}
+
+
+@dataclass(frozen=True, slots=True)
 class S3Object:
     """What a listing or a HEAD tells about an object (no data)."""
 
@@ -100,16 +113,6 @@ class RestoreStatus:
         return self.state in ("not_needed", "restored")
 
 
-@dataclass
-class _Counter:
-    value: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, n: int) -> None:
-        with self.lock:
-            self.value += n
-
-
 class BackupS3Hook(S3Hook):
     """An ``S3Hook`` with the backup operations of this package; thread-safe for parallel copies."""
 
@@ -118,13 +121,13 @@ class BackupS3Hook(S3Hook):
     def __init__(self, *args: Any, max_pool_connections: int = 32, **kwargs: Any) -> None:
         kwargs.setdefault("config", {"max_pool_connections": max_pool_connections})
         super().__init__(*args, **kwargs)
-        self._bytes_read = _Counter()
+        self._bytes_read, self._bytes_lock = 0, threading.Lock()
         self._lock_config: dict[str, bool] = {}
 
     @property
     def bytes_read(self) -> int:
         """Bytes of object data this hook read through the worker (streaming hashes)."""
-        return self._bytes_read.value
+        return self._bytes_read
 
     @property
     def client(self) -> Any:
@@ -262,7 +265,8 @@ class BackupS3Hook(S3Hook):
         digest = hashlib.sha256()
         for chunk in body.iter_chunks(STREAM_CHUNK):
             digest.update(chunk)
-            self._bytes_read.add(len(chunk))
+            with self._bytes_lock:
+                self._bytes_read += len(chunk)
         return base64.b64encode(digest.digest()).decode()
 
     # -- writes ---------------------------------------------------------------------------------
@@ -303,7 +307,7 @@ class BackupS3Hook(S3Hook):
             Body=body,
             ChecksumAlgorithm="SHA256",
             ContentType=content_type,
-            Metadata=metadata or {},
+            Metadata=encode_metadata(metadata or {}),
             **args,
         )
         expected = sha256_b64(body)
@@ -320,10 +324,12 @@ class BackupS3Hook(S3Hook):
 
         return VerifiedCopy(self).copy(source, dest_bucket, dest_key, **kwargs)
 
-    def delete_keys(self, bucket: str, keys: list[str]) -> None:
-        """Delete keys with DeleteObjects, 1,000 a request; raises naming the first key S3 refused."""
-        for start in range(0, len(keys), DELETE_BATCH):
-            batch = keys[start : start + DELETE_BATCH]
+    def delete_keys(self, bucket: str, keys: Iterable[str]) -> int:
+        """Delete keys with DeleteObjects, 1,000 a request, as ``keys`` streams in; returns how many.
+
+        Raises naming the first key S3 refused (the batches before it are deleted)."""
+        deleted, stream = 0, iter(keys)
+        while batch := list(islice(stream, DELETE_BATCH)):
             response = self.client.delete_objects(
                 Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
             )
@@ -331,9 +337,11 @@ class BackupS3Hook(S3Hook):
             if errors:
                 first = errors[0]
                 raise ArchiveCopyError(
-                    f"could not delete s3://{bucket}/{first['Key']}: "
+                    f"could not delete s3://{bucket}/{first['Key']} ({len(errors)} key(s) refused): "
                     f"{first.get('Code')} {first.get('Message')}"
                 )
+            deleted += len(batch)
+        return deleted
 
     # -- restores -------------------------------------------------------------------------------
     def restore_status(self, bucket: str, key: str) -> RestoreStatus:

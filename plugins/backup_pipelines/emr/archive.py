@@ -1,18 +1,27 @@
 """The daily EMR output archive of one job and one day: verified server-side copies, then the manifest.
 
-Every object under the job's source prefix for the day is copied server-side (CopyObject,
-UploadPartCopy above the multipart threshold) to ``<archive_bucket>/<prefix><job>/dt=<day>/``,
-``emr_archive.concurrency`` copies at a time, each one verified (``BackupS3Hook.copy_verified``).
-The manifest is written last; with ``delete_source_after_archive`` the sources go only after it,
-and only those still as they were copied.
+One run, for ``s3://<source>`` -> ``s3://<archive_bucket>/<prefix><job>/dt=<day>/``:
+
+1. the previous manifest of the day (one GET) and the two listings, walked together
+   (``emr.listing``): an object the previous verified manifest already holds from the same source
+   version, intact in the archive, costs no request;
+2. every other object is one verified ``CopyObject`` (``VerifiedCopy.copy_listed``; conditional on
+   the listed ETag, SHA-256 from S3's answer), ``emr_archive.concurrency`` at a time, the listing
+   streaming through the pool;
+3. one listing of the archive prefix checks that every copy is still what S3 answered;
+4. the manifest, last, only when every object is archived; an unchanged day keeps its manifest
+   byte for byte. An object that cannot be archived does not stop the others: the run archives
+   what it can, then fails naming every object it could not archive and why, with no manifest;
+5. with ``delete_source_after_archive``, one listing of the sources and ``DeleteObjects`` (1,000
+   keys a request) of those still exactly as archived.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -22,13 +31,17 @@ from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig, EmrJob
 from backup_pipelines.core.errors import ConfigError, VerificationError
 from backup_pipelines.core.kinds import DatasetKind
-from backup_pipelines.core.manifest import Manifest, ObjectEntry, Verification
-from backup_pipelines.core.s3 import BackupS3Hook, S3Object, split_s3_url
-from backup_pipelines.core.s3_copy import CopyResult
+from backup_pipelines.core.manifest import Manifest, Verification
+from backup_pipelines.core.s3 import BackupS3Hook, split_s3_url
+from backup_pipelines.core.s3_copy import Copied, VerifiedCopy
+from backup_pipelines.emr.listing import SOURCE_ETAGS, Pair, PreviousArchive, bare_etag, pair_listings
+from backup_pipelines.emr.run import DayRun, bounded_map
 
 log = logging.getLogger(__name__)
 
 KIND = DatasetKind.EMR_OUTPUT
+PROGRESS_EVERY = 1000
+PROGRESS_SECONDS = 30.0
 
 
 def find_job(cfg: BackupConfig, job_name: str) -> EmrJob:
@@ -54,6 +67,9 @@ class ArchiveSummary(BaseModel):
     bytes: int
     bytes_through_worker: int
     location: str
+    manifest: Literal["written", "unchanged"] = "written"
+    carried: int = 0
+    deleted_sources: int = 0
 
 
 class EmrArchiveService:
@@ -82,159 +98,234 @@ class EmrArchiveService:
         run_id: str,
     ) -> ArchiveSummary:
         job = find_job(self.cfg, job_name)
-        src_bucket, src_prefix = split_s3_url(source_url)
-        dest_bucket = self.cfg.storage.archive_bucket
-        dest_prefix = archive_prefix(self.cfg, job, day)
-        sources = self.s3.list_objects(src_bucket, src_prefix)
-        if not sources:
-            raise VerificationError(f"EMR job {job.name!r} for {day}: {source_url} holds no objects")
-        log.info(
-            "archiving %d objects (%d bytes) of %s to s3://%s/%s with %d-way concurrency",
-            len(sources),
-            sum(s.size for s in sources),
-            source_url,
-            dest_bucket,
-            dest_prefix,
-            self.settings.concurrency,
-        )
+        run = self.start(job, day=day, source_url=source_url)
         now = clock.utcnow()
-        results = self.copy_all(
-            sources, src_prefix=src_prefix, dest_bucket=dest_bucket, dest_prefix=dest_prefix, now=now
+        log.info(
+            "archiving %s to s3://%s/%s with %d-way concurrency (previous manifest: %s)",
+            source_url,
+            run.dest_bucket,
+            run.dest_prefix,
+            self.settings.concurrency,
+            run.previous.manifest.verification.state if run.previous.manifest else "none",
         )
-        manifest = self.build_manifest(
-            job=job,
-            day=day,
-            source_url=source_url,
-            results=results,
-            interval=interval,
-            run_id=run_id,
-            now=now,
+        self.copy_day(run, now=now)
+        if not run.failures and run.copied:
+            self.verify_listing(run)
+        if run.failures:
+            self.fail(run)
+        if not run.entries:
+            raise VerificationError(f"{run.label}: {source_url} holds no objects")
+        if run.unchanged:
+            manifest = run.previous.manifest
+            assert manifest is not None
+            log.info("%s: every object already archived and unchanged; manifest kept as it is", run.label)
+        else:
+            manifest = self.build_manifest(run, job=job, interval=interval, run_id=run_id, now=now)
+            self.catalog.write(manifest)  # last: the point exists only once every copy is verified
+        deleted = (
+            self.delete_archived_sources(run, manifest) if self.settings.delete_source_after_archive else 0
         )
-        self.catalog.write(manifest)  # last: the recovery point exists only once every copy is verified
-        if self.settings.delete_source_after_archive:
-            self.delete_archived_sources(src_bucket, sources, source_url)
-        copied = sum(r.copied for r in results)
         summary = ArchiveSummary(
             job=job.name,
             date=day,
-            objects=len(results),
-            copied=copied,
-            skipped=len(results) - copied,
-            bytes=sum(r.size for r in results),
+            objects=len(manifest.objects),
+            copied=run.copied,
+            skipped=run.kept + run.carried,
+            bytes=manifest.size_bytes,
             bytes_through_worker=self.s3.bytes_read,
             location=manifest.location,
+            manifest="unchanged" if run.unchanged else "written",
+            carried=run.carried,
+            deleted_sources=deleted,
         )
         log.info("archive of %s for %s done: %s", job.name, day, summary.model_dump())
         return summary
 
-    def copy_all(
-        self,
-        sources: list[S3Object],
-        *,
-        src_prefix: str,
-        dest_bucket: str,
-        dest_prefix: str,
-        now: datetime,
-    ) -> list[CopyResult]:
-        """Copy and verify every source with ``cfg.emr_archive.concurrency`` threads; fail on any error."""
-        settings = self.settings
-        cfg = self.cfg
-        results: list[CopyResult] = []
-        with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="emr-archive") as pool:
-            futures = {
-                pool.submit(
-                    self.s3.copy_verified,
-                    src,
-                    dest_bucket,
-                    dest_prefix + src.key[len(src_prefix) :],
-                    encryption=cfg.storage.encryption,
-                    storage_class=settings.storage_class,
-                    object_lock=cfg.storage.object_lock,
-                    multipart_threshold=settings.multipart_threshold_mb * 1024 * 1024,
-                    part_size=settings.part_size_mb * 1024 * 1024,
-                    now=now,
-                ): src
-                for src in sources
-            }
-            try:
-                for n, future in enumerate(as_completed(futures), start=1):
-                    results.append(future.result())
-                    if n % 100 == 0 or n == len(futures):
-                        log.info("verified %d of %d objects", n, len(futures))
-            except BaseException:
-                for pending in futures:
-                    pending.cancel()
-                raise
-        return sorted(results, key=lambda r: r.key)
+    def start(self, job: EmrJob, *, day: str, source_url: str) -> DayRun:
+        src_bucket, src_prefix = split_s3_url(source_url)
+        dest_prefix = archive_prefix(self.cfg, job, day)
+        previous = self.catalog.get(KIND, job.name, f"dt={day}")
+        return DayRun(
+            job=job.name,
+            day=day,
+            source_url=source_url,
+            src_bucket=src_bucket,
+            src_prefix=src_prefix,
+            dest_bucket=self.cfg.storage.archive_bucket,
+            dest_prefix=dest_prefix,
+            storage_class=self.settings.storage_class,
+            previous=PreviousArchive(previous, dest_prefix),
+        )
+
+    def copy_day(self, run: DayRun, *, now: datetime) -> None:
+        """Walk the two listings; copy what needs it, ``concurrency`` at a time; record every outcome."""
+        settings, storage = self.settings, self.cfg.storage
+        copier = VerifiedCopy(self.s3)
+        args = self.s3.write_args(
+            run.dest_bucket,
+            encryption=storage.encryption,
+            storage_class=settings.storage_class,
+            object_lock=None,
+        )
+
+        def copy_one(pair: Pair) -> Copied:
+            assert pair.source is not None
+            key = run.dest_key(pair.rel)
+            copied = copier.copy_listed(
+                pair.source,
+                run.dest_bucket,
+                key,
+                args=args,
+                multipart_threshold=settings.multipart_threshold_mb * 1024 * 1024,
+                part_size=settings.part_size_mb * 1024 * 1024,
+            )
+            self.s3.retain(run.dest_bucket, key, storage.object_lock, now)
+            return copied
+
+        progress = _Progress(run)
+        outcomes = bounded_map(
+            copy_one, self._to_copy(run), workers=settings.concurrency, window=4 * settings.concurrency
+        )
+        try:
+            for pair, outcome in outcomes:
+                if isinstance(outcome, Copied):
+                    run.record_copy(pair, outcome)
+                elif isinstance(outcome, Exception):
+                    assert pair.source is not None
+                    log.error("not archived: %s: %s", pair.source.url, outcome)
+                    run.record_failure(pair.source.url, outcome)
+                else:
+                    raise outcome
+                if run.stopped:
+                    break
+                progress.tick()
+        finally:
+            outcomes.close()
+        progress.done()
+
+    def _to_copy(self, run: DayRun) -> Any:
+        """The pairs that need a copy; keeps, carries and losses are recorded on the way."""
+        pairs = pair_listings(
+            self.s3.iter_objects(run.src_bucket, run.src_prefix),
+            run.src_prefix,
+            self.s3.iter_objects(run.dest_bucket, run.dest_prefix),
+            run.dest_prefix,
+        )
+        for pair in pairs:
+            action = run.previous.decide(pair)
+            entry = run.previous.by_rel.get(pair.rel)
+            if pair.source is not None:
+                run.saw_source(pair)
+            if action == "copy":
+                yield pair
+            elif action in ("keep", "carry"):
+                assert entry is not None
+                run.keep(pair.rel, entry, carried=action == "carry")
+            elif action == "lost":
+                assert entry is not None
+                run.record_lost(pair, entry)
+        for pair in run.previous.missing():
+            run.record_lost(pair, run.previous.by_rel[pair.rel])
+
+    def verify_listing(self, run: DayRun) -> None:
+        """One listing of the archive prefix: every entry is still the copy S3 answered (ETag, size)."""
+        run.entries.sort(key=lambda e: e.key)
+        listed = self.s3.iter_objects(run.dest_bucket, run.dest_prefix)
+        current = next(listed, None)
+        for entry in run.entries:
+            while current is not None and current.key < entry.key:
+                current = next(listed, None)
+            found = current if current is not None and current.key == entry.key else None
+            if found is None or bare_etag(found.etag) != entry.etag or found.size != entry.size:
+                seen = f"ETag {bare_etag(found.etag)}, size {found.size}" if found else "it is gone"
+                run.record_failure(
+                    f"s3://{run.dest_bucket}/{entry.key}",
+                    VerificationError(
+                        f"changed after its verified copy (copied ETag {entry.etag}, size {entry.size}; "
+                        f"the archive now lists {seen})"
+                    ),
+                )
+        log.info("%s: %d archived object(s) checked against one listing", run.label, len(run.entries))
+
+    def fail(self, run: DayRun) -> None:
+        """No manifest: name every object not archived; a previous point whose copies were replaced
+        or lost is marked failed, so the catalog never calls it verified."""
+        for failure in run.failures:
+            log.error("%s: not archived: %s", run.label, failure.describe())
+        previous = run.previous.manifest
+        if run.breaks_previous and previous is not None and previous.verification.state != "failed":
+            shown = ", ".join(run.breaks_previous[:5])
+            self.catalog.mark_verification(
+                previous,
+                state="failed",
+                checks=["archive_rerun"],
+                detail=f"a re-archive replaced or found lost {len(run.breaks_previous)} of its object(s) "
+                f"({shown}) and did not complete; archive the day again",
+            )
+        raise run.error()
 
     def build_manifest(
         self,
+        run: DayRun,
         *,
         job: EmrJob,
-        day: str,
-        source_url: str,
-        results: list[CopyResult],
         interval: tuple[datetime | None, datetime | None],
         run_id: str,
         now: datetime,
     ) -> Manifest:
-        """The manifest of a day's archive; a re-run with the same objects keeps the first capture time."""
+        """The day's manifest; the capture time stays the previous one while the data is the same."""
         import airflow
 
         cfg = self.cfg
-        objects = [
-            ObjectEntry(
-                key=r.key,
-                size=r.size,
-                sha256=r.sha256_hex,
-                checksum=r.sha256 if r.sha256 and "-" in r.sha256 else None,
-                etag=r.etag.strip('"'),
-                storage_class=r.storage_class,
-            )
-            for r in results
-        ]
-        rp_id = f"dt={day}"
-        previous = self.catalog.get(DatasetKind.EMR_OUTPUT, job.name, rp_id)
-        captured_at = previous.captured_at if previous is not None and previous.objects == objects else now
-        checks = sorted({f"copy-{r.verified_by}" for r in results})
+        previous = run.previous.manifest
+        run.entries.sort(key=lambda e: e.key)
+        captured_at = previous.captured_at if previous is not None and run.same_data else now
         return Manifest(
-            kind=DatasetKind.EMR_OUTPUT,
+            kind=KIND,
             dataset=job.name,
-            recovery_point_id=rp_id,
+            recovery_point_id=f"dt={run.day}",
             interval_start=interval[0],
             interval_end=interval[1],
             captured_at=captured_at,
-            location=f"s3://{cfg.storage.archive_bucket}/{archive_prefix(cfg, job, day)}",
-            storage_class=cfg.emr_archive.storage_class,
-            objects=objects,
+            location=f"s3://{run.dest_bucket}/{run.dest_prefix}",
+            storage_class=self.settings.storage_class,
+            objects=run.entries,
             software={"backup_pipelines": __version__, "airflow": airflow.__version__},
             producer={"dag_id": "emr_daily_output_archive", "run_id": run_id},
-            verification=Verification(state="verified", verified_at=now, checks=checks),
+            verification=Verification(state="verified", verified_at=now, checks=["copy-sha256", "listing"]),
             details={
                 "job": job.name,
-                "date": day,
-                "source": source_url,
+                "date": run.day,
+                "source": run.source_url,
                 "encryption": cfg.storage.encryption.mode,
                 "object_lock": cfg.storage.object_lock.model_dump() if cfg.storage.object_lock else None,
+                SOURCE_ETAGS: dict(sorted(run.source_etags.items())),
             },
         )
 
-    def delete_archived_sources(self, bucket: str, sources: list[S3Object], source_url: str) -> None:
-        """Delete the sources the archive now holds; one changed since it was copied is kept."""
-        unchanged: list[str] = []
+    def delete_archived_sources(self, run: DayRun, manifest: Manifest) -> int:
+        """After the manifest: one listing of the sources, then DeleteObjects of those still exactly as
+        archived (1,000 a request). A source changed since its copy, or not in the manifest, is kept."""
+        archived = PreviousArchive(manifest, run.dest_prefix)
         changed: list[str] = []
-        for src in sources:
-            head = self.s3.head(bucket, src.key)
-            same = head is not None and head["ETag"] == src.etag and int(head["ContentLength"]) == src.size
-            (unchanged if same else changed).append(src.key)
+
+        def deletable() -> Any:
+            for src in self.s3.iter_objects(run.src_bucket, run.src_prefix):
+                rel = src.key[len(run.src_prefix) :]
+                if archived.same_source(rel, src):
+                    yield src.key
+                elif rel in archived.by_rel:
+                    changed.append(src.url)
+
+        deleted = self.s3.delete_keys(run.src_bucket, deletable())
         if changed:
             log.warning(
-                "kept %d source object(s) that changed or vanished since they were archived: %s",
+                "kept %d source object(s) that changed since they were archived: %s",
                 len(changed),
                 changed[:20],
             )
-        self.s3.delete_keys(bucket, unchanged)
-        log.info("deleted %d source objects under %s after the verified archive", len(unchanged), source_url)
+        log.info("deleted %d source objects under %s after the verified archive", deleted, run.source_url)
+        return deleted
 
     def apply_lifecycle(self) -> dict[str, Any]:
         """Merge the configured lifecycle rule into the archive bucket's rules (by rule ID, idempotent)."""
@@ -262,3 +353,30 @@ class EmrArchiveService:
             merged.kept,
         )
         return {"changed": merged.changed, "rules": [r.get("ID") for r in merged.rules]}
+
+
+class _Progress:
+    """A log line every 1,000 objects or 30 seconds, whichever comes first."""
+
+    def __init__(self, run: DayRun) -> None:
+        self.run = run
+        self.last = time.monotonic()
+        self.done_at = 0
+
+    def tick(self) -> None:
+        run = self.run
+        handled = run.copied + len(run.failures)
+        if handled - self.done_at >= PROGRESS_EVERY or time.monotonic() - self.last >= PROGRESS_SECONDS:
+            self.done_at, self.last = handled, time.monotonic()
+            self.done()
+
+    def done(self) -> None:
+        run = self.run
+        log.info(
+            "%s: %d listed, %d copied and verified, %d already archived, %d failed",
+            run.label,
+            run.listed,
+            run.copied,
+            run.kept + run.carried,
+            len(run.failures),
+        )

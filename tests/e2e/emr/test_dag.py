@@ -196,22 +196,29 @@ def test_sources_are_deleted_only_after_the_verified_archive_and_only_if_unchang
 ) -> None:
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import load_config
-    from backup_pipelines.core.s3 import BackupS3Hook
+    from backup_pipelines.core.s3_copy import VerifiedCopy
 
     emr_config["emr_archive"]["delete_source_after_archive"] = True
     write_config(emr_config)
     day = date(2026, 2, 20)
     sources = _seed(s3, day)
     rewritten = next(k for k in sources if k.endswith(".parquet"))
-    real_copy = BackupS3Hook.copy_verified
+    real_copy = VerifiedCopy.copy_listed
+    deletes: list[int] = []
 
-    def copy_then_writer_overwrites(self: BackupS3Hook, src: Any, *args: Any, **kwargs: Any) -> Any:
+    def copy_then_writer_overwrites(self: VerifiedCopy, src: Any, *args: Any, **kwargs: Any) -> Any:
+        if not deletes:
+            self.client.meta.events.register(
+                "provide-client-params.s3.DeleteObjects",
+                lambda params, **_: deletes.append(len(params["Delete"]["Objects"])),
+            )
+            deletes.append(0)
         result = real_copy(self, src, *args, **kwargs)
         if src.key == rewritten:  # a late writer replaces this file after it was archived
             s3.put_object(Bucket=SOURCE_BUCKET, Key=rewritten, Body=b"late rewrite")
         return result
 
-    monkeypatch.setattr(BackupS3Hook, "copy_verified", copy_then_writer_overwrites)
+    monkeypatch.setattr(VerifiedCopy, "copy_listed", copy_then_writer_overwrites)
     run = run_dag_in_process(_dag(), logical_date=_run_end(day))
     assert str(run.state).endswith("success")
     manifest = Catalog.from_config(load_config()).read("emr_output", JOB, f"dt={day.isoformat()}")
@@ -222,4 +229,5 @@ def test_sources_are_deleted_only_after_the_verified_archive_and_only_if_unchang
         for o in s3.list_objects_v2(Bucket=SOURCE_BUCKET, Prefix=f"{JOB}/dt={day}/").get("Contents", [])
     ]
     assert left == [rewritten], "only the source that changed after its copy is kept"
+    assert deletes == [0, len(sources)], "one DeleteObjects request for the unchanged sources and the marker"
     assert s3.get_object(Bucket=SOURCE_BUCKET, Key=rewritten)["Body"].read() == b"late rewrite"

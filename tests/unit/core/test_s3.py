@@ -8,12 +8,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from backup_pipelines.core.checksums import multipart_etag
 from backup_pipelines.core.config import Encryption, ObjectLockRetention
-from backup_pipelines.core.errors import ChecksumMismatchError, ObjectNotRestoredError, SourceChangedError
-from backup_pipelines.core.s3 import BackupS3Hook
-from backup_pipelines.core.s3_copy import MiB
+from backup_pipelines.core.errors import (
+    ChecksumMismatchError,
+    ObjectNotRestoredError,
+    SourceChangedError,
+    VerificationError,
+)
+from backup_pipelines.core.s3 import BackupS3Hook, decode_metadata
+from backup_pipelines.core.s3_copy import MiB, VerifiedCopy
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -32,8 +38,20 @@ def hook(moto_s3: Any) -> BackupS3Hook:
 
 
 def _put(hook: BackupS3Hook, key: str, data: bytes, bucket: str = "src") -> Any:
-    hook.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/x-parquet")
+    hook.client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        ContentType="application/x-parquet",
+        Metadata={"writer": "spark 3.5"},
+    )
     return next(o for o in hook.list_objects(bucket, key) if o.key == key)
+
+
+def _count_calls(hook: BackupS3Hook) -> list[str]:
+    calls: list[str] = []
+    hook.client.meta.events.register("after-call.s3", lambda model, **_: calls.append(model.name))
+    return calls
 
 
 def test_copy_is_server_side_verified_and_encrypted(hook: BackupS3Hook) -> None:
@@ -48,8 +66,113 @@ def test_copy_is_server_side_verified_and_encrypted(hook: BackupS3Hook) -> None:
     head = hook.client.head_object(Bucket="dst", Key=result.key, ChecksumMode="ENABLED")
     assert head["ServerSideEncryption"] == "AES256"
     assert head["ContentType"] == "application/x-parquet"
-    assert head["Metadata"]["bp-source"] == f"s3://src/{src.key}"
+    # The source's own metadata is kept; where the copy came from is the manifest's business.
+    assert head["Metadata"] == {"writer": "spark 3.5"}
     assert hook.bytes_read == 0
+
+
+ODD_KEYS = [
+    "country=Côte d'Ivoire/part-0.parquet",
+    "日本語/ファイル 1.parquet",
+    "a=1/b=2/x+y%20z?&~=.parquet",
+    "emoji 🚀/part",
+    "empty",
+]
+
+
+@pytest.mark.parametrize("key", ODD_KEYS)
+def test_copy_listed_is_one_request_for_any_key(hook: BackupS3Hook, key: str) -> None:
+    data = b"" if key == "empty" else key.encode() * 10
+    src = _put(hook, key, data)
+    calls = _count_calls(hook)
+
+    copied = VerifiedCopy(hook).copy_listed(src, "dst", "emr/" + key, args={"StorageClass": "STANDARD"})
+
+    assert calls == ["CopyObject"]
+    assert copied.sha256_hex == hashlib.sha256(data).hexdigest()
+    assert hook.client.get_object(Bucket="dst", Key="emr/" + key)["Body"].read() == data
+    assert [o.key for o in hook.list_objects("dst", "emr/")] == ["emr/" + key]
+
+
+def test_a_key_longer_than_s3_allows_is_refused_before_any_request(hook: BackupS3Hook) -> None:
+    key = "é" * 511 + "ab"  # 1,024 bytes: the longest key S3 takes
+    src = _put(hook, key, b"x")
+    calls = _count_calls(hook)
+    VerifiedCopy(hook).copy_listed(src, "dst", key, args={})
+    assert calls == ["CopyObject"]
+    with pytest.raises(VerificationError, match="would be a 1028-byte key; S3 allows 1024 bytes"):
+        VerifiedCopy(hook).copy_listed(src, "dst", "emr/" + key, args={})
+    assert calls == ["CopyObject"]
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "refused"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "CopyObject",
+    )
+
+
+def test_s3_refusing_the_conditional_copy_is_a_changed_source(
+    hook: BackupS3Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real S3 answers 412 to a copy whose CopySourceIfMatch no longer matches (moto ignores it)."""
+    src = _put(hook, "a", b"listed")
+    seen: dict[str, Any] = {}
+
+    def refuse(**kwargs: Any) -> Any:
+        seen.update(kwargs)
+        raise _client_error("PreconditionFailed", 412)
+
+    monkeypatch.setattr(hook.client, "copy_object", refuse)
+    with pytest.raises(
+        SourceChangedError, match=r"s3://src/a changed after it was listed \(S3 refused the copy"
+    ):
+        hook.copy_verified(src, "dst", "a", encryption=Encryption())
+    assert seen["CopySourceIfMatch"] == src.etag
+    assert hook.head("dst", "a") is None
+
+
+def test_a_copy_whose_etag_is_not_the_sources_is_rechecked(
+    hook: BackupS3Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _put(hook, "a", b"listed")
+    real_copy = hook.client.copy_object
+
+    def copy_with_other_etag(**kwargs: Any) -> Any:
+        response = real_copy(**kwargs)
+        response["CopyObjectResult"]["ETag"] = '"0000"'
+        return response
+
+    monkeypatch.setattr(hook.client, "copy_object", copy_with_other_etag)
+    with pytest.raises(
+        ChecksumMismatchError, match=r"s3://dst/a \(copy of s3://src/a\) failed verification: ETag"
+    ):
+        VerifiedCopy(hook).copy_listed(src, "dst", "a", args={})
+    # A KMS-encrypted source has no MD5 ETag: the source's HEAD says so and the copy stands.
+    real_head = hook.head
+    monkeypatch.setattr(
+        hook, "head", lambda b, k, **kw: {**(real_head(b, k, **kw) or {}), "ServerSideEncryption": "aws:kms"}
+    )
+    copied = VerifiedCopy(hook).copy_listed(src, "dst", "a", args={})
+    assert copied.sha256 == _b64sha(b"listed")
+
+
+def test_a_copy_answer_without_sha256_is_read_back_with_one_head(
+    hook: BackupS3Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _put(hook, "a", b"rows")
+    real_copy = hook.client.copy_object
+
+    def copy_without_checksum(**kwargs: Any) -> Any:
+        response = real_copy(**kwargs)
+        response["CopyObjectResult"].pop("ChecksumSHA256")
+        return response
+
+    monkeypatch.setattr(hook.client, "copy_object", copy_without_checksum)
+    calls = _count_calls(hook)
+    copied = VerifiedCopy(hook).copy_listed(src, "dst", "a", args={})
+    assert calls == ["CopyObject", "HeadObject"]
+    assert copied.sha256 == _b64sha(b"rows")
 
 
 def test_second_copy_of_the_same_version_is_skipped(hook: BackupS3Hook) -> None:
@@ -81,11 +204,11 @@ def test_copy_changed_between_copy_and_verify_is_a_mismatch(hook: BackupS3Hook) 
 
 
 def test_source_rewritten_after_listing_is_refused(hook: BackupS3Hook) -> None:
+    """moto ignores CopySourceIfMatch and copies the new version: the copy's ETag gives it away."""
     src = _put(hook, "a", b"listed")
     _put(hook, "a", b"rewritten")
-    with pytest.raises(SourceChangedError, match="s3://src/a changed after it was listed"):
+    with pytest.raises(SourceChangedError, match=r"s3://src/a changed after it was listed \(ETag"):
         hook.copy_verified(src, "dst", "a", encryption=Encryption())
-    assert hook.head("dst", "a") is None
 
 
 def test_multipart_copy_above_threshold_keeps_the_source_part_layout(hook: BackupS3Hook) -> None:
@@ -156,3 +279,44 @@ def test_restore_of_cold_objects(hook: BackupS3Hook) -> None:
     assert status.readable and status.state == "restored" and status.expiry  # moto: immediate
     assert hook.request_restore("dst", "cold").state == "restored"  # repeat is a no-op
     assert hook.stream_sha256("dst", "cold") == _b64sha(b"frozen")
+
+
+def test_a_failed_multipart_copy_is_aborted(hook: BackupS3Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook.client.put_object(Bucket="src", Key="big", Body=b"b" * (11 * MiB))
+    src = hook.list_objects("src", "big")[0]
+    real_part = hook.client.upload_part_copy
+
+    def fail_second_part(**kwargs: Any) -> Any:
+        if kwargs["PartNumber"] == 2:
+            raise _client_error("InternalError", 500)
+        return real_part(**kwargs)
+
+    monkeypatch.setattr(hook.client, "upload_part_copy", fail_second_part)
+    with pytest.raises(Exception, match="copy of s3://src/big to s3://dst/big failed: InternalError"):
+        VerifiedCopy(hook).copy_listed(
+            src, "dst", "big", args={}, multipart_threshold=6 * MiB, part_size=5 * MiB
+        )
+    assert hook.client.list_multipart_uploads(Bucket="dst").get("Uploads", []) == []
+    assert hook.head("dst", "big") is None
+
+
+def test_metadata_of_any_text_is_stored_ascii_and_read_back(hook: BackupS3Hook) -> None:
+    value = "s3://src/country=Côte d'Ivoire/日本 100%"
+    hook.put_encrypted("dst", "m", b"x", encryption=Encryption(), metadata={"source": value, "rows": "12"})
+    stored = hook.client.head_object(Bucket="dst", Key="m")["Metadata"]
+    assert stored["rows"] == "12" and stored["source"].isascii()
+    assert decode_metadata(stored) == {"source": value, "rows": "12"}
+
+
+def test_delete_keys_sends_1000_keys_a_request(hook: BackupS3Hook) -> None:
+    keys = [f"k/{n:04d}" for n in range(2001)]
+    for key in keys:
+        hook.client.put_object(Bucket="dst", Key=key, Body=b"")
+    sizes: list[int] = []
+    hook.client.meta.events.register(
+        "provide-client-params.s3.DeleteObjects",
+        lambda params, **_: sizes.append(len(params["Delete"]["Objects"])),
+    )
+    assert hook.delete_keys("dst", iter(keys)) == 2001
+    assert sizes == [1000, 1000, 1]
+    assert hook.list_objects("dst", "k/") == []
