@@ -2,18 +2,23 @@
 ### Weekly Kafka event archives to S3 Glacier (ADR tier 3, zero data loss)
 
 Every event that reached Kafka is put in an archive before Kafka's retention deletes it.
-Coverage is by **offsets**, not by clock: per partition, a run archives from the end offset of
-the previous archive (read from the catalog) up to the first record whose timestamp is at or
-after the window end (or the end of the partition). The first ever run starts at the window
-start. Consecutive archives of a partition are contiguous: no gap, no overlap.
+Coverage is by **offsets**, never by timestamps: per partition, a run archives from the end
+offset of the previous archive (read from the catalog) up to the cut, the end offset the
+partition has when the run starts: a record is archived by the first run after it was written,
+whatever its timestamp says. The first ever run starts at the window start. Consecutive archives
+of a partition are contiguous: no gap, no overlap.
 
-1. `retention_guard`: fails, and emails the on-call with topic, partition and missing offsets,
-   when Kafka already deleted offsets that were never archived; warns when a topic's
-   `retention.ms` is shorter than the window plus `kafka_archive.retention_grace`. Its output
-   is the archive plan: one entry per topic-partition.
+1. `retention_guard`: fails before any partition task when a configured topic does not exist
+   (naming the closest topics; no topic is ever created); fails, and emails the on-call with
+   topic, partition and missing offsets, when Kafka already deleted offsets that were never
+   archived; emails a breach when records not archived yet are older than `retention.ms` minus
+   `kafka_archive.retention_grace` (and goes on archiving them); warns when a topic's
+   `retention.ms` is shorter than the window plus the grace. Its output is the archive plan: one
+   entry per topic-partition, with its cut.
 2. `archive_partition` (mapped, one task per topic-partition): reads the partition with a
-   manually assigned consumer under `kafka_archive.consumer_group_id` (commits nothing), writes
-   zstd Parquet row group by row group, files split at `file_max_bytes`, keys
+   manually assigned consumer under `kafka_archive.consumer_group_id` (commits nothing) while
+   other threads write zstd Parquet row group by row group and upload the previous file; files
+   split at `file_max_bytes`, keys
    `kafka/<topic>/partition=<p>/<first>-<last>.parquet` (a retry rewrites the same objects),
    storage class `kafka_archive.storage_class` (GLACIER).
 3. `check_coverage`: offsets contiguous with the previous archive and inside the files.
