@@ -29,8 +29,9 @@ interval (`ds`):
    Re-runs and backfills of a date copy only what changed (listings only for an unchanged day,
    whose manifest is left as it is).
 
-**apply_lifecycle_policy** merges the configured lifecycle rule (GLACIER_IR after 30 days,
-DEEP_ARCHIVE after 180, never expire) into the bucket's rules by ID, keeping foreign rules.
+**apply_lifecycle_policy** merges the package's lifecycle rules into both buckets' rules by ID,
+keeping foreign rules: the EMR rule (GLACIER_IR after 30 days, DEEP_ARCHIVE after 180, never
+expire) and, for every prefix the package writes, a rule that aborts incomplete multipart uploads.
 
 Backfill: `airflow backfill create --dag-id emr_daily_output_archive --from-date ... --to-date ...`.
 Recovery: docs/runbooks/emr-output-recovery.md.

@@ -1,8 +1,10 @@
 """S3 lifecycle rules from config: validated before any call, merged by rule ID with the bucket's.
 
-The archive bucket is shared (EMR outputs, Kafka archives, exports) and may carry rules written
-by people or other tools. So the task owns exactly one rule ID per prefix: it replaces that rule,
-keeps every other rule as it is, and writes nothing when the bucket already holds the same rules.
+Both buckets are shared (the archive bucket by EMR outputs, Kafka archives and exports) and may
+carry rules written by people or other tools. So the package owns exactly one rule ID per prefix it
+writes (``package_rules``): it replaces that rule, keeps every other rule as it is, and writes
+nothing when the bucket already holds the same rules. Every owned rule aborts incomplete multipart
+uploads, so an upload left by a killed task (or by ClickHouse's own BACKUP) is cleaned up by S3.
 
 Validation follows S3's "constraints and considerations for transitions":
 
@@ -22,9 +24,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backup_pipelines.core.errors import LifecyclePolicyError
+
+if TYPE_CHECKING:
+    from backup_pipelines.core.config import BackupConfig
+
+RULE_ID_PREFIX = "backup-pipelines-"
 
 WATERFALL = (
     "STANDARD",
@@ -168,3 +175,82 @@ def merge_rules(existing: Iterable[dict[str, Any]], owned: Iterable[dict[str, An
     if len(merged) > 1000:
         raise LifecyclePolicyError(f"the bucket would hold {len(merged)} lifecycle rules; S3 allows 1000")
     return MergeResult(merged, changed or bool(added), added, replaced, kept)
+
+
+@dataclass(frozen=True)
+class ManagedPrefix:
+    """A prefix this package writes to, and the ID of the lifecycle rule it owns for it."""
+
+    bucket: str
+    prefix: str
+    setting: str
+    rule_id: str
+
+
+def managed_prefixes(cfg: BackupConfig) -> list[ManagedPrefix]:
+    """Every prefix the package writes (multipart uploads included), as configured, by bucket.
+
+    Backup bucket: the catalog, ClickHouse backups (ClickHouse's own BACKUP uploads in parts), the
+    drill's reports and the RPO status. Archive bucket: EMR copies, Kafka archive files (uploaded in
+    parts above 64 MiB) and exports (ClickHouse writes them in parts).
+    """
+    status_key = cfg.rpo_monitor.status_key
+    status_prefix = status_key.rsplit("/", 1)[0] + "/" if "/" in status_key else status_key
+    backup, archive = cfg.storage.backup_bucket, cfg.storage.archive_bucket
+    rows = [
+        (backup, cfg.storage.catalog_prefix, "storage.catalog_prefix", "catalog"),
+        (backup, cfg.clickhouse_snapshots.prefix, "clickhouse_snapshots.prefix", "clickhouse"),
+        (backup, cfg.dr_drill.report_prefix, "dr_drill.report_prefix", "reports"),
+        (backup, status_prefix, "rpo_monitor.status_key", "status"),
+        (archive, cfg.emr_archive.prefix, "emr_archive.prefix", ""),
+        (archive, cfg.kafka_archive.prefix, "kafka_archive.prefix", "kafka"),
+        (archive, cfg.deep_archive_exports.prefix, "deep_archive_exports.prefix", "exports"),
+    ]
+    return [
+        ManagedPrefix(
+            bucket, prefix, setting, f"{RULE_ID_PREFIX}{area}" if area else cfg.emr_archive.lifecycle.rule_id
+        )
+        for bucket, prefix, setting, area in rows
+    ]
+
+
+def package_rules(cfg: BackupConfig) -> dict[str, list[dict[str, Any]]]:
+    """The lifecycle rules the package owns, by bucket: the EMR rule (transitions, expiration) and,
+    for every other prefix it writes, a rule that only aborts incomplete multipart uploads.
+
+    Every rule aborts uploads left incomplete for ``emr_archive.lifecycle.abort_incomplete_multipart_days``
+    (a task killed mid-upload cannot abort its own). Validated before any S3 call.
+    """
+    lc = cfg.emr_archive.lifecycle
+    rules: dict[str, list[dict[str, Any]]] = {}
+    seen: dict[str, str] = {}
+    for area in managed_prefixes(cfg):
+        if area.rule_id in seen:
+            raise LifecyclePolicyError(
+                f"lifecycle rule ID {area.rule_id!r} is used for both {seen[area.rule_id]} and {area.setting}"
+            )
+        seen[area.rule_id] = area.setting
+        is_emr = area.setting == "emr_archive.prefix"
+        rule = build_rule(
+            rule_id=area.rule_id,
+            prefix=area.prefix,
+            transitions=[TransitionSpec(t.days, t.storage_class) for t in lc.transitions] if is_emr else [],
+            expiration_days=lc.expiration_days if is_emr else None,
+            abort_incomplete_multipart_days=lc.abort_incomplete_multipart_days,
+        )
+        rules.setdefault(area.bucket, []).append(rule)
+    return rules
+
+
+def aborting_rule(rules: Iterable[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """The enabled rule that aborts an incomplete multipart upload of ``key``, if any (prefix filters)."""
+    for rule in rules:
+        prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix"))
+        if (
+            rule.get("Status") == "Enabled"
+            and prefix is not None
+            and key.startswith(prefix)
+            and rule.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation")
+        ):
+            return rule
+    return None

@@ -72,8 +72,18 @@ class ArchiveSummary(BaseModel):
     deleted_sources: int = 0
 
 
+class LifecycleSummary(BaseModel):
+    """What the lifecycle task returns (XCom): per bucket, whether it changed and the rule IDs."""
+
+    buckets: dict[str, dict[str, Any]]
+
+    @property
+    def changed(self) -> bool:
+        return any(b["changed"] for b in self.buckets.values())
+
+
 class EmrArchiveService:
-    """Archive a day of a job's outputs; apply the archive bucket's lifecycle rule."""
+    """Archive a day of a job's outputs; apply the package's lifecycle rules."""
 
     def __init__(self, cfg: BackupConfig, s3: BackupS3Hook, catalog: Catalog) -> None:
         self.cfg = cfg
@@ -327,32 +337,27 @@ class EmrArchiveService:
         log.info("deleted %d source objects under %s after the verified archive", deleted, run.source_url)
         return deleted
 
-    def apply_lifecycle(self) -> dict[str, Any]:
-        """Merge the configured lifecycle rule into the archive bucket's rules (by rule ID, idempotent)."""
-        from backup_pipelines.core.lifecycle import TransitionSpec, build_rule, merge_rules
+    def apply_lifecycle(self) -> LifecycleSummary:
+        """Merge the package's lifecycle rules into each bucket's rules (by rule ID, idempotent)."""
+        from backup_pipelines.core.lifecycle import merge_rules, package_rules
 
-        lc = self.settings.lifecycle
-        rule = build_rule(  # validates before any call
-            rule_id=lc.rule_id,
-            prefix=self.settings.prefix,
-            transitions=[TransitionSpec(t.days, t.storage_class) for t in lc.transitions],
-            expiration_days=lc.expiration_days,
-            abort_incomplete_multipart_days=lc.abort_incomplete_multipart_days,
-        )
-        bucket = self.cfg.storage.archive_bucket
-        merged = merge_rules(self.s3.lifecycle_rules(bucket), [rule])
-        if merged.changed:
-            self.s3.put_lifecycle_rules(bucket, merged.rules)
-        log.info(
-            "lifecycle of s3://%s: %s (added %s, replaced %s, kept %d foreign rule(s) %s)",
-            bucket,
-            "updated" if merged.changed else "unchanged",
-            merged.added,
-            merged.replaced,
-            len(merged.kept),
-            merged.kept,
-        )
-        return {"changed": merged.changed, "rules": [r.get("ID") for r in merged.rules]}
+        owned = package_rules(self.cfg)  # validates before any call
+        buckets: dict[str, dict[str, Any]] = {}
+        for bucket, rules in owned.items():
+            merged = merge_rules(self.s3.lifecycle_rules(bucket), rules)
+            if merged.changed:
+                self.s3.put_lifecycle_rules(bucket, merged.rules)
+            log.info(
+                "lifecycle of s3://%s: %s (added %s, replaced %s, kept %d foreign rule(s) %s)",
+                bucket,
+                "updated" if merged.changed else "unchanged",
+                merged.added,
+                merged.replaced,
+                len(merged.kept),
+                merged.kept,
+            )
+            buckets[bucket] = {"changed": merged.changed, "rules": [r.get("ID") for r in merged.rules]}
+        return LifecycleSummary(buckets=buckets)
 
 
 class _Progress:

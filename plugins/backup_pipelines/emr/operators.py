@@ -4,7 +4,8 @@
   ``S3KeyTrigger``, or reschedule), plus the EMR step / EMR Serverless job state when the config
   names one; a timeout fails with a message naming the job and the date.
 - ``EmrArchiveOperator``: ``EmrArchiveService.archive`` for the run's day.
-- ``ApplyLifecyclePolicyOperator``: ``EmrArchiveService.apply_lifecycle``.
+- ``ApplyLifecyclePolicyOperator``: ``EmrArchiveService.apply_lifecycle`` (the package's rules on
+  both buckets).
 
 All three take the job *name* and read the rest from the config at run time, so the DAG file
 stays a thin loop-free mapping over job names.
@@ -194,11 +195,12 @@ class EmrArchiveOperator(BaseOperator):
 
 
 class ApplyLifecyclePolicyOperator(BaseOperator):
-    """Merge the configured lifecycle rule into the archive bucket's rules (by rule ID, idempotent)."""
+    """Merge the package's lifecycle rules into both buckets' rules (by rule ID, idempotent): the EMR
+    rule, and one rule per prefix the package writes that aborts incomplete multipart uploads."""
 
     template_fields = ()
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.emr.archive import EmrArchiveService
 
-        return EmrArchiveService.from_config(load_config()).apply_lifecycle()
+        return EmrArchiveService.from_config(load_config()).apply_lifecycle().model_dump(mode="json")

@@ -179,39 +179,6 @@ def test_kms_encryption_is_applied_to_copies(embedded_stack: Any, s3: Any) -> No
     assert result.sha256_hex == sha256(b"secret rows")
 
 
-def test_lifecycle_task_keeps_foreign_rules_and_is_idempotent(
-    embedded_stack: Any, s3: Any, example_config: dict[str, Any], write_config: Any
-) -> None:
-    from backup_pipelines.emr.operators import ApplyLifecyclePolicyOperator
-
-    embedded_stack.create_buckets("lifecycle-int")
-    example_config["storage"]["archive_bucket"] = "lifecycle-int"
-    write_config(example_config)
-    foreign = {
-        "ID": "team-logs-expiry",
-        "Filter": {"Prefix": "logs/"},
-        "Status": "Enabled",
-        "Expiration": {"Days": 14},
-    }
-    s3.put_bucket_lifecycle_configuration(Bucket="lifecycle-int", LifecycleConfiguration={"Rules": [foreign]})
-
-    op = ApplyLifecyclePolicyOperator(task_id="apply")
-    first = op.execute({})
-    second = op.execute({})
-
-    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket="lifecycle-int")["Rules"]}
-    assert set(rules) == {"team-logs-expiry", "backup-pipelines-emr"}
-    assert rules["team-logs-expiry"]["Expiration"] == {"Days": 14}
-    ours = rules["backup-pipelines-emr"]
-    assert ours["Filter"]["Prefix"] == "emr/"
-    assert [(t["Days"], t["StorageClass"]) for t in ours["Transitions"]] == [
-        (30, "GLACIER_IR"),
-        (180, "DEEP_ARCHIVE"),
-    ]
-    assert ours["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
-    assert first["changed"] is True and second["changed"] is False
-
-
 def test_invalid_lifecycle_is_rejected_before_any_call(
     example_config: dict[str, Any], write_config: Any
 ) -> None:

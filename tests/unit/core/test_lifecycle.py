@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from backup_pipelines.core.errors import LifecyclePolicyError
-from backup_pipelines.core.lifecycle import TransitionSpec, build_rule, merge_rules, validate_policy
+from backup_pipelines.core.lifecycle import (
+    TransitionSpec,
+    aborting_rule,
+    build_rule,
+    merge_rules,
+    package_rules,
+    validate_policy,
+)
 
 T = TransitionSpec
 
@@ -86,3 +93,68 @@ def test_merge_is_a_no_op_when_the_bucket_already_holds_the_rule() -> None:
 def test_merge_adds_missing_rule() -> None:
     result = merge_rules([], [_rule()])
     assert result.changed and result.added == ["bp-emr"]
+
+
+def _cfg(**sections):
+    from backup_pipelines.core.config import BackupConfig
+
+    return BackupConfig.model_validate(
+        {
+            "storage": {"backup_bucket": "bkp", "archive_bucket": "arc"},
+            "alerts": {"recipients": ["oncall@example.com"]},
+            **sections,
+        }
+    )
+
+
+def test_the_package_owns_one_rule_per_prefix_it_writes_in_both_buckets() -> None:
+    rules = package_rules(_cfg(rpo_monitor={"status_key": "ops/status/rpo.json"}))
+    prefixes = {b: {r["ID"]: r["Filter"]["Prefix"] for r in rs} for b, rs in rules.items()}
+    assert prefixes == {
+        "bkp": {
+            "backup-pipelines-catalog": "catalog/",
+            "backup-pipelines-clickhouse": "clickhouse/",
+            "backup-pipelines-reports": "reports/dr-drill/",
+            "backup-pipelines-status": "ops/status/",
+        },
+        "arc": {
+            "backup-pipelines-emr": "emr/",
+            "backup-pipelines-kafka": "kafka/",
+            "backup-pipelines-exports": "exports/",
+        },
+    }
+    for rule in [r for rs in rules.values() for r in rs]:
+        assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}, rule["ID"]
+        assert ("Transitions" in rule) == (rule["ID"] == "backup-pipelines-emr")
+
+
+def test_one_bucket_for_both_gets_every_rule_and_ids_must_not_collide() -> None:
+    rules = package_rules(_cfg(storage={"backup_bucket": "one1", "archive_bucket": "one1"}))
+    assert list(rules) == ["one1"] and len(rules["one1"]) == 7
+    clash = _cfg(emr_archive={"lifecycle": {"rule_id": "backup-pipelines-kafka"}})
+    with pytest.raises(
+        LifecyclePolicyError,
+        match="'backup-pipelines-kafka' is used for both emr_archive.prefix and kafka_archive.prefix",
+    ):
+        package_rules(clash)
+
+
+def test_aborting_rule_matches_enabled_prefix_rules_that_abort_uploads() -> None:
+    rules = [
+        {
+            "ID": "off",
+            "Filter": {"Prefix": "a/"},
+            "Status": "Disabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+        {"ID": "expire-only", "Filter": {"Prefix": "a/"}, "Status": "Enabled", "Expiration": {"Days": 1}},
+        {
+            "ID": "legacy",
+            "Prefix": "b/",
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3},
+        },
+    ]
+    assert aborting_rule(rules, "a/x") is None
+    assert aborting_rule(rules, "b/日本 x")["ID"] == "legacy"
+    assert aborting_rule(rules, "c/x") is None
