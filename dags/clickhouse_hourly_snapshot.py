@@ -29,7 +29,7 @@ docs/runbooks/clickhouse-restore.md.
 from __future__ import annotations
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, TaskGroup
 
 from backup_pipelines.clickhouse.operators import (
     ClickHouseRetentionOperator,
@@ -37,6 +37,7 @@ from backup_pipelines.clickhouse.operators import (
     ClickHouseVerifyOperator,
 )
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.params import flag_param
 from backup_pipelines.dagkit import dag_kwargs
 
 cfg = load_config()
@@ -49,8 +50,8 @@ with DAG(
         doc_md=__doc__ or "",
         tags=["clickhouse", "snapshot", "tier-2"],
         params={
-            "retention_dry_run": Param(
-                False, type="boolean", title="Retention dry run (list what would be deleted, delete nothing)"
+            "retention_dry_run": flag_param(
+                "Retention dry run", "List what retention would delete, and delete nothing."
             )
         },
         cfg=cfg,

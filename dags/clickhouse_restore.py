@@ -19,10 +19,11 @@ docs/runbooks/clickhouse-restore.md.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
 from backup_pipelines.clickhouse.operators import ClickHouseRestoreOperator
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.params import choice_param, flag_param, list_param, text_param
 from backup_pipelines.dagkit import dag_kwargs
 
 cfg = load_config()
@@ -35,29 +36,31 @@ with DAG(
         doc_md=__doc__ or "",
         tags=["clickhouse", "recovery", "restore"],
         params={
-            "dataset": Param(
-                datasets[0] if datasets else "",
-                type="string",
-                minLength=1,
-                title="Dataset",
-                description=f"A clickhouse_snapshots dataset (configured: {', '.join(datasets) or 'none'}).",
+            "dataset": choice_param(
+                "Dataset",
+                "The clickhouse_snapshots dataset to restore (the configured ones).",
+                datasets,
+                default=datasets[0] if datasets else None,
             ),
-            "tables": Param(
-                [], type="array", items={"type": "string"}, title="Tables", description="Empty: all tables."
+            "tables": list_param(
+                "Tables", "Table names to restore, one a line. Empty: every table of the recovery point."
             ),
-            "target_time": Param(
-                "",
-                type="string",
-                title="Target time",
-                description="ISO 8601; the newest verified point captured at or before it. Empty: latest.",
+            "target_time": text_param(
+                "Target time",
+                "ISO 8601, e.g. 2026-11-23T14:00:00Z: the newest verified point captured at or before it. "
+                "Empty: the latest verified point.",
             ),
-            "target_database": Param(
-                "", type="string", title="Target database", description="Empty: a new restore_<timestamp>."
+            "target_database": text_param(
+                "Target database",
+                "Database to restore into. Empty: a new restore_<timestamp> database.",
+                pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
             ),
-            "confirm_overwrite": Param(
-                False, type="boolean", title="Allow restoring over the live database (tables are swapped)"
+            "confirm_overwrite": flag_param(
+                "Allow restoring over the live database",
+                "Needed when the target database holds the live tables: the chain is restored into a "
+                "staging database and the tables are swapped in (the old ones stay in staging).",
             ),
-            "dry_run": Param(False, type="boolean", title="Dry run (show the plan only)"),
+            "dry_run": flag_param("Dry run", "Only log the plan (point, chain, tables, target)."),
         },
         cfg=cfg,
     )

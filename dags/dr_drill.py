@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, BaseOperator, Param
+from airflow.sdk import DAG, BaseOperator
 
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.params import choice_param, int_param
 from backup_pipelines.dagkit import dag_kwargs
 from backup_pipelines.drill.operators import (
     ArchiveDrillOperator,
@@ -53,9 +54,16 @@ with DAG(
         doc_md=DOC_MD,
         tags=["dr-drill"],
         params={
-            "pick": Param(drill.pick, enum=["latest", "random"], description="which recovery point to test"),
-            "seed": Param(
-                None, type=["null", "integer"], description="seed of a random pick (default: from the run id)"
+            "pick": choice_param(
+                "Recovery point pick",
+                "Which recovery point of each dataset the drill restores: the latest verified one, or a "
+                "random one within dr_drill.random_window.",
+                ["latest", "random"],
+                default=drill.pick,
+                labels={"latest": "latest (newest verified point)", "random": "random (within the window)"},
+            ),
+            "seed": int_param(
+                "Seed of a random pick", "Repeats an earlier random pick. Empty: derived from the run id."
             ),
         },
         cfg=cfg,

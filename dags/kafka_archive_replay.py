@@ -19,9 +19,10 @@ requested and nothing is produced. Step by step: docs/runbooks/kafka-event-recov
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.params import choice_param, flag_param, int_param, text_param
 from backup_pipelines.dagkit import dag_kwargs
 from backup_pipelines.kafka.operators import (
     KafkaArchiveRestoreOperator,
@@ -31,6 +32,11 @@ from backup_pipelines.kafka.operators import (
 
 cfg = load_config()
 topics = [t.name for t in cfg.kafka_archive.topics]
+TIERS = {
+    "Expedited": "Expedited (1-5 minutes, most expensive)",
+    "Standard": "Standard (3-5 hours)",
+    "Bulk": "Bulk (5-12 hours, cheapest)",
+}
 
 with DAG(
     **dag_kwargs(
@@ -39,44 +45,41 @@ with DAG(
         doc_md=__doc__ or "",
         tags=["kafka", "recovery", "replay"],
         params={
-            "topic": Param(
-                topics[0] if topics else "",
-                type="string",
-                minLength=1,
-                title="Archived topic",
-                description=f"Topic whose archive is replayed (configured: {', '.join(topics) or 'none'}).",
+            "topic": choice_param(
+                "Archived topic",
+                "Topic whose archive is replayed (the configured ones).",
+                topics,
+                default=topics[0] if topics else None,
             ),
-            "start_time": Param(
-                "", type="string", title="Start time", description="ISO 8601, inclusive; empty: no bound."
+            "start_time": text_param(
+                "Start time", "ISO 8601, inclusive, e.g. 2026-11-23T14:00:00Z. Empty: no lower bound."
             ),
-            "end_time": Param(
-                "", type="string", title="End time", description="ISO 8601, exclusive; empty: no bound."
+            "end_time": text_param("End time", "ISO 8601, exclusive. Empty: no upper bound."),
+            "start_offset": int_param("Start offset", "Inclusive. Empty: no lower bound."),
+            "end_offset": int_param("End offset", "Exclusive. Empty: no upper bound."),
+            "partitions": text_param(
+                "Partitions", "Comma-separated partition ids, e.g. 0,2. Empty: all.", pattern=r"^\d+(,\d+)*$"
             ),
-            "start_offset": Param(
-                None, type=["null", "integer"], minimum=0, title="Start offset (inclusive)"
+            "target_topic": text_param("Target topic", "Topic to produce into. Empty: <topic>.replay."),
+            "confirm_same_topic": flag_param(
+                "Allow replaying into the source topic itself", "Needed when the target topic is the topic."
             ),
-            "end_offset": Param(None, type=["null", "integer"], minimum=0, title="End offset (exclusive)"),
-            "partitions": Param(
-                "",
-                type="string",
-                pattern=r"^(\d+(,\d+)*)?$",
-                title="Partitions",
-                description="Comma-separated partition ids; empty: all.",
+            "dry_run": flag_param(
+                "Dry run",
+                "Only list the files and the most records they hold: no restore, nothing produced.",
+                default=True,
             ),
-            "target_topic": Param(
-                "", type="string", title="Target topic", description="Empty: <topic>.replay."
+            "max_messages": int_param("At most this many records", "Empty: every record.", minimum=1),
+            "restore_tier": choice_param(
+                "Glacier restore tier",
+                "How fast (and how dear) archived files in GLACIER are thawed.",
+                list(TIERS),
+                default=cfg.dr_drill.restore_tier,
+                labels=TIERS,
             ),
-            "confirm_same_topic": Param(
-                False, type="boolean", title="Allow replaying into the source topic itself"
+            "restore_days": int_param(
+                "Keep restored copies (days)", "How long thawed copies stay readable.", minimum=1, default=1
             ),
-            "dry_run": Param(True, type="boolean", title="Dry run (list files only)"),
-            "max_messages": Param(None, type=["null", "integer"], minimum=1, title="At most this many"),
-            "restore_tier": Param(
-                cfg.dr_drill.restore_tier,
-                enum=["Expedited", "Standard", "Bulk"],
-                title="Glacier restore tier",
-            ),
-            "restore_days": Param(1, type="integer", minimum=1, title="Keep restored copies this many days"),
         },
         cfg=cfg,
     )

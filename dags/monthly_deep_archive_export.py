@@ -23,9 +23,10 @@ Reading an export back needs a Deep Archive restore first: docs/runbooks/deep-ar
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.params import flag_param, text_param
 from backup_pipelines.dagkit import dag_kwargs
 from backup_pipelines.export.operators import DeepArchiveExportOperator
 
@@ -39,18 +40,13 @@ with DAG(
         doc_md=__doc__ or "",
         tags=["deep-archive", "exports", "tier-3"],
         params={
-            "month": Param(
-                "",
-                type="string",
-                pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
-                title="Month (YYYY-MM)",
-                description="Export this month instead of the run's data interval (empty: the interval's).",
+            "month": text_param(
+                "Month (YYYY-MM)",
+                "Export this month instead of the run's data interval, e.g. 2026-10. Empty: the interval's.",
+                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
             ),
-            "allow_fewer_rows": Param(
-                False,
-                type="boolean",
-                title="Allow fewer rows",
-                description="Replace an archived month even if the query now returns fewer rows.",
+            "allow_fewer_rows": flag_param(
+                "Allow fewer rows", "Replace an archived month even if the query now returns fewer rows."
             ),
         },
         cfg=cfg,

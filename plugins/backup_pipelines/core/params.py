@@ -103,20 +103,28 @@ def flag_param(title: str, description: str, *, default: bool = False) -> Any:
 
 
 def choice_param(
-    title: str, description: str, choices: Sequence[str], *, default: str | None, optional: bool = False
+    title: str,
+    description: str,
+    choices: Sequence[str],
+    *,
+    default: str | None,
+    optional: bool = False,
+    labels: dict[str, str] | None = None,
 ) -> Any:
-    """A dropdown; ``optional`` adds an empty choice (None)."""
+    """A dropdown of ``choices`` (``labels``: what the form shows for a value); ``optional`` adds
+    an empty choice (None)."""
     from airflow.sdk import Param
 
     values: list[Any] = [None, *choices] if optional else list(choices)
     kind: Any = ["null", "string"] if optional else "string"
-    return Param(default, type=kind, enum=values, title=title, description=description)
+    extra: dict[str, Any] = {"values_display": labels} if labels else {}
+    return Param(default, type=kind, enum=values, title=title, description=description, **extra)
 
 
 def list_param(title: str, description: str, *, choices: Sequence[str] | None = None) -> Any:
-    """A list of strings (a multi-select when the choices are known)."""
+    """An optional list of strings, one a line (a multi-select when the choices are known)."""
     from airflow.sdk import Param
 
     items: dict[str, Any] = {"type": "string"}
     extra: dict[str, Any] = {"examples": list(choices)} if choices else {}
-    return Param([], type="array", items=items, title=title, description=description, **extra)
+    return Param(None, type=["null", "array"], items=items, title=title, description=description, **extra)
