@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format airflow bench clean
+.PHONY: venv demo test test-fast lint format airflow bench clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,27 @@ $(STAMP): pyproject.toml | $(PY)
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev,deploy]"
 	touch $(STAMP)
 
+# The UI tests drive Debian's Chromium with playwright (playwright cannot download its own browsers
+# here). `make venv` installs it when it can (root with apt-get); `make test` insists on it.
+CHROMIUM := /usr/bin/chromium
+define install_chromium
+	if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+endef
+
 venv: $(STAMP)
+	@$(install_chromium) || true
+
+browser:
+	@$(install_chromium)
+	@test -x $(CHROMIUM) || { echo "make test: the UI tests need Chromium at $(CHROMIUM) (Debian: sudo apt-get install chromium)"; exit 1; }
 
 demo: venv
-	$(PY) -m backup_pipelines.dev.demo
+	$(PY) -m backup_pipelines.dev.demo $(if $(filter-out 0,$(V)),--verbose)
 
-test: venv
+# Postgres and Redis: $$BACKUP_PIPELINES_POSTGRES / $$BACKUP_PIPELINES_REDIS when set, else started from
+# PyPI wheels by the test session (README "Two commands").
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
@@ -39,9 +54,11 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The Airflow UI (airflow standalone) on the embedded stack, for clicking runs and backfills.
+# The Airflow UI on the embedded stack (Postgres, LocalExecutor), for clicking runs and backfills.
+# AIRFLOW_ARGS: e.g. --port 8081, --no-seed, --paused.
+AIRFLOW_ARGS ?=
 airflow: venv
-	$(PY) -m backup_pipelines.dev.embedded airflow
+	$(PY) -m backup_pipelines.dev.embedded airflow $(AIRFLOW_ARGS)
 
 bench: venv
 	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done

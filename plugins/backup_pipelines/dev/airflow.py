@@ -1,18 +1,10 @@
-"""Airflow on the embedded stack: its environment, in-process runs for the demo and the tests,
-and ``make airflow`` (``airflow standalone`` on the stack)."""
+"""Airflow on the embedded stack: its environment and in-process runs for the demo and the tests
+(``make airflow`` is ``dev.launcher``)."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
-
-from backup_pipelines.dev.processes import HOST, die_with_parent, signals_raise, stop_group
-from backup_pipelines.dev.stack import EmbeddedStack
 
 
 def airflow_env(
@@ -48,43 +40,3 @@ def run_dag_in_process(dag: Any, **test_kwargs: Any) -> Any:
         return dag.test(**test_kwargs)
     finally:
         dag.deadline = saved
-
-
-# -- the SMTP sink process -------------------------------------------------------------------------
-
-
-def run_airflow(args: argparse.Namespace) -> int:
-    from backup_pipelines.core.config import load_config
-
-    base = Path(args.dir)
-    with signals_raise(), EmbeddedStack(base) as stack:
-        cfg = load_config()
-        stack.create_buckets(cfg.storage.backup_bucket, cfg.storage.archive_bucket)
-        env = {**os.environ, **stack.env(), **airflow_env(base / "airflow")}
-        env["AIRFLOW__API__PORT"] = str(args.port)
-        # airflow standalone starts its components as `airflow ...` from PATH: the venv's first.
-        bin_dir = str(Path(sys.executable).parent)
-        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-        airflow = str(Path(bin_dir) / "airflow")
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True)
-        # chDB opens its directory in one process at a time: ClickHouse tasks share one slot.
-        subprocess.run(
-            [airflow, "pools", "set", cfg.clickhouse_snapshots.pool, "1", "chDB: one process at a time"],
-            env=env,
-            check=True,
-        )
-        print(f"Airflow UI on http://{HOST}:{args.port} (user and password printed by airflow standalone)")
-        # Its own process group: standalone's scheduler, dag-processor and triggerer are in it too,
-        # and do not stop with standalone, so the whole group is torn down on the way out.
-        standalone = subprocess.Popen(
-            [airflow, "standalone"],
-            env=env,
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only
-        )
-        try:
-            with contextlib.suppress(KeyboardInterrupt):
-                standalone.wait()
-        finally:
-            stop_group(standalone)
-    return 0

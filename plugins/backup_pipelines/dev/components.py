@@ -22,13 +22,14 @@ from backup_pipelines.dev.processes import die_with_parent
 _ERROR = re.compile(r"(Error|Exception|CRITICAL|ERROR|Traceback|refused|failed)")
 
 
-def last_error(log_path: Path, lines: int = 200) -> str:
-    """The last line of a log that reads like an error (else its last line)."""
+def last_error(log_path: Path, lines: int = 200, offset: int = 0) -> str:
+    """The last line of a log (from byte ``offset``) that reads like an error (else its last line)."""
     if not log_path.exists():
         return "(no log)"
-    tail = [
-        line.strip() for line in log_path.read_text(errors="replace").splitlines()[-lines:] if line.strip()
-    ]
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace").splitlines()[-lines:]
+    tail = [line.strip() for line in text if line.strip()]
     errors = [line for line in tail if _ERROR.search(line)]
     return (errors or tail or ["(empty log)"])[-1][:400]
 

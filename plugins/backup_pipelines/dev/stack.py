@@ -96,6 +96,17 @@ class EmbeddedStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @classmethod
+    def attach(cls, base_dir: Path) -> EmbeddedStack:
+        """The stack another process started under ``base_dir`` (from its ``stack.json``), to use it."""
+        stack = cls(base_dir)
+        state = json.loads((stack.base_dir / "stack.json").read_text())
+        stack.services = {
+            name: Service(name, entry["port"], [], stack.log_dir / f"{name}.log")
+            for name, entry in state.items()
+        }
+        return stack
+
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.services.values() if s.proc is not None]
 
