@@ -1,11 +1,14 @@
 """``make demo``: start the embedded stack, seed sample data, run every pipeline and a DR drill.
 
+One line per step on the terminal (``dev.progress``), every log in ``.demo/logs/``, the drill's
+reports copied to ``.demo/reports/``, the summary at the end; ``--verbose`` / ``V=1`` streams the logs.
 Runs every DAG with ``dag.test()`` in this one process, because chDB opens its data directory in
 one process at a time and the sample data is seeded through the same process (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -19,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from backup_pipelines.dev.airflow import airflow_env, run_dag_in_process
+from backup_pipelines.dev.progress import Progress, StepFailed
+from backup_pipelines.dev.seeding import last_daily_tick, last_hours, last_monthly_tick, last_weekly_tick
 from backup_pipelines.dev.stack import EmbeddedStack
 
 log = logging.getLogger("backup_pipelines.dev.demo")
 DEMO_DIR = Path(".demo")
+LOG_DIR = DEMO_DIR / "logs"
+REPORTS_DIR = DEMO_DIR / "reports"
 
 
 @dataclass(frozen=True)
@@ -39,28 +46,19 @@ class DemoRun:
 
 def _hourly(now: datetime) -> list[DemoRun]:
     # The three last completed hours: a full backup and two increments.
-    end = now.replace(minute=0, second=0, microsecond=0)
-    return [DemoRun(end - timedelta(hours=h)) for h in (2, 1, 0)]
+    return [DemoRun(end) for end in last_hours(now, 3)]
 
 
 def _daily(now: datetime) -> list[DemoRun]:
-    # The last 03:00 tick at or before now: its interval is the day the EMR outputs are seeded for.
-    tick = now.replace(hour=3, minute=0, second=0, microsecond=0)
-    return [DemoRun(tick if tick <= now else tick - timedelta(days=1))]
+    return [DemoRun(last_daily_tick(now))]
 
 
 def _weekly(now: datetime) -> list[DemoRun]:
-    monday = (now - timedelta(days=now.weekday())).replace(hour=4, minute=0, second=0, microsecond=0)
-    if monday > now:
-        monday -= timedelta(days=7)
-    return [DemoRun(monday)]
+    return [DemoRun(last_weekly_tick(now))]
 
 
 def _monthly(now: datetime) -> list[DemoRun]:
-    tick = now.replace(day=1, hour=5, minute=0, second=0, microsecond=0)
-    if tick > now:
-        tick = (tick - timedelta(days=1)).replace(day=1)
-    return [DemoRun(tick)]
+    return [DemoRun(last_monthly_tick(now))]
 
 
 def _manual(now: datetime) -> list[DemoRun]:
@@ -85,23 +83,35 @@ def _drill(now: datetime) -> list[DemoRun]:
     return [DemoRun(None, {"pick": "latest", "seed": 1})]
 
 
-def _drill_report_text() -> str | None:
-    """The table of the newest drill report the drill wrote to the backup bucket, or None."""
+def _save_reports(target: Path) -> list[Path]:
+    """Copy every drill report from the backup bucket to ``target`` (the demo's S3 stops with it)."""
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import load_config
-    from backup_pipelines.drill.render import render_text_table
-    from backup_pipelines.drill.results import DrillReport
 
     cfg = load_config()
     client = Catalog.from_config(cfg).s3.client
-    listing = client.list_objects_v2(Bucket=cfg.storage.backup_bucket, Prefix=cfg.dr_drill.report_prefix)
-    keys = sorted(o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith("/report.json"))
-    if not keys:
+    prefix = cfg.dr_drill.report_prefix
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=cfg.storage.backup_bucket, Prefix=prefix)
+    saved = []
+    for obj in (o for page in pages for o in page.get("Contents", [])):
+        path = target / obj["Key"].removeprefix(prefix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(client.get_object(Bucket=cfg.storage.backup_bucket, Key=obj["Key"])["Body"].read())
+        saved.append(path)
+    return saved
+
+
+def _drill_report_text(saved: list[Path]) -> str | None:
+    """The newest drill report's verdict, local path and table, or None."""
+    from backup_pipelines.drill.render import render_text_table
+    from backup_pipelines.drill.results import DrillReport
+
+    reports = sorted((p for p in saved if p.name == "report.json"), key=lambda p: p.stat().st_mtime)
+    if not reports:
         return None
-    body = client.get_object(Bucket=cfg.storage.backup_bucket, Key=keys[-1])["Body"].read()
-    report = DrillReport.model_validate_json(body)
+    report = DrillReport.model_validate_json(reports[-1].read_bytes())
     verdict = "PASSED" if report.passed else "FAILED"
-    lines = [f"s3://{cfg.storage.backup_bucket}/{keys[-1]}: {verdict}", render_text_table(report)]
+    lines = [f"{reports[-1].with_name('report.html')}: {verdict}", render_text_table(report)]
     lines += [f"  - {problem}" for problem in report.failures()]
     return "\n".join(lines)
 
@@ -119,76 +129,42 @@ DEMO_PLAN: list[tuple[str, Callable[[datetime], list[DemoRun]]]] = [
 ]
 
 
-def _seed(stack: EmbeddedStack, now: datetime) -> dict[str, Any]:
-    from airflow.providers.clickhousedb.hooks.clickhouse import ClickHouseHook
-
-    from backup_pipelines.core.config import load_config
-    from backup_pipelines.dev.sample_data import seed_clickhouse, seed_emr_outputs, seed_kafka
-
-    cfg = load_config()
-    stack.create_buckets(cfg.storage.backup_bucket, cfg.storage.archive_bucket)
-    source_buckets = sorted({job.source[5:].split("/", 1)[0] for job in cfg.emr_archive.jobs})
-    stack.create_buckets(*source_buckets)
-
-    client = ClickHouseHook(clickhouse_conn_id=cfg.connections.clickhouse).get_client()
-    rows = seed_clickhouse(client, start=now - timedelta(days=40), end=now - timedelta(hours=3), rows=50_000)
-
-    week_end = _weekly(now)[0].logical_date
-    assert week_end is not None
-    week_start = week_end - timedelta(days=7)
-    messages = 0
-    for topic in cfg.kafka_archive.topics:
-        messages += seed_kafka(
-            stack.kafka_bootstrap, topic.name, start=week_start - timedelta(days=1), end=now, messages=6_000
-        )
-
-    s3 = stack.s3_client()
-    daily_end = _daily(now)[0].logical_date
-    assert daily_end is not None
-    day = (daily_end - timedelta(days=1)).date()
-    files = 0
-    for job in cfg.emr_archive.jobs:
-        bucket, _, prefix = job.source[5:].partition("/")
-        job_prefix = prefix.split("/", 1)[0]
-        files += len(seed_emr_outputs(s3, bucket=bucket, job=job_prefix, day=day))
-    return {"clickhouse rows": rows, "kafka messages": messages, "emr files": files}
-
-
-def _run_dags(now: datetime) -> list[tuple[str, str, str, float]]:
+def _run_dags(progress: Progress, now: datetime) -> list[tuple[str, str, str, float]]:
     from airflow.dag_processing.dagbag import DagBag
 
     from backup_pipelines import PROJECT_ROOT
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
-    if bag.import_errors:
-        for path, error in bag.import_errors.items():
-            log.error("DAG file %s failed to import: %s", path, error)
-        raise SystemExit("demo: DAG import errors (see above)")
+    with progress.step("parse the DAG files") as step:
+        bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+        if bag.import_errors:
+            raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+        step.detail = f"{len(bag.dags)} DAGs"
     results = []
     for dag_id, plan in DEMO_PLAN:
-        dag = bag.dags.get(dag_id)
-        if dag is None:
-            results.append((dag_id, "-", "missing from dags/", 0.0))
-            continue
         for run in plan(now):
+            label = run.logical_date.strftime("%Y-%m-%d %H:%M") if run.logical_date else "manual"
             started = time.monotonic()
-            kwargs: dict[str, Any] = {"run_conf": run.conf}
-            if run.logical_date is not None:
-                kwargs["logical_date"] = run.logical_date
-            log.info("demo: running %s %s", dag_id, run.logical_date or "(manual)")
-            dag_run = run_dag_in_process(dag, **kwargs)
-            state = str(getattr(dag_run, "state", "unknown"))
-            label = run.logical_date.isoformat() if run.logical_date else "manual"
-            results.append((dag_id, label, state, time.monotonic() - started))
+            with progress.step(f"{dag_id} {label}", keep_going=True) as step:
+                kwargs: dict[str, Any] = {"run_conf": run.conf}
+                if run.logical_date is not None:
+                    kwargs["logical_date"] = run.logical_date
+                state = str(getattr(run_dag_in_process(bag.dags[dag_id], **kwargs), "state", "unknown"))
+                step.detail = state
+                if state not in ("success", "DagRunState.SUCCESS"):
+                    step.failed = state
+            results.append(
+                (dag_id, label, state if step.failed is None else "failed", time.monotonic() - started)
+            )
     return results
 
 
-def _print_table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+def _table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
-    print(f"\n{title}")
-    print("  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=False)))
-    for row in rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)))
+    lines = ["", title, "  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=False))]
+    lines += [
+        "  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in rows
+    ]
+    return lines
 
 
 def _duration(delta: timedelta) -> str:
@@ -213,13 +189,14 @@ def _catalog_rows(now: datetime) -> list[tuple[Any, ...]]:
         listing = catalog.list_points(kind, dataset)
         newest = listing.verified()[-1] if listing.verified() else None
         age = f"{(now - newest.captured_at).total_seconds() / 60:.1f} min" if newest else "none verified"
+        total = sum(p.size_bytes for p in listing.points)
         rows.append(
             (
                 kind,
                 dataset,
                 len(listing.points),
                 len(listing.verified()),
-                sum(p.size_bytes for p in listing.points),
+                total,
                 age,
                 _duration(objectives.rpo),
             )
@@ -227,47 +204,77 @@ def _catalog_rows(now: datetime) -> list[tuple[Any, ...]]:
     return rows
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _summary(
+    stack: EmbeddedStack, seeded: dict[str, Any], results: list[tuple[str, str, str, float]]
+) -> list[str]:
+    from backup_pipelines.dev.seeding import describe
+
+    saved = _save_reports(REPORTS_DIR)
+    lines = ["", "backup-pipelines demo summary", "seeded: " + describe(seeded)]
+    lines += _table(
+        "Recovery points in the catalog",
+        ("kind", "dataset", "points", "verified", "bytes", "newest verified age", "RPO"),
+        _catalog_rows(datetime.now(UTC)),
+    )
+    lines += ["", "DR drill report (copied from the demo's S3 to " + str(REPORTS_DIR) + "/)"]
+    lines.append(_drill_report_text(saved) or "(no drill report was written)")
+    mails = stack.mailbox()
+    lines += ["", f"emails received by the SMTP sink: {len(mails)} (in {DEMO_DIR / 'mail'}/)"]
+    lines += [f"  {message['Subject']}" for message in mails]
+    failed = [r for r in results if r[2] == "failed"]
+    if failed:
+        lines.append(
+            f"\n{len(failed)} DAG run(s) failed: " + ", ".join(f"{d} {label}" for d, label, *_ in failed)
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description="Run every pipeline and a DR drill.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="stream every log line (also V=1)")
+    args = parser.parse_args(argv)
+    verbose = args.verbose or os.environ.get("V", "") not in ("", "0")
     started = time.monotonic()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    DEMO_DIR.mkdir(parents=True)
-    with EmbeddedStack(DEMO_DIR / "stack") as stack:
-        os.environ.update(stack.env())
-        os.environ.update(airflow_env(DEMO_DIR / "airflow"))
+    progress = Progress(LOG_DIR / "demo.log", verbose=verbose)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    progress.print(
+        f"backup-pipelines demo: every pipeline and a DR drill on the embedded stack; logs in {LOG_DIR}/"
+    )
+    try:
+        with progress.step("start the embedded stack") as step:
+            stack = EmbeddedStack(DEMO_DIR).start()
+            step.detail = "moto S3, Tansu Kafka, SMTP sink, chDB"
+        try:
+            return _demo(progress, stack, started)
+        finally:
+            stack.stop()
+    except StepFailed:
+        progress.print(f"demo stopped: a step failed (see above); logs in {LOG_DIR}/")
+        return 1
+
+
+def _demo(progress: Progress, stack: EmbeddedStack, started: float) -> int:
+    from backup_pipelines.dev.seeding import describe, seed_demo_data
+
+    os.environ.update(stack.env())
+    os.environ.update(airflow_env(DEMO_DIR / "airflow"))
+    with progress.step("migrate the Airflow DB (SQLite, dag.test)"):
         airflow = str(Path(sys.executable).with_name("airflow"))
-        subprocess.run([airflow, "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
-        now = datetime.now(UTC)
-        seeded = _seed(stack, now)
-        results = _run_dags(now)
-        # Gather everything before printing, so the libraries' log lines stay above the summary.
-        catalog_rows = _catalog_rows(datetime.now(UTC))
-        drill_table = _drill_report_text()
-        mails = stack.mailbox()
-        print("\n" + "=" * 78)
-        print("backup-pipelines demo summary")
-        print("=" * 78)
-        print("seeded: " + ", ".join(f"{v} {k}" for k, v in seeded.items()))
-        _print_table(
-            "DAG runs",
-            ("dag_id", "logical date", "state", "seconds"),
-            [(d, ld, s, f"{t:.1f}") for d, ld, s, t in results],
-        )
-        _print_table(
-            "Recovery points in the catalog",
-            ("kind", "dataset", "points", "verified", "bytes", "newest verified age", "RPO"),
-            catalog_rows,
-        )
-        print("\nDR drill report\n" + (drill_table or "(no drill report was written)"))
-        print(f"\nemails received by the SMTP sink: {len(mails)}")
-        for message in mails:
-            print(f"  {message['Subject']}")
-        print(f"\ndemo finished in {time.monotonic() - started:.0f}s; stack logs under {stack.log_dir}")
-        failed = [r for r in results if r[2] not in ("success", "DagRunState.SUCCESS")]
-        if failed:
-            print(f"demo: {len(failed)} DAG run(s) did not succeed: {[r[0] for r in failed]}")
-            return 1
-    return 0
+        subprocess.run([airflow, "db", "migrate"], check=True)
+    now = datetime.now(UTC)
+    with progress.step("seed the sample data") as step:
+        seeded = seed_demo_data(stack, now)
+        step.detail = describe(seeded)
+    results = _run_dags(progress, now)
+    with progress.step("gather the summary") as step:
+        lines = _summary(stack, seeded, results)
+    for line in lines:
+        progress.print(line)
+    progress.print(
+        f"\ndemo finished in {time.monotonic() - started:.0f}s; logs in {LOG_DIR}/, reports in {REPORTS_DIR}/"
+    )
+    return 1 if progress.failures else 0
 
 
 if __name__ == "__main__":
