@@ -132,18 +132,23 @@ def test_s3_refusing_the_conditional_copy_is_a_changed_source(
     assert hook.head("dst", "a") is None
 
 
+def _edit_copy_answer(hook: BackupS3Hook, monkeypatch: pytest.MonkeyPatch, edit: Any) -> None:
+    """Copies really happen; only S3's answer (``CopyObjectResult``) is changed by ``edit``."""
+    real_copy = hook.client.copy_object
+
+    def copy(**kwargs: Any) -> Any:
+        response = real_copy(**kwargs)
+        edit(response["CopyObjectResult"])
+        return response
+
+    monkeypatch.setattr(hook.client, "copy_object", copy)
+
+
 def test_a_copy_whose_etag_is_not_the_sources_is_rechecked(
     hook: BackupS3Hook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = _put(hook, "a", b"listed")
-    real_copy = hook.client.copy_object
-
-    def copy_with_other_etag(**kwargs: Any) -> Any:
-        response = real_copy(**kwargs)
-        response["CopyObjectResult"]["ETag"] = '"0000"'
-        return response
-
-    monkeypatch.setattr(hook.client, "copy_object", copy_with_other_etag)
+    _edit_copy_answer(hook, monkeypatch, lambda answer: answer.update(ETag='"0000"'))
     with pytest.raises(
         ChecksumMismatchError, match=r"s3://dst/a \(copy of s3://src/a\) failed verification: ETag"
     ):
@@ -161,14 +166,7 @@ def test_a_copy_answer_without_sha256_is_read_back_with_one_head(
     hook: BackupS3Hook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = _put(hook, "a", b"rows")
-    real_copy = hook.client.copy_object
-
-    def copy_without_checksum(**kwargs: Any) -> Any:
-        response = real_copy(**kwargs)
-        response["CopyObjectResult"].pop("ChecksumSHA256")
-        return response
-
-    monkeypatch.setattr(hook.client, "copy_object", copy_without_checksum)
+    _edit_copy_answer(hook, monkeypatch, lambda answer: answer.pop("ChecksumSHA256"))
     calls = _count_calls(hook)
     copied = VerifiedCopy(hook).copy_listed(src, "dst", "a", args={})
     assert calls == ["CopyObject", "HeadObject"]
