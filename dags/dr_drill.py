@@ -38,8 +38,10 @@ configured dataset, the drill picks a recovery point (the latest, or a random on
 
 Passing points are marked *verified* in the catalog (that is what RPO is measured from). The
 `cleanup_scratch` teardown always drops the scratch databases and topics. The `report` task writes
-`report.json`, `report.md` and `report.html` under `s3://<backup_bucket>/reports/dr-drill/<date>/`,
-emails a summary, and then fails the run if any check failed or an objective was missed.
+`report.json`, `report.md` and `report.html` under
+`s3://<backup_bucket>/reports/dr-drill/<date>/<run id>/` (one folder per run, never overwritten; the
+day's `index.html` lists them), emails a summary with links to the report and the run, and then fails
+the run if any check failed or an objective was missed.
 
 Params: `pick` (latest | random) and `seed` (reproduce a random pick).
 """

@@ -137,6 +137,7 @@ DESCRIPTIONS: dict[str, str] = {
     "dr_drill.restore_timeout": "Longest wait for a Glacier restore.",
     "dr_drill.clickhouse_restore_timeout": "Longest wait for the ClickHouse restore of a chain.",
     "dr_drill.freshness_timeout": "How long the first task waits for a fresh verified point (0: check once).",
+    "dr_drill.report_url": "Link to a report in the emails and the run note: a console or HTTPS URL template with `{bucket}` and `{key}`; `null`: the `s3://` URI only.",
     "dr_drill.airflow_api_connection": "HTTP connection to the Airflow API, to link the report in the run's notes.",
 }
 

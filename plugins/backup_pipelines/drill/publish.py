@@ -13,10 +13,17 @@ from backup_pipelines.core.config import BackupConfig
 from backup_pipelines.core.s3 import BackupS3Hook
 from backup_pipelines.drill.checks import objectives
 from backup_pipelines.drill.plan import DrillPlan, drill_id_for, seed_for
-from backup_pipelines.drill.render import render_html, render_markdown, render_text_table, report_prefix
+from backup_pipelines.drill.render import (
+    day_prefix,
+    render_html,
+    render_index,
+    render_markdown,
+    report_prefix,
+)
 from backup_pipelines.drill.results import (
     CHECK_CLEANUP,
     CHECK_TASK,
+    TABLE_HEADER,
     CheckResult,
     DatasetResult,
     DrillReport,
@@ -121,49 +128,112 @@ class ReportPublisher:
         return cls(cfg, BackupS3Hook(aws_conn_id=cfg.connections.aws))
 
     def publish(self, report: DrillReport) -> str:
+        """Write the report into a folder of its own (never over another), index the day, email, note."""
         cfg = self.cfg
         bucket = cfg.storage.backup_bucket
-        prefix = report_prefix(cfg.dr_drill.report_prefix, report.report_date)
-        location = f"s3://{bucket}/{prefix}"
-        report.location = location
-        html = render_html(report)
+        prefix = self._free_folder(report)
+        report.location = f"s3://{bucket}/{prefix}"
+        if cfg.dr_drill.report_url:
+            report.report_url = cfg.dr_drill.report_url.format(bucket=bucket, key=prefix + "report.html")
+        report.run_url = _airflow_run_url(report.dag_id, report.run_id)
         for name, content, content_type in (
             ("report.json", report.to_json(), "application/json"),
             ("report.md", render_markdown(report).encode(), "text/markdown; charset=utf-8"),
-            ("report.html", html.encode(), "text/html; charset=utf-8"),
+            ("report.html", render_html(report).encode(), "text/html; charset=utf-8"),
         ):
-            self.s3.put_encrypted(
-                bucket, prefix + name, content, encryption=cfg.storage.encryption, content_type=content_type
+            self._put(prefix + name, content, content_type)
+        self._write_index(report.report_date)
+        self._email(report)
+        self._note(report)
+        return report.location
+
+    def _put(self, key: str, content: bytes, content_type: str) -> None:
+        self.s3.put_encrypted(
+            self.cfg.storage.backup_bucket,
+            key,
+            content,
+            encryption=self.cfg.storage.encryption,
+            content_type=content_type,
+        )
+
+    def _free_folder(self, report: DrillReport) -> str:
+        """The run's folder; a retry of the report task gets ``-2``, ``-3``... (nothing is overwritten)."""
+        base = report_prefix(self.cfg.dr_drill.report_prefix, report.report_date, report.run_id)
+        folder, n = base, 1
+        while self.s3.check_for_key(folder + "report.json", bucket_name=self.cfg.storage.backup_bucket):
+            n += 1
+            folder = f"{base[:-1]}-{n}/"
+        return folder
+
+    def _write_index(self, report_date: str) -> None:
+        """``index.json`` and ``index.html`` of the day, listing every drill report written that day."""
+        bucket = self.cfg.storage.backup_bucket
+        day = day_prefix(self.cfg.dr_drill.report_prefix, report_date)
+        entries = []
+        for key in sorted(k for k in self.s3.list_keys(bucket, prefix=day) if k.endswith("/report.json")):
+            found = DrillReport.model_validate_json(self.s3.read_key(key, bucket_name=bucket))
+            entries.append(
+                {
+                    "run_id": found.run_id,
+                    "passed": found.passed,
+                    "started_at": found.started_at.isoformat(),
+                    "folder": key.removeprefix(day).removesuffix("report.json"),
+                }
             )
+        entries.sort(key=lambda e: e["started_at"])
+        data, page = render_index(report_date, entries)
+        self._put(day + "index.json", data, "application/json")
+        self._put(day + "index.html", page.encode(), "text/html; charset=utf-8")
+
+    def _email(self, report: DrillReport) -> None:
+        cfg = self.cfg
         verdict = "PASSED" if report.passed else "FAILED"
         subject = (
             f"[backup-pipelines] DR drill {report.report_date} {verdict}: {len(report.datasets)} dataset(s)"
         )
-        body = (
-            notify.Body()
-            .para(f"Full report: {location}report.html")
-            .raw(
-                text=render_text_table(report),
-                html_fragment=html.split("<body>", 1)[-1].rsplit("</body>", 1)[0],
-            )
-        )
+        body = notify.Body().para(f"DR drill run {report.run_id}: {verdict}.")
+        if report.report_url:
+            body.link("Report", report.report_url)
+        body.para(f"Report files: {report.location}report.html (also report.md, report.json)")
+        if report.run_url:
+            body.link("Airflow run", report.run_url)
+        body.grid(TABLE_HEADER, report.table_rows())
+        failures = report.failures()
+        if failures:
+            body.heading("Failures").items(failures)
         notify.send(
             notify.Message.of(subject, body),
             smtp_conn_id=cfg.connections.smtp,
             from_email=cfg.alerts.from_email,
             to=cfg.alerts.recipients,
         )
-        if cfg.dr_drill.airflow_api_connection:
-            from backup_pipelines.drill.probes import set_run_note
 
-            note = f"DR drill **{verdict}**: report {location}report.html ({location}report.json)"
-            try:
-                set_run_note(
-                    api_conn_id=cfg.dr_drill.airflow_api_connection,
-                    dag_id=report.dag_id,
-                    run_id=report.run_id,
-                    note=note,
-                )
-            except Exception as exc:  # the report is written and mailed; a missing note must not hide it
-                log.warning("could not set the run note through the Airflow API: %s", exc)
-        return location
+    def _note(self, report: DrillReport) -> None:
+        if not self.cfg.dr_drill.airflow_api_connection:
+            return
+        from backup_pipelines.drill.probes import set_run_note
+
+        verdict = "PASSED" if report.passed else "FAILED"
+        link = report.report_url or f"{report.location}report.html"
+        note = f"DR drill **{verdict}**: [report]({link}) ({report.location}report.json)"
+        try:
+            set_run_note(
+                api_conn_id=self.cfg.dr_drill.airflow_api_connection,
+                dag_id=report.dag_id,
+                run_id=report.run_id,
+                note=note,
+            )
+        except Exception as exc:  # the report is written and mailed; a missing note must not hide it
+            log.warning("could not set the run note through the Airflow API: %s", exc)
+
+
+def _airflow_run_url(dag_id: str, run_id: str) -> str | None:
+    """The run's page in the Airflow UI (``[api] base_url``), or None when no base URL is set."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    if not base.startswith("http"):
+        return None
+    return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"

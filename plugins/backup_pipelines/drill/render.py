@@ -4,10 +4,25 @@ the summary email)."""
 from __future__ import annotations
 
 import html
+import json
+import re
+from typing import Any
 
 from backup_pipelines.drill.results import TABLE_HEADER, DrillReport, fmt_seconds
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
+INDEX_FILES = ("index.json", "index.html")
+TIER1_NOT_CONFIGURED = (
+    "not configured: dr_drill.clickhouse_max_replica_lag and dr_drill.kafka_dr_connection are unset, "
+    "so no Tier 1 check ran (this is not a pass)"
+)
+
+
+def _section_items(title: str, checks: list[Any]) -> list[str]:
+    """The lines of the Tier 1 or clean-up section; an empty Tier 1 says it is not configured."""
+    if not checks:
+        return [TIER1_NOT_CONFIGURED if title == "Tier 1" else "nothing to clean up"]
+    return [f"{c.status.upper()}: {c.describe()}" for c in checks]
 
 
 def _md_cell(value: str) -> str:
@@ -19,7 +34,8 @@ def render_markdown(report: DrillReport) -> str:
     lines = [
         f"# DR drill {report.report_date}: {verdict}",
         "",
-        f"- run: `{report.run_id}` (DAG `{report.dag_id}`), drill id `{report.drill_id}`",
+        f"- run: `{report.run_id}` (DAG `{report.dag_id}`), drill id `{report.drill_id}`"
+        + (f" ([open in Airflow]({report.run_url}))" if report.run_url else ""),
         f"- started {report.started_at.isoformat()}, finished {report.finished_at.isoformat()}",
         f"- recovery point pick: **{report.pick}**"
         + (f" within {fmt_seconds(report.random_window_seconds)}" if report.pick == "random" else "")
@@ -40,7 +56,7 @@ def render_markdown(report: DrillReport) -> str:
         lines.append("")
     for title, checks in (("Tier 1", report.tier1), ("Clean-up", report.cleanup)):
         lines.append(f"### {title}")
-        lines += [f"- {c.status.upper()}: {_md_cell(c.describe())}" for c in checks] or ["- (none)"]
+        lines += [f"- {_md_cell(item)}" for item in _section_items(title, checks)]
         lines.append("")
     return "\n".join(lines)
 
@@ -61,15 +77,17 @@ def render_html(report: DrillReport) -> str:
         items = "".join(f"<li>{esc(c.status.upper())}: {esc(c.describe())}</li>" for c in d.checks)
         sections.append(f"<h3>{esc(d.key)}</h3><ul>{items}</ul>")
     for title, checks in (("Tier 1", report.tier1), ("Clean-up", report.cleanup)):
-        items = "".join(f"<li>{esc(c.status.upper())}: {esc(c.describe())}</li>" for c in checks)
-        sections.append(f"<h3>{title}</h3><ul>{items or '<li>(none)</li>'}</ul>")
+        items = "".join(f"<li>{esc(item)}</li>" for item in _section_items(title, checks))
+        sections.append(f"<h3>{title}</h3><ul>{items}</ul>")
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>DR drill {esc(report.report_date)}: {verdict}</title>"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
         "td,th{border:1px solid #999;padding:4px 8px}tr.fail{background:#fdd}tr.pass{background:#dfd}</style>"
         f"</head><body><h1>DR drill {esc(report.report_date)}: {verdict}</h1>"
-        f"<p>run <code>{esc(report.run_id)}</code> of <code>{esc(report.dag_id)}</code>; "
+        f"<p>run <code>{esc(report.run_id)}</code> of <code>{esc(report.dag_id)}</code>"
+        + (f' (<a href="{esc(report.run_url, quote=True)}">open in Airflow</a>)' if report.run_url else "")
+        + "; "
         f"pick <b>{esc(report.pick)}</b>, seed {report.seed}; "
         f"{esc(report.started_at.isoformat())} to {esc(report.finished_at.isoformat())}</p>"
         + (f"<p>{esc(report.freshness_before.describe())}</p>" if report.freshness_before else "")
@@ -88,6 +106,33 @@ def render_text_table(report: DrillReport) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-def report_prefix(prefix: str, report_date: str) -> str:
-    """``reports/dr-drill/<date>/``: where one day's drill report lives in the backup bucket."""
+def day_prefix(prefix: str, report_date: str) -> str:
+    """``reports/dr-drill/<date>/``: one day's drill reports (one folder per run) and its index."""
     return f"{prefix}{report_date}/"
+
+
+def report_prefix(prefix: str, report_date: str, run_id: str) -> str:
+    """``reports/dr-drill/<date>/<run id>/``: the folder of one drill run's report.
+
+    The run id is made safe for keys and URLs (``manual__2026-11-24T06:00:00+00:00`` becomes
+    ``manual__2026-11-24T06_00_00_00_00``).
+    """
+    return f"{day_prefix(prefix, report_date)}{re.sub(r'[^A-Za-z0-9._=-]', '_', run_id)}/"
+
+
+def render_index(report_date: str, entries: list[dict[str, Any]]) -> tuple[bytes, str]:
+    """The day's index (JSON and HTML): every drill run of the day, its verdict and its report."""
+    esc = html.escape
+    rows = "".join(
+        f'<tr class="{"pass" if e["passed"] else "fail"}"><td>{esc(e["started_at"])}</td>'
+        f"<td>{esc(e['run_id'])}</td><td>{'PASSED' if e['passed'] else 'FAILED'}</td>"
+        f'<td><a href="{esc(e["folder"], quote=True)}report.html">report</a></td></tr>'
+        for e in entries
+    )
+    page = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        f"<title>DR drills {esc(report_date)}</title></head><body><h1>DR drills {esc(report_date)}</h1>"
+        f"<table><tr><th>started</th><th>run</th><th>verdict</th><th>report</th></tr>{rows}</table>"
+        "</body></html>"
+    )
+    return json.dumps({"date": report_date, "drills": entries}, indent=2).encode(), page

@@ -5,6 +5,7 @@ Pure models (pydantic) and their verdicts; rendering is in ``drill.render``, the
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -97,6 +98,22 @@ class DatasetResult(_Model):
             and self.rpo_met
         )
 
+    def table_row(self) -> tuple[str, ...]:
+        captured = self.captured_at.strftime("%Y-%m-%d %H:%M:%S") if self.captured_at else "-"
+        return (
+            self.key,
+            f"{self.recovery_point_id or '-'} ({self.pick})",
+            captured,
+            _checks_cell(self.checks),
+            "-" if self.rto_seconds is None else f"{self.rto_seconds:.1f}",
+            fmt_hours(self.rto_objective_seconds),
+            fmt_hours(self.rpo_seconds),
+            fmt_hours(self.rpo_objective_seconds),
+            f"{self.bytes_restored:,}",
+            _sampled(self.checks),
+            "PASS" if self.passed else "FAIL",
+        )
+
     def failures(self) -> list[str]:
         problems = [f"{self.key}: {c.describe()}" for c in self.checks if not c.ok]
         if self.rto_met is False:
@@ -113,6 +130,30 @@ class DatasetResult(_Model):
                 f"objective {fmt_seconds(self.rpo_objective_seconds)}"
             )
         return problems
+
+
+def _sampled(checks: list[CheckResult]) -> str:
+    """What a sample covered: Kafka partitions and objects, from the objects the checks name."""
+    objects = sorted({c.object for c in checks if c.name == CHECK_SHA256 and c.object})
+    if not objects:
+        return "-"
+    partitions = sorted({int(m.group(1)) for o in objects if (m := re.search(r"partition=(\d+)", o))})
+    counted = f"{len(objects)} object{'s' if len(objects) != 1 else ''}"
+    if partitions:
+        return f"partitions {', '.join(map(str, partitions))} ({counted})"
+    return counted
+
+
+def _checks_cell(checks: list[CheckResult]) -> str:
+    """``passed/applicable``; checks of nothing configured are counted apart, failures named."""
+    applicable = [c for c in checks if c.status != "not_applicable"]
+    passed = sum(1 for c in applicable if c.status == "passed")
+    cell = f"{passed}/{len(applicable)}"
+    skipped = len(checks) - len(applicable)
+    if skipped:
+        cell += f", {skipped} not applicable"
+    failed = [c.name for c in checks if not c.ok]
+    return cell + (f" failed: {', '.join(failed)}" if failed else "")
 
 
 class Freshness(_Model):
@@ -146,6 +187,8 @@ class DrillReport(_Model):
     cleanup: list[CheckResult] = []
     freshness_before: Freshness | None = None
     location: str | None = None
+    report_url: str | None = None  # the report as a link a person can open (dr_drill.report_url)
+    run_url: str | None = None  # the drill's run in the Airflow UI
 
     @property
     def passed(self) -> bool:
@@ -168,33 +211,27 @@ class DrillReport(_Model):
 
     def table_rows(self) -> list[tuple[str, ...]]:
         """One row per dataset, as shown in Markdown, HTML, the email and ``make demo``."""
-        rows: list[tuple[str, ...]] = []
-        for d in self.datasets:
-            passed = sum(1 for c in d.checks if c.status == "passed")
-            failed = [c.name for c in d.checks if not c.ok]
-            rows.append(
-                (
-                    d.key,
-                    f"{d.recovery_point_id or '-'} ({d.pick})",
-                    f"{passed}/{len(d.checks)}" + (f" failed: {', '.join(failed)}" if failed else ""),
-                    f"{fmt_seconds(d.rto_seconds)} / {fmt_seconds(d.rto_objective_seconds)}",
-                    f"{fmt_seconds(d.rpo_seconds)} / {fmt_seconds(d.rpo_objective_seconds)}",
-                    f"{d.bytes_restored:,}",
-                    "PASS" if d.passed else "FAIL",
-                )
-            )
-        return rows
+        return [d.table_row() for d in self.datasets]
 
 
 TABLE_HEADER = (
     "dataset",
     "recovery point (pick)",
+    "captured at (UTC)",
     "checks passed",
-    "RTO / objective",
-    "RPO / objective",
+    "restore (s)",
+    "RTO (h)",
+    "point age (h)",
+    "RPO (h)",
     "bytes restored",
+    "sampled",
     "result",
 )
+
+
+def fmt_hours(seconds: float | None) -> str:
+    """Hours with two decimals at most (``0.5``, ``192``, ``0.01``); ``-`` when unknown."""
+    return "-" if seconds is None else f"{seconds / 3600:.2f}".rstrip("0").rstrip(".")
 
 
 def fmt_seconds(seconds: float | None) -> str:

@@ -129,7 +129,7 @@ def _run_drill() -> tuple[str, dict[str, Any], str]:
 
 def _report(s3: Any) -> tuple[dict[str, Any], str]:
     listing = s3.list_objects_v2(Bucket=BACKUP_BUCKET, Prefix="reports/dr-drill/")
-    keys = sorted(o["Key"] for o in listing.get("Contents", []))
+    keys = sorted(o["Key"] for o in listing.get("Contents", []) if "/index." not in o["Key"])  # day index
     assert {k.rsplit("/", 1)[1] for k in keys} == {"report.json", "report.md", "report.html"}, keys
     prefix = keys[0].rsplit("/", 1)[0]
     report = json.loads(s3.get_object(Bucket=BACKUP_BUCKET, Key=f"{prefix}/report.json")["Body"].read())

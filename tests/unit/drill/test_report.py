@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from backup_pipelines.core.manifest import Manifest, Verification
 from backup_pipelines.drill.plan import drill_id_for, pick_recovery_point, sample, seed_for
@@ -19,7 +22,10 @@ def _dataset(**overrides: object) -> DatasetResult:
         "kind": "kafka_archive",
         "dataset": "events",
         "recovery_point_id": "2026-03-02T04",
-        "checks": [CheckResult(name=CHECK_SHA256, status="passed", object="kafka/events/a.parquet")],
+        "captured_at": NOW - timedelta(minutes=10),
+        "checks": [
+            CheckResult(name=CHECK_SHA256, status="passed", object="kafka/events/partition=2/a.parquet")
+        ],
         "rto_seconds": 12.0,
         "rto_objective_seconds": 1800,
         "rpo_seconds": 600,
@@ -52,9 +58,10 @@ def test_healthy_report_passes_and_renders_one_row_per_dataset() -> None:
     assert report.failures() == []
     md = render_markdown(report)
     assert "DR drill 2026-03-07: PASSED" in md
+    # One unit per column: restore seconds, then hours for the objective, the point's age and the RPO.
     assert (
-        "| kafka_archive/events | 2026-03-02T04 (latest) | 1/1 | 12.0s / 30.0m | 10.0m / 60.0m "
-        "| 2,048 | PASS |" in md
+        "| kafka_archive/events | 2026-03-02T04 (latest) | 2026-03-07 05:50:00 | 1/1 | 12.0 | 0.5 | 0.17 | 1 "
+        "| 2,048 | partitions 2 (1 object) | PASS |" in md
     )
     assert md.count("| PASS |") == 2
     html = render_html(report)
@@ -221,3 +228,85 @@ def test_archive_read_failures_tell_a_missing_object_from_s3_trouble() -> None:
     kind, detail = download_failure(EndpointConnectionError(endpoint_url="http://s3.example"))
     assert kind == "infrastructure" and "http://s3.example" in detail
     assert download_failure(client_error("SlowDown"))[0] == "infrastructure"
+
+
+def test_report_tells_sampling_and_unconfigured_checks_apart_from_passes() -> None:
+    checks = [
+        CheckResult(name=CHECK_SHA256, status="passed", object="s3://b/kafka/events/partition=0/x.parquet"),
+        CheckResult(name=CHECK_SHA256, status="passed", object="s3://b/kafka/events/partition=1/y.parquet"),
+        CheckResult(name=CHECK_SHA256, status="passed", object="s3://b/kafka/events/partition=1/z.parquet"),
+        CheckResult(name="kafka.replay_matches_archive", status="not_applicable", detail="no record sampled"),
+    ]
+    report = _report(_dataset(checks=checks))
+    (row,) = report.table_rows()
+    assert row[3] == "3/3, 1 not applicable"
+    assert row[9] == "partitions 0, 1 (3 objects)"
+    md = render_markdown(report)
+    # No Tier 1 check configured: said in words, never "(none)".
+    assert "### Tier 1\n- not configured: dr_drill.clickhouse_max_replica_lag" in md
+    assert "(none)" not in md and "(none)" not in render_html(report)
+
+
+def test_report_folders_are_per_run_and_safe_in_urls() -> None:
+    from backup_pipelines.drill.render import day_prefix, render_index, report_prefix
+
+    first = report_prefix("reports/dr-drill/", "2026-03-07", "manual__2026-03-07T06:00:00+00:00")
+    second = report_prefix("reports/dr-drill/", "2026-03-07", "scheduled__2026-03-07T06:00:00+00:00")
+    assert first == "reports/dr-drill/2026-03-07/manual__2026-03-07T06_00_00_00_00/"
+    assert first != second and first.startswith(day_prefix("reports/dr-drill/", "2026-03-07"))
+    entries = [{"run_id": "r1", "passed": False, "started_at": "2026-03-07T06:00:00", "folder": "r1/"}]
+    data, page = render_index("2026-03-07", entries)
+    assert json.loads(data)["drills"] == entries
+    assert '<a href="r1/report.html">' in page and "FAILED" in page
+
+
+def test_two_drills_the_same_day_keep_both_reports_an_index_and_email_links(
+    moto_s3: Any, example_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backup_pipelines.core import notify
+    from backup_pipelines.core.config import BackupConfig
+    from backup_pipelines.core.s3 import BackupS3Hook
+    from backup_pipelines.drill.publish import ReportPublisher
+
+    example_config["connections"] = {**example_config.get("connections", {}), "aws": "aws_unit"}
+    example_config["dr_drill"]["report_url"] = "https://reports.example.com/{bucket}/{key}"
+    cfg = BackupConfig.model_validate(example_config)
+    moto_s3.create_bucket(Bucket=cfg.storage.backup_bucket)
+    sent: list[notify.Message] = []
+    monkeypatch.setattr(notify, "send", lambda message, **_: sent.append(message))
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
+    publisher = ReportPublisher(cfg, BackupS3Hook(aws_conn_id="aws_unit"))
+
+    failed = _report(_dataset(checks=[CheckResult(name=CHECK_SHA256, status="failed", object="k")]))
+    rerun = _report(_dataset()).model_copy(update={"run_id": "manual__2026-03-07T09:00:00+00:00"})
+    rerun.started_at = NOW + timedelta(hours=3)
+    first, second = publisher.publish(failed), publisher.publish(rerun)
+    retry = publisher.publish(rerun)  # the report task retried: a third folder, nothing overwritten
+
+    assert len({first, second, retry}) == 3 and retry == second.rstrip("/") + "-2/"
+    bucket = cfg.storage.backup_bucket
+    keys = {o["Key"] for o in moto_s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    day = "reports/dr-drill/2026-03-07/"
+    assert {day + "index.json", day + "index.html"} <= keys
+    assert sum(k.endswith("/report.json") for k in keys) == 3
+    old = json.loads(
+        moto_s3.get_object(Bucket=bucket, Key=first.split(bucket + "/", 1)[1] + "report.json")["Body"].read()
+    )
+    assert old["run_id"] == failed.run_id and old["datasets"][0]["checks"][0]["status"] == "failed"
+    index = json.loads(moto_s3.get_object(Bucket=bucket, Key=day + "index.json")["Body"].read())
+    assert [(e["run_id"], e["passed"]) for e in index["drills"]][:2] == [
+        (failed.run_id, False),
+        (rerun.run_id, True),
+    ]
+
+    message = sent[0]
+    assert message.subject.endswith("DR drill 2026-03-07 FAILED: 1 dataset(s)")
+    link = f"https://reports.example.com/{bucket}/{first.split(bucket + '/', 1)[1]}report.html"
+    assert f"Report: {link}" in message.text and f'<a href="{link}">' in message.html
+    assert f"{first}report.html" in message.text  # the s3:// URI as well
+    assert (
+        "https://airflow.example.com/dags/dr_drill/runs/manual__2026-03-07T06%3A00%3A00%2B00%3A00"
+        in message.text
+    )
+    assert message.html.startswith("<!DOCTYPE html>") and message.html.count("<html>") == 1
+    assert "archive.sha256 failed on k" in message.text

@@ -37,6 +37,10 @@ class DrDrill(Strict):
         default=timedelta(0),
         description="how long the first task waits for fresh verified points before the drill starts anyway",
     )
+    report_url: str | None = Field(
+        default=None,
+        description="link to a report in emails and the run note: a template with {bucket} and {key}",
+    )
     airflow_api_connection: str | None = Field(
         default=None, description="HTTP connection to the Airflow API server; the drill notes its run there"
     )
