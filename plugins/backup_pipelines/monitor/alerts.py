@@ -136,14 +136,29 @@ def deadline_alerts(cfg: BackupConfig, dag_id: str, *, schedule: str | None = No
         reference = DeadlineReference.DAGRUN_QUEUED_AT
         interval = deadline.after
     callback = AsyncCallback(sla_miss_callback, kwargs=sla_callback_kwargs(cfg, dag_id))
-    return [
-        DeadlineAlert(
-            reference=reference,
-            interval=interval,
-            callback=callback,
-            name=f"SLA: finish within {deadline.after} of {deadline.reference}",
-        )
-    ]
+    # The UI shows "Must complete within <interval> of <reference> (<name>)": the name states the
+    # promise as configured, and how the UI's own figure relates to it.
+    name = "promise: " + promise(deadline.reference, deadline.after.total_seconds())
+    if deadline.reference == "data_interval_end":
+        exact = "exact" if _even(schedule) else "late by up to the gap in shorter intervals"
+        name += f"; counted as {human_duration(interval.total_seconds())} from the logical date ({exact})"
+    return [DeadlineAlert(reference=reference, interval=interval, callback=callback, name=name)]
+
+
+def promise(reference: str, after_seconds: float) -> str:
+    """The configured deadline in words: ``45m after the data interval's end``."""
+    anchor = "the data interval's end" if reference == "data_interval_end" else "the run was queued"
+    return f"{human_duration(after_seconds)} after {anchor}"
+
+
+@lru_cache(maxsize=64)
+def _even(schedule: str) -> bool:
+    """Every interval of the cron is as long as the longest (so the UI's figure is exact)."""
+    from croniter import croniter
+
+    cron = croniter(schedule, datetime(2026, 1, 1, tzinfo=UTC))
+    ticks = [cron.get_next(datetime) for _ in range(65)]
+    return len({b - a for a, b in itertools.pairwise(ticks)}) == 1
 
 
 def sla_callback_kwargs(cfg: BackupConfig, dag_id: str) -> dict[str, Any]:
@@ -208,7 +223,7 @@ def sla_miss_email(
         ("Logical date", str(dag_run.get("logical_date") or "none")),
         ("Data interval", f"{dag_run.get('data_interval_start')} to {dag_run.get('data_interval_end')}"),
         ("Queued at", str(dag_run.get("queued_at") or "-")),
-        ("Deadline", f"{deadline_text} ({human_duration(after_seconds)} after {reference})"),
+        ("Deadline", f"{deadline_text} (promise: {promise(reference, after_seconds)})"),
     ]
     body = (
         notify.Body()

@@ -164,7 +164,7 @@ def test_missed_deadline_sends_sla_email_and_backfill_sends_none(airflow_deploym
     assert mail["To"] == RECIPIENT
     body = mail.get_body(("html",)).get_content()
     assert "clickhouse_snapshot/analytics" in body and "no verified recovery point" in body
-    assert "5s after data_interval_end" in body
+    assert "promise: 5s after the data interval" in body
 
     # The backfill's deadlines were missed too, and their callbacks ran: suppressed, no email.
     def backfill_callbacks() -> list[tuple[Any, ...]]:

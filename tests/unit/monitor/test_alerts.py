@@ -111,6 +111,14 @@ def test_data_interval_end_deadline_is_logical_date_plus_interval_plus_after(exa
     [monthly] = alerts.deadline_alerts(cfg, "monthly_deep_archive_export")
     assert monthly.interval == timedelta(days=31) + timedelta(days=1)  # never early in a short month
 
+    # The UI shows "Must complete within <interval> of logical date (<name>)": the name is the
+    # configured promise, and says whether the UI's figure is exact for the schedule.
+    assert hourly.name == (
+        "promise: 45m after the data interval's end; counted as 1h 45m from the logical date (exact)"
+    )
+    assert monthly.name.startswith("promise: 1d after the data interval's end; counted as 32d from")
+    assert monthly.name.endswith("(late by up to the gap in shorter intervals)")
+
 
 def test_queued_at_deadline_and_dags_without_an_entry(example_config) -> None:
     from airflow.sdk.definitions.deadline import DeadlineReference
@@ -119,6 +127,7 @@ def test_queued_at_deadline_and_dags_without_an_entry(example_config) -> None:
     [drill] = alerts.deadline_alerts(cfg, "dr_drill")
     assert drill.reference == DeadlineReference.DAGRUN_QUEUED_AT
     assert drill.interval == timedelta(hours=2)
+    assert drill.name == "promise: 2h after the run was queued"
     assert {k for k, _, _ in drill.callback.kwargs["datasets"]} == {
         "clickhouse_snapshot",
         "emr_output",
@@ -225,7 +234,7 @@ def test_sla_miss_email_names_dag_run_deadline_dataset_and_age(
     assert "clickhouse_snapshot/analytics" in body
     assert "20260302T084500Z-full" in body  # the newest *verified* point, not the unverified one
     assert "age 2h 5m" in body and "RPO BREACHED" in body
-    assert "45m after data_interval_end" in body
+    assert "promise: 45m after the data interval" in body
 
 
 def test_backfill_runs_are_suppressed(example_config, smtp_sink, catalog_s3) -> None:
