@@ -91,7 +91,7 @@ class KafkaClient:
         *,
         kafka_conn_id: str = "kafka_default",
         group_id: str = "backup-pipelines-archiver",
-        poll_timeout: float = 1.0,
+        poll_timeout: float = 0.1,
         stall_timeout: float = 120.0,
         batch_size: int = 10_000,
         consumer_config: dict[str, Any] | None = None,
