@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _demo(progress, stack, started)
         finally:
-            stack.stop()
+            with progress.step("stop the embedded stack", keep_going=True):
+                stack.stop()
     except StepFailed:
         progress.print(f"demo stopped: a step failed (see above); logs in {LOG_DIR}/")
         return 1

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 
@@ -39,6 +40,7 @@ class Progress:
     verbose: bool = False
     console: Console = field(init=False)
     failures: list[str] = field(default_factory=list)
+    _text: TextIO | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,24 @@ class Progress:
         if error is not None and not keep_going:
             raise StepFailed(title) from error
 
+    def _python_streams(self) -> contextlib.AbstractContextManager[object]:
+        """sys.stdout/stderr into the log too when they are not fds 1 and 2 (a test runner's capture).
+
+        The file stays open: a library may keep the stream it saw (Airflow's logging does).
+        """
+        try:
+            on_fds = sys.stdout.fileno() == 1 and sys.stderr.fileno() == 2
+        except (AttributeError, OSError, ValueError):
+            on_fds = False
+        if on_fds:
+            return contextlib.nullcontext()
+        if self._text is None:
+            self._text = self.log_path.open("a", buffering=1)
+        stack = contextlib.ExitStack()
+        stack.enter_context(contextlib.redirect_stdout(self._text))
+        stack.enter_context(contextlib.redirect_stderr(self._text))
+        return stack
+
     def _status(self, title: str) -> contextlib.AbstractContextManager[object]:
         if self.verbose or not self.console.is_terminal:
             return contextlib.nullcontext()
@@ -96,12 +116,7 @@ class Progress:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
         try:
-            # Python-level streams too, for when sys.stdout is not fd 1 (a test runner's capture).
-            with (
-                self.log_path.open("a", buffering=1) as text,
-                contextlib.redirect_stdout(text),
-                contextlib.redirect_stderr(text),
-            ):
+            with self._python_streams():
                 yield
         finally:
             sys.stdout.flush()
