@@ -65,6 +65,13 @@ class ReadResult:
         }
 
 
+def raise_unless_transient(error: Any, label: str) -> None:
+    """A Kafka error a retry cannot fix (fatal, or a broker error that is not retriable) fails the
+    read naming the partition; a client-side or retriable one is waited out."""
+    if error.fatal() or not (error.retriable() or error.code() < 0):
+        raise BackupPipelinesError(f"{label}: Kafka error {error.str()}")
+
+
 class ReadCursor:
     """Where a partition read is, and the rules that decide what is archived and where it stops."""
 
@@ -190,8 +197,7 @@ class ReadCursor:
                 f"{self.label}: offset {self.expected} is no longer on the broker ({error.str()}); "
                 f"offsets from {self.expected} were deleted before they were archived"
             )
-        if error.fatal() or not (error.retriable() or code < 0):
-            raise BackupPipelinesError(f"{self.label}: Kafka error {error.str()}")
+        raise_unless_transient(error, self.label)
         log.warning("%s: transient Kafka error, retrying: %s", self.label, error)
 
     def accept(self, offset: int, ts_type: int, ts: int) -> bool:

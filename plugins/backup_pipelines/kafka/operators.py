@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 def loss_alert(cfg: BackupConfig, findings: Sequence[GuardFinding], *, run_id: str) -> str:
     """Email the on-call: which topic, partition and offsets were deleted before being archived."""
-    from backup_pipelines.core import notify
-
     lines = [
         f"{f.topic}[{lost['partition']}]: offsets {lost['first']}-{lost['last']} "
         f"({lost['last'] - lost['first'] + 1} events)"
@@ -32,46 +30,38 @@ def loss_alert(cfg: BackupConfig, findings: Sequence[GuardFinding], *, run_id: s
         for lost in f.lost
     ]
     topics = ", ".join(sorted({f.topic for f in findings if f.lost}))
-    body = (
-        notify.Body()
-        .para(
-            f"The Kafka retention guard of kafka_weekly_glacier_archive (run {run_id}) found offsets that "
-            "Kafka's retention deleted before they reached an archive. They cannot be recovered from the "
-            "archive tier:"
-        )
-        .items(lines)
-        .para("See docs/runbooks/kafka-event-recovery.md, section 'Data lost before archiving'.")
+    return _guard_email(
+        cfg,
+        f"[backup-pipelines] DATA LOSS: Kafka events deleted before archiving ({topics})",
+        f"The Kafka retention guard of kafka_weekly_glacier_archive (run {run_id}) found offsets that "
+        "Kafka's retention deleted before they reached an archive. They cannot be recovered from the "
+        "archive tier:",
+        lines,
+        "See docs/runbooks/kafka-event-recovery.md, section 'Data lost before archiving'.",
     )
-    subject = f"[backup-pipelines] DATA LOSS: Kafka events deleted before archiving ({topics})"
-    notify.send(
-        notify.Message.of(subject, body),
-        smtp_conn_id=cfg.connections.smtp,
-        from_email=cfg.alerts.from_email,
-        to=cfg.alerts.recipients,
-    )
-    return "; ".join(lines)
 
 
 def backlog_alert(cfg: BackupConfig, findings: Sequence[GuardFinding], *, run_id: str) -> str:
     """Email the on-call: records not archived yet that Kafka's retention is about to delete."""
+    topics = ", ".join(sorted({f.topic for f in findings if f.at_risk}))
+    return _guard_email(
+        cfg,
+        f"[backup-pipelines] RPO BREACH: Kafka backlog at risk of deletion before archiving ({topics})",
+        f"The Kafka retention guard of kafka_weekly_glacier_archive (run {run_id}) found records that "
+        "no archive holds yet and that are older than the topic's retention.ms minus "
+        "kafka_archive.retention_grace: Kafka may delete them before they are archived.",
+        [line for f in findings for line in f.at_risk],
+        "This run archives them now; a failed or late run loses them. Raise retention.ms or run the "
+        "archive more often. See docs/runbooks/kafka-event-recovery.md, section 'Backlog at risk'.",
+    )
+
+
+def _guard_email(cfg: BackupConfig, subject: str, intro: str, lines: list[str], advice: str) -> str:
+    """Send one of the guard's emails (a paragraph, one item per partition, what to do); returns
+    the items as one line for the task's error or log."""
     from backup_pipelines.core import notify
 
-    lines = [line for f in findings for line in f.at_risk]
-    topics = ", ".join(sorted({f.topic for f in findings if f.at_risk}))
-    body = (
-        notify.Body()
-        .para(
-            f"The Kafka retention guard of kafka_weekly_glacier_archive (run {run_id}) found records that "
-            "no archive holds yet and that are older than the topic's retention.ms minus "
-            "kafka_archive.retention_grace: Kafka may delete them before they are archived."
-        )
-        .items(lines)
-        .para(
-            "This run archives them now; a failed or late run loses them. Raise retention.ms or run the "
-            "archive more often. See docs/runbooks/kafka-event-recovery.md, section 'Backlog at risk'."
-        )
-    )
-    subject = f"[backup-pipelines] RPO BREACH: Kafka backlog at risk of deletion before archiving ({topics})"
+    body = notify.Body().para(intro).items(lines).para(advice)
     notify.send(
         notify.Message.of(subject, body),
         smtp_conn_id=cfg.connections.smtp,

@@ -37,25 +37,16 @@ class ReplayParams(RunParams):
     def _time(cls, value: Any) -> datetime | None:
         return parse_time(value)
 
-    @field_validator("end_time")
+    @field_validator("end_time", "end_offset")
     @classmethod
-    def _end_after_start_time(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        start = info.data.get("start_time")
+    def _end_after_start(cls, value: Any, info: ValidationInfo) -> Any:
+        """A range is ``[start, end)``: an end at or before its start would replay nothing."""
+        start_name = f"start_{info.field_name.removeprefix('end_')}" if info.field_name else ""
+        start = info.data.get(start_name)
         if value is not None and start is not None and value <= start:
             raise ValueError(
-                f"{value.isoformat()} is not after start_time {start.isoformat()} (the range is "
-                "[start_time, end_time): it would replay nothing)"
-            )
-        return value
-
-    @field_validator("end_offset")
-    @classmethod
-    def _end_after_start_offset(cls, value: int | None, info: ValidationInfo) -> int | None:
-        start = info.data.get("start_offset")
-        if value is not None and start is not None and value <= start:
-            raise ValueError(
-                f"{value} is not after start_offset {start} (the range is [start_offset, end_offset): "
-                "it would replay nothing)"
+                f"{_text(value)} is not after {start_name} {_text(start)} (the range is "
+                f"[{start_name}, {info.field_name}): it would replay nothing)"
             )
         return value
 
@@ -83,3 +74,7 @@ class ReplayParams(RunParams):
         if value is not None and any(p < 0 for p in value):
             raise ValueError(f"{value} has a negative partition id")
         return value
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from backup_pipelines.core.errors import BackupPipelinesError, OffsetGapError
+from backup_pipelines.kafka.cursor import raise_unless_transient
 
 if TYPE_CHECKING:
     from backup_pipelines.kafka.client import KafkaClient
@@ -96,6 +97,5 @@ def _seen(consumer: Any, topic: str, start: int, message: Any) -> PartitionProbe
             f"{topic}[{partition}]: offset {start} is outside what the partition holds "
             f"({error.str()}); was the topic deleted and re-created or truncated?"
         )
-    if error.fatal() or not (error.retriable() or code < 0):
-        raise BackupPipelinesError(f"{topic}[{partition}]: Kafka error {error.str()}")
+    raise_unless_transient(error, f"{topic}[{partition}]")
     return None
