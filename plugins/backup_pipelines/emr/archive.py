@@ -2,9 +2,9 @@
 
 One run, for ``s3://<source>`` -> ``s3://<archive_bucket>/<prefix><job>/dt=<day>/``:
 
-1. the previous manifest of the day (one GET) and the two listings, walked together
-   (``emr.listing``): an object the previous verified manifest already holds from the same source
-   version, intact in the archive, costs no request;
+1. the previous manifest of the day (one GET) and the two listings (the archive's only when there
+   is a previous manifest), walked together (``emr.listing``): an object the previous verified
+   manifest already holds from the same source version, intact in the archive, costs no request;
 2. every other object is one verified ``CopyObject`` (``VerifiedCopy.copy_listed``; conditional on
    the listed ETag, SHA-256 from S3's answer), ``emr_archive.concurrency`` at a time, the listing
    streaming through the pool;
@@ -215,11 +215,14 @@ class EmrArchiveService:
 
     def _to_copy(self, run: DayRun) -> Any:
         """The pairs that need a copy; keeps, carries and losses are recorded on the way."""
+        # Without a previous manifest every source is copied: the archive listing could not change that.
+        archived = (
+            self.s3.iter_objects(run.dest_bucket, run.dest_prefix)
+            if run.previous.manifest is not None
+            else iter(())
+        )
         pairs = pair_listings(
-            self.s3.iter_objects(run.src_bucket, run.src_prefix),
-            run.src_prefix,
-            self.s3.iter_objects(run.dest_bucket, run.dest_prefix),
-            run.dest_prefix,
+            self.s3.iter_objects(run.src_bucket, run.src_prefix), run.src_prefix, archived, run.dest_prefix
         )
         for pair in pairs:
             action = run.previous.decide(pair)
