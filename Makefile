@@ -5,6 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Two workers, one test file each at a time (pytest-xdist): every worker has its own session stack and
+# chDB directory (chDB opens a directory in one process at a time), its own Postgres and Redis.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 .PHONY: venv demo test test-fast lint format airflow bench clean browser
 
@@ -38,10 +41,10 @@ demo: venv
 # Postgres and Redis: $$BACKUP_PIPELINES_POSTGRES / $$BACKUP_PIPELINES_REDIS when set, else started from
 # PyPI wheels by the test session (README "Two commands").
 test: venv browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-fast: venv
-	$(PY) -m pytest -m "not e2e and not scheduler" $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not e2e and not scheduler" $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
