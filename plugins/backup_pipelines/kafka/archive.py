@@ -124,7 +124,7 @@ def _stages(
         f"kafka-write-{topic}[{partition}]",
         writer.add_columns,
         finish=writer.close,
-        maxsize=4,
+        maxsize=2,
         downstream=uploader,
     )
     return writer, stage

@@ -43,9 +43,10 @@ ARCHIVE_CONSUMER_OVERRIDES: dict[str, Any] = {
     "isolation.level": "read_committed",
 }
 # Consumer defaults a connection may override. librdkafka waits fetch.queue.backoff.ms (1 s) before
-# fetching again once queued.min.messages are queued: a reader faster than that is held to about
-# 100,000 records a second by the pause, not by the broker.
-ARCHIVE_CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.queue.backoff.ms": 0}
+# fetching again once queued.min.messages (100,000) are queued: a reader faster than that is held to
+# about 100,000 records a second by the pause, not by the broker. Without the pause, a smaller
+# prefetch keeps the reader fed and the memory of records fetched ahead of the archive low.
+ARCHIVE_CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.queue.backoff.ms": 0, "queued.min.messages": 20_000}
 REPLAY_PRODUCER_OVERRIDES: dict[str, Any] = {
     **NO_AUTO_CREATE,
     "enable.idempotence": True,
@@ -93,7 +94,7 @@ class KafkaClient:
         group_id: str = "backup-pipelines-archiver",
         poll_timeout: float = 0.1,
         stall_timeout: float = 120.0,
-        batch_size: int = 10_000,
+        batch_size: int = 5_000,
         consumer_config: dict[str, Any] | None = None,
     ) -> None:
         self.consumer_config = dict(consumer_config or {})
