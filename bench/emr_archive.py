@@ -1,32 +1,146 @@
-"""Benchmark: EMR archive throughput, 16-way concurrent verified copies vs. a sequential loop.
+"""Benchmark: the EMR archive task against the limit, a bare ``ThreadPoolExecutor(16)`` copy loop.
 
-Starts its own moto S3 server on 127.0.0.1, writes N small objects, then archives them twice in
-the same run: once with ``copy_all`` (the operator's path, ``concurrency`` threads) and once with
-a plain sequential loop over ``BackupS3Hook.copy_verified``. Each copy is a server-side
-CopyObject plus HEADs for verification, so the work is request latency, not bandwidth: exactly what
-concurrency should hide. Writes its section of docs/benchmarks.md.
+Starts its own moto S3 server on 127.0.0.1 and writes N objects of ``--size`` bytes (1 KiB: the work
+is requests, not bytes). For each N, in alternating order, each in its own child process (so peak
+RSS is the run's own):
 
-    .venv/bin/python bench/emr_archive.py [--objects 1000] [--concurrency 16] [--size 65536]
+- **bare**: one paginated listing of the source, then ``copy_object`` of every key on a
+  ``ThreadPoolExecutor(16)``: no checksum, no verification, no manifest: the limit;
+- **archive**: ``EmrArchiveService.archive`` of the same day into an empty archive bucket (the
+  task's whole path: previous manifest, listings, verified copies, verifying listing, manifest);
+- **re-run**: the same archive again, unchanged.
+
+Each child counts S3 API calls (botocore ``after-call``) and HTTP attempts (``before-send``) on its
+client, and reports its peak RSS (``ru_maxrss``) and its RSS before the run (imports and clients).
+Writes its section of docs/benchmarks.md.
+
+    .venv/bin/python bench/emr_archive.py [--sizes 1000,10000] [--repeat 3] [--size 1024]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
+import resource
+import statistics
 import subprocess
 import sys
+import threading
 import time
+import tracemalloc
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from _report import write_section  # bench/ is the script's own folder
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "emr_archive"
+DAY = "2026-01-01"
+CATALOG = "bench-catalog"
+WORKERS = 16
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _counting(client: Any) -> tuple[Counter[str], list[float]]:
+    """API calls by operation; [HTTP attempts, seconds spent in ListObjectsV2 calls]."""
+    calls: Counter[str] = Counter()
+    totals = [0.0, 0.0]
+    local, lock = threading.local(), threading.Lock()
+
+    def before(**_: Any) -> None:
+        local.started = time.perf_counter()
+
+    def after(model: Any, **_: Any) -> None:
+        with lock:
+            calls[model.name] += 1
+            if model.name == "ListObjectsV2":
+                totals[1] += time.perf_counter() - local.started
+
+    def sent(**_: Any) -> None:
+        with lock:
+            totals[0] += 1
+
+    client.meta.events.register("before-call.s3", before)
+    client.meta.events.register("after-call.s3", after)
+    client.meta.events.register("before-send.s3", sent)
+    return calls, totals
+
+
+def _config(src: str, archive: str) -> Any:
+    from backup_pipelines.core.config import BackupConfig
+
+    return BackupConfig.model_validate(
+        {
+            "connections": {"aws": "aws_bench"},
+            "storage": {"backup_bucket": CATALOG, "archive_bucket": archive},
+            "alerts": {"recipients": ["bench@example.com"]},
+            "emr_archive": {
+                "concurrency": WORKERS,
+                "jobs": [{"name": "job", "source": f"s3://{src}/job/dt={{{{ ds }}}}/"}],
+            },
+        }
+    )
+
+
+def child(mode: str, src: str, dest: str) -> dict[str, Any]:
+    """One measured run in this process; returns its figures."""
+    from backup_pipelines.core.manifest import Manifest
+    from backup_pipelines.core.s3 import BackupS3Hook
+    from backup_pipelines.emr.archive import EmrArchiveService
+
+    cfg = _config(src, dest)
+    if mode == "bare":
+        client = BackupS3Hook(aws_conn_id="aws_bench", max_pool_connections=WORKERS + 4).client
+    else:
+        service = EmrArchiveService.from_config(cfg)
+        client = service.s3.client
+    client.list_buckets()  # connection and credentials up before the clock starts
+    calls, totals = _counting(client)
+    before = _rss_kb()
+    started = time.perf_counter()
+    if mode == "bare":
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=src, Prefix=f"job/dt={DAY}/")
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(
+                pool.map(
+                    lambda k: client.copy_object(Bucket=dest, Key=k, CopySource={"Bucket": src, "Key": k}),
+                    keys,
+                )
+            )
+        objects = len(keys)
+    else:
+        objects = service.archive(
+            "job", day=DAY, source_url=f"s3://{src}/job/dt={DAY}/", interval=(None, None), run_id=mode
+        ).objects
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {
+        "mode": mode,
+        "objects": objects,
+        "seconds": seconds,
+        "calls": dict(calls),
+        "attempts": int(totals[0]),
+        "listing_seconds": totals[1],
+        "rss_before_kb": before,
+        "rss_peak_kb": peak,
+    }
+    if mode != "bare":  # what the manifest itself takes: its JSON, and its model in memory
+        raw, _ = service.s3.get_bytes(CATALOG, f"catalog/emr_output/job/dt={DAY}.json") or (b"", "")
+        tracemalloc.start()
+        manifest = Manifest.from_json(raw, "bench")
+        result["manifest_bytes"] = len(raw)
+        result["manifest_model_bytes"] = tracemalloc.get_traced_memory()[0]
+        del manifest
+    return result
 
 
 def _start_moto() -> tuple[subprocess.Popen, str]:
@@ -42,122 +156,166 @@ def _start_moto() -> tuple[subprocess.Popen, str]:
     return proc, f"http://{HOST}:{port}"
 
 
-def _measure(hook: Any, cfg: Any, sources: list[Any], *, rtt_ms: float, tag: str) -> tuple[float, float]:
-    """Seconds for the sequential loop and for copy_all; ``rtt_ms`` sleeps before each request."""
-    from backup_pipelines.emr.archive import EmrArchiveService
+def _run_child(mode: str, src: str, dest: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, src, dest], check=True, capture_output=True, text=True
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    calls = sum(result["calls"].values())
+    print(
+        f"  {mode:8} {result['objects']:>7} objects {result['seconds']:8.1f} s {calls:>7} calls", flush=True
+    )
+    return result
 
-    def delay(**_: Any) -> None:
-        time.sleep(rtt_ms / 1000)
 
-    events = hook.client.meta.events
-    if rtt_ms:
-        events.register("before-send.s3", delay)
-    try:
-        now = datetime.now(UTC)
-        started = time.perf_counter()
-        for src in sources:
-            hook.copy_verified(
-                src,
-                "bench-archive",
-                f"{tag}/sequential/{src.key}",
-                encryption=cfg.storage.encryption,
-                now=now,
+def _seed(client: Any, bucket: str, n: int, size: int) -> None:
+    client.create_bucket(Bucket=bucket)
+    body = os.urandom(size)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(
+            pool.map(
+                lambda i: client.put_object(
+                    Bucket=bucket, Key=f"job/dt={DAY}/part-{i:06d}.parquet", Body=body
+                ),
+                range(n),
             )
-        sequential = time.perf_counter() - started
-        started = time.perf_counter()
-        results = EmrArchiveService(cfg, hook, catalog=None).copy_all(  # type: ignore[arg-type]
-            sources, src_prefix="", dest_bucket="bench-archive", dest_prefix=f"{tag}/concurrent/", now=now
         )
-        concurrent = time.perf_counter() - started
-        assert len(results) == len(sources) and all(r.copied and r.sha256 for r in results)
+
+
+def measure(client: Any, n: int, repeat: int, size: int) -> dict[str, list[dict[str, Any]]]:
+    src = f"bench-src-{n}"
+    started = time.perf_counter()
+    _seed(client, src, n, size)
+    print(f"{n} objects seeded in {time.perf_counter() - started:.0f} s", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "archive": [], "rerun": []}
+    for r in range(repeat):
+        order = ["bare", "archive"] if r % 2 == 0 else ["archive", "bare"]
+        for mode in order:
+            dest = f"bench-{mode}-{n}-{r}"
+            client.create_bucket(Bucket=dest)
+            runs[mode].append(_run_child(mode, src, dest))
+            if mode == "archive":
+                runs["rerun"].append(_run_child("rerun", src, dest))
+    return runs
+
+
+HEADER = "\n".join(
+    [
+        "| objects | bare s | archive s | archive / bare (target <= 1.25x) | archive's listings s "
+        "| archive / bare without listings | re-run s "
+        "| requests per object, first run (target <= 1.1) | re-run (target <= 0.01) "
+        "| archive peak RSS MB (before the run) | RSS growth per object, bytes | bare peak RSS MB "
+        "| manifest JSON MB | manifest model in memory per object, bytes |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+)
+
+
+def _per_object(run: dict[str, Any]) -> float:
+    return sum(run["calls"].values()) / run["objects"]
+
+
+def _row(n: int, runs: dict[str, list[dict[str, Any]]]) -> str:
+    bare = statistics.median(r["seconds"] for r in runs["bare"])
+    arc = statistics.median(r["seconds"] for r in runs["archive"])
+    bare_net = statistics.median(r["seconds"] - r["listing_seconds"] for r in runs["bare"])
+    arc_net = statistics.median(r["seconds"] - r["listing_seconds"] for r in runs["archive"])
+    listing = statistics.median(r["listing_seconds"] for r in runs["archive"])
+    rerun = statistics.median(r["seconds"] for r in runs["rerun"])
+    first, again = runs["archive"][0], runs["rerun"][0]
+    peak = max(r["rss_peak_kb"] for r in runs["archive"]) / 1024
+    before = first["rss_before_kb"] / 1024
+    peak_bare = max(r["rss_peak_kb"] for r in runs["bare"]) / 1024
+    calls = ", ".join(f"{v} {k}" for k, v in sorted(first["calls"].items(), key=lambda kv: -kv[1]))
+    return (
+        f"| {n:,} | {bare:.1f} | {arc:.1f} | **{arc / bare:.2f}x** | {listing:.1f} "
+        f"| {arc_net / bare_net:.2f}x | {rerun:.1f} "
+        f"| **{_per_object(first):.4f}** ({calls}) | **{_per_object(again):.4f}** "
+        f"| {peak:.0f} ({before:.0f}) | {(peak - before) * 1024 * 1024 / n:,.0f} | {peak_bare:.0f} "
+        f"| {first['manifest_bytes'] / 1e6:.1f} | {first['manifest_model_bytes'] / n:,.0f} |"
+    )
+
+
+def report(results: dict[int, dict[str, list[dict[str, Any]]]], args: argparse.Namespace) -> str:
+    rows = "\n".join(_row(n, runs) for n, runs in results.items())
+    raw = "\n".join(
+        f"- {n:,}: "
+        + "; ".join(
+            f"{mode} " + " / ".join(f"{r['seconds']:.1f}" for r in runs[mode])
+            for mode in ("bare", "archive", "rerun")
+        )
+        for n, runs in results.items()
+    )
+    return f"""
+## EMR output archive (`bench/emr_archive.py`)
+
+`.venv/bin/python bench/emr_archive.py --sizes {args.sizes} --repeat {args.repeat} --size {args.size}`,
+{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs ({platform.machine()}), against a local moto S3
+server (one Python process) on the same machine. Objects of {args.size} bytes: the work is requests.
+**bare** = one listing, then `copy_object` of every key on a `ThreadPoolExecutor(16)` (no checksum,
+no verification, no manifest): the limit. **archive** = `EmrArchiveService.archive` of the day into an
+empty archive bucket (previous manifest, listings, 16-way verified copies, verifying listing,
+manifest); **re-run** = the same day again, unchanged. Each run in its own process, alternating;
+times are medians; requests are S3 API calls counted on the run's client (botocore `after-call`).
+
+{HEADER}
+{rows}
+
+All runs, seconds:
+
+{raw}
+"""
+
+
+def run_all(args: argparse.Namespace) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    proc, endpoint = _start_moto()
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AIRFLOW_CONN_AWS_BENCH": json.dumps({"conn_type": "aws", "extra": {"endpoint_url": endpoint}}),
+        }
+    )
+    results: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    try:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client("s3", endpoint_url=endpoint, config=Config(max_pool_connections=WORKERS + 4))
+        client.create_bucket(Bucket=CATALOG)
+        for n in (int(s) for s in args.sizes.split(",")):
+            results[n] = measure(client, n, args.repeat if n < 100_000 else 1, args.size)
+            if args.results:
+                Path(args.results).write_text(json.dumps(results, indent=1))
     finally:
-        if rtt_ms:
-            events.unregister("before-send.s3", delay)
-    return sequential, concurrent
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:  # a server holding 100,000s of objects may take its time
+            proc.kill()
+            proc.wait(10)
+    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--objects", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--size", type=int, default=64 * 1024)
-    parser.add_argument("--rtt-ms", type=float, default=20.0, help="simulated per-request round trip")
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--results", help="also write every run's figures to this JSON file, size by size")
+    parser.add_argument("--from-results", help="only render the report from a --results file")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "SRC", "DEST"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-
-    proc, endpoint = _start_moto()
-    try:
-        os.environ.update(
-            {
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AIRFLOW_CONN_AWS_BENCH": json.dumps(
-                    {"conn_type": "aws", "extra": {"endpoint_url": endpoint}}
-                ),
-            }
-        )
-        from backup_pipelines.core.config import BackupConfig
-        from backup_pipelines.core.s3 import BackupS3Hook
-
-        cfg = BackupConfig.model_validate(
-            {
-                "storage": {"backup_bucket": "bench-backups", "archive_bucket": "bench-archive"},
-                "alerts": {"recipients": ["bench@example.com"]},
-                "emr_archive": {"concurrency": args.concurrency},
-            }
-        )
-        hook = BackupS3Hook(aws_conn_id="aws_bench", max_pool_connections=args.concurrency + 4)
-        client = hook.client
-        for bucket in ("bench-src", "bench-archive"):
-            client.create_bucket(Bucket=bucket)
-        body = os.urandom(args.size)
-        for n in range(args.objects):
-            client.put_object(Bucket="bench-src", Key=f"job/dt=2026-01-01/part-{n:05d}", Body=body)
-        sources = hook.list_objects("bench-src", "job/dt=2026-01-01/")
-        timings = {}
-        for rtt in (0.0, args.rtt_ms):
-            timings[rtt] = _measure(hook, cfg, sources, rtt_ms=rtt, tag=f"rtt{rtt:g}")
-        assert hook.bytes_read == 0
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-    total_mb = args.objects * args.size / 1e6
-    rows = []
-    for rtt, (sequential, concurrent) in timings.items():
-        label = "none (raw local moto)" if not rtt else f"{rtt:g} ms simulated"
-        for mode, secs in (
-            ("sequential loop", sequential),
-            (f"copy_all, {args.concurrency}-way", concurrent),
-        ):
-            rows.append(
-                f"| {label} | {mode} | {args.objects} | {secs:.1f} | {args.objects / secs:.0f} "
-                f"| {total_mb / secs:.1f} |"
-            )
-        rows.append(f"| {label} | **speed-up** | | **{sequential / concurrent:.1f}x** | | |")
-    table = "\n".join(rows)
-    text = f"""
-## EMR output archive: concurrent vs. sequential verified server-side copies
-
-`.venv/bin/python bench/emr_archive.py --objects {args.objects} --concurrency {args.concurrency} \\
---size {args.size} --rtt-ms {args.rtt_ms:g}`, {datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs
-({platform.machine()}), against a local moto S3 server (one Python process). Each object is one
-CopyObject with SHA-256 plus three HEADs (source, destination before, destination after). Both
-modes run in the same process, on the same objects, to different destination prefixes.
-
-| request latency | mode | objects | seconds | objects/s | MB/s copied server-side |
-|---|---|---:|---:|---:|---:|
-{table}
-
-Target: at least 4x with 16-way concurrency on 1,000 objects. Bytes of object data read by the
-worker in all runs: 0. Without added latency the ratio is bounded by moto's own CPU (one process
-on a small, shared machine), which is not what S3 is like; the simulated-latency rows sleep
-before every request (a botocore ``before-send`` hook) to model the per-request round trip of a
-real S3 endpoint, which is the latency concurrency hides. Not measured here: real S3, large
-objects, multipart copies.
-"""
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return 0
+    if args.from_results:
+        results = {int(n): runs for n, runs in json.loads(Path(args.from_results).read_text()).items()}
+    else:
+        results = run_all(args)
+    text = report(results, args)
     print(text)
     if not args.no_write:
         write_section(SECTION, text)
