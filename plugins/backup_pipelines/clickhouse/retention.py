@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from backup_pipelines.clickhouse.backups import BackupStore
+from backup_pipelines.core.chains import resolve
 from backup_pipelines.core.kinds import DatasetKind
 
 if TYPE_CHECKING:
@@ -51,20 +52,12 @@ def ancestors(point_id: str, by_id: dict[str, Manifest]) -> list[str]:
     return out
 
 
-def _intact(point_id: str, by_id: dict[str, Manifest]) -> bool:
-    """A verified point whose whole chain is present and verified."""
-    point = by_id[point_id]
-    chain = [point_id, *ancestors(point_id, by_id)]
-    if any(pid not in by_id for pid in chain) or by_id[chain[-1]].base:
-        return False
-    return point.is_verified and all(by_id[pid].is_verified for pid in chain)
-
-
 def plan_retention(
     points: Sequence[Manifest], *, now: datetime, retention_days: int, min_verified: int
 ) -> list[Decision]:
     """Keep/delete for every point; deletions come out newest first (increments before bases)."""
     by_id = {p.recovery_point_id: p for p in points}
+    states = resolve(points)  # effective: a point counts only when its whole chain is verified
     cutoff = now - timedelta(days=retention_days)
     keep: dict[str, str] = {}
 
@@ -79,15 +72,13 @@ def plan_retention(
     # The newest min_verified intact verified chains, whatever their age.
     newest_per_root: dict[str, Manifest] = {}
     for point in sorted(points, key=lambda p: p.captured_at, reverse=True):
-        if not _intact(point.recovery_point_id, by_id):
-            continue
-        chain = ancestors(point.recovery_point_id, by_id)
-        root = chain[-1] if chain else point.recovery_point_id
-        newest_per_root.setdefault(root, point)
+        state = states[point.recovery_point_id]
+        if state.usable and state.root is not None:
+            newest_per_root.setdefault(state.root, point)
     for point in list(newest_per_root.values())[:min_verified]:
         _keep_with_chain(point.recovery_point_id, f"one of the newest {min_verified} verified chains")
 
-    kept_verified = [by_id[pid].captured_at for pid in keep if _intact(pid, by_id)]
+    kept_verified = [by_id[pid].captured_at for pid in keep if states[pid].usable]
     decisions = []
     for point in sorted(points, key=lambda p: (p.captured_at, p.recovery_point_id), reverse=True):
         pid = point.recovery_point_id

@@ -4,14 +4,14 @@
 finds the slot already captured); the operator waits (in-process for chDB, deferred otherwise);
 ``SnapshotService.finish`` describes the finished backup and writes its manifest, last.
 
-Base choice: only a *verified* point whose whole chain is intact can be a base; the newest such
-one is chosen, and a chain whose full backup is ``full_every`` old or older gets a fresh full.
+Base choice: only a point whose whole chain is verified (its *effective* state, ``core.chains``)
+and still in S3 (``core.presence``) can be a base; the newest such one is chosen, and a chain whose
+full backup is ``full_every`` old or older gets a fresh full.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -24,9 +24,10 @@ from backup_pipelines.clickhouse.engine import ClickHouseEngine
 from backup_pipelines.core import clock
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig, ClickHouseDataset
-from backup_pipelines.core.errors import BrokenChainError, ConfigError, UnsafeOperationError
+from backup_pipelines.core.errors import ConfigError, UnsafeOperationError
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Listing, Manifest
+from backup_pipelines.core.presence import CHECK_PRESENCE, Presence, describe_missing
 from backup_pipelines.core.s3 import split_s3_url
 
 log = logging.getLogger(__name__)
@@ -79,20 +80,22 @@ class SnapshotSummary(BaseModel):
 
 
 def choose_base(
-    points: Sequence[Manifest], chains: dict[str, list[Manifest]], *, now: datetime, full_every: timedelta
+    listing: Listing, *, exclude: str | None = None, now: datetime, full_every: timedelta
 ) -> Manifest | None:
     """The base of the next increment, or None for a full backup.
 
-    Only a *verified* point whose whole chain is intact can be a base; the newest such one is
-    chosen, and a chain whose full backup is ``full_every`` old or older gets a fresh full.
+    Only a point whose *effective* state is verified (it and its whole chain verified, see
+    ``core.chains``) can be a base; the newest such one is chosen, and a chain whose full backup is
+    ``full_every`` old or older gets a fresh full. One pass over the points (chains resolved once).
     """
-    for point in sorted(points, key=lambda p: p.captured_at, reverse=True):
-        if not point.is_verified or point.captured_at > now:
+    states = listing.states()
+    by_id = listing.by_id()
+    for point in sorted(listing.points, key=lambda p: p.captured_at, reverse=True):
+        state = states[point.recovery_point_id]
+        if point.recovery_point_id == exclude or point.captured_at > now or not state.usable:
             continue
-        chain = chains.get(point.recovery_point_id)
-        if not chain or not all(m.is_verified for m in chain):
-            continue
-        if now - chain[0].captured_at >= full_every:
+        assert state.root is not None
+        if now - by_id[state.root].captured_at >= full_every:
             return None
         return point
     return None
@@ -182,20 +185,34 @@ class SnapshotService:
     def base_for(
         self, listing: Listing, *, exclude: str, now: datetime
     ) -> tuple[Manifest | None, list[Manifest]]:
-        """The base of the next backup and its chain; (None, []) for a full backup."""
-        chains: dict[str, list[Manifest]] = {}
-        for point in listing.verified():
-            try:
-                chains[point.recovery_point_id] = self.catalog.chain(point, listing=listing)
-            except BrokenChainError as exc:
-                log.warning("Not a base candidate: %s", exc)
-        base = choose_base(
-            [p for p in listing.points if p.recovery_point_id != exclude],
-            chains,
-            now=now,
-            full_every=self.section.full_every,
-        )
-        return base, (chains[base.recovery_point_id] if base else [])
+        """The base of the next backup and its chain; (None, []) for a full backup.
+
+        The chosen base's chain is checked in S3 first (one listing per member): a missing, resized
+        or replaced object fails the member that holds it (and every point built on it), and the
+        next choice is made without that chain, down to a full backup.
+        """
+        while True:
+            base = choose_base(listing, exclude=exclude, now=now, full_every=self.section.full_every)
+            if base is None:
+                return None, []
+            chain = self.catalog.chain(base, listing=listing)
+            missing = Presence(self.engine.s3).missing(chain)
+            if not missing:
+                return base, chain
+            broken = listing.by_id()[missing[0].recovery_point_id]
+            log.warning(
+                "Base chain of %s is broken: %s; that chain is failed and not used as a base",
+                base.recovery_point_id,
+                "; ".join(m.describe() for m in missing[:5]),
+            )
+            self.catalog.mark_verification(
+                broken,
+                state="failed",
+                checks=[CHECK_PRESENCE],
+                detail=describe_missing(missing),
+                listing=listing,
+            )
+            listing = self.catalog.list_points(KIND, listing.points[0].dataset)
 
     def wait(self, plan: SnapshotPlan) -> BackupStatus:
         """Wait for the backup in this process (chDB, or a task that does not defer)."""

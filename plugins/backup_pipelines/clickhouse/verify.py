@@ -1,5 +1,7 @@
 """Verification of a snapshot before it may count: cheap but real checks, and the verify service.
 
+0. every object of the chain (this point and its bases) is in S3 with its recorded size and ETag
+   (``core.presence``: one listing per member); a broken member is failed with its dependents;
 1. ``system.backups`` says the backup was created (when the server still knows it);
 2. every file of the ``.backup`` listing is stored, with its size, here or in the base chain;
 3. row counts recomputed from the listing match the manifest;
@@ -29,7 +31,8 @@ from backup_pipelines.core.errors import (
     RecoveryPointNotFoundError,
     VerificationError,
 )
-from backup_pipelines.core.manifest import Manifest
+from backup_pipelines.core.manifest import Listing, Manifest
+from backup_pipelines.core.presence import CHECK_PRESENCE, Presence, describe_missing
 from backup_pipelines.core.s3 import split_s3_url
 
 log = logging.getLogger(__name__)
@@ -154,7 +157,10 @@ class VerifyService:
         if manifest.is_verified:
             log.info("Slot %s of %s is already verified: nothing to do", rp_id, dataset.name)
             return SnapshotSummary.of(manifest, "noop")
-        result = self.verifier.verify(manifest, chain=self.catalog.chain(manifest))
+        listing = self.catalog.list_points(KIND, dataset.name)
+        chain = self.catalog.chain(manifest, listing=listing)
+        self.check_presence(chain, listing)
+        result = self.verifier.verify(manifest, chain=chain)
         updated = self.catalog.mark_verification(
             manifest, state="verified" if result.ok else "failed", checks=result.checks, detail=result.detail
         )
@@ -166,3 +172,23 @@ class VerifyService:
                 "it will never be used as a base"
             )
         return SnapshotSummary.of(updated, "verified")
+
+    def check_presence(self, chain: list[Manifest], listing: Listing) -> None:
+        """Every object a restore of the chain reads is in S3 as its manifest records it (one
+        listing per member); else the member holding the first missing object is failed, with
+        every point built on it (this one included), and ``VerificationError`` names the object."""
+        missing = Presence(self.verifier.store.s3).missing(chain)
+        if not missing:
+            objects = sum(len(m.objects) for m in chain)
+            log.info("check passed: %d object(s) of a chain of %d present", objects, len(chain))
+            return
+        broken = next(m for m in chain if m.recovery_point_id == missing[0].recovery_point_id)
+        detail = describe_missing(missing)
+        self.catalog.mark_verification(
+            broken, state="failed", checks=[CHECK_PRESENCE], detail=detail, listing=listing
+        )
+        point = chain[-1]
+        raise VerificationError(
+            f"backup {point.recovery_point_id} of {point.dataset} failed verification: chain member "
+            f"{broken.recovery_point_id} is broken ({detail}); it and every point built on it are failed"
+        )

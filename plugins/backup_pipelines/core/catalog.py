@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from backup_pipelines.core import clock
+from backup_pipelines.core.chains import dependents
 from backup_pipelines.core.errors import BrokenChainError, ManifestError, RecoveryPointNotFoundError
 from backup_pipelines.core.manifest import (
     MANIFEST_STORAGE_CLASS,
@@ -180,8 +181,12 @@ class Catalog:
         return ((now or clock.utcnow()) - newest.captured_at).total_seconds()
 
     def chain(self, manifest: Manifest, *, listing: Listing | None = None) -> list[Manifest]:
-        """The recovery points needed to restore ``manifest``: its full base first, itself last."""
-        known = (listing or self.list_points(manifest.kind, manifest.dataset)).by_id()
+        """The recovery points needed to restore ``manifest``: its full base first, itself last.
+
+        Raises ``BrokenChainError`` naming the broken member when a base is missing, failed, or loops.
+        """
+        listing = listing or self.list_points(manifest.kind, manifest.dataset)
+        known = listing.by_id()
         chain = [manifest]
         seen = {manifest.recovery_point_id}
         while chain[0].base:
@@ -211,16 +216,46 @@ class Catalog:
         checks: list[str],
         detail: str | None = None,
         at: datetime | None = None,
+        listing: Listing | None = None,
     ) -> Manifest:
+        """Record a point's own verification. A failure also fails every point whose chain goes
+        through it, each with a detail naming the broken member (and what broke it)."""
+        when = at or clock.utcnow()
         updated = manifest.model_copy(
-            update={
-                "verification": Verification(
-                    state=state, verified_at=at or clock.utcnow(), checks=checks, detail=detail
-                )
-            }
+            update={"verification": Verification(state=state, verified_at=when, checks=checks, detail=detail)}
         )
         self.write(updated)
+        if state == "failed":
+            self._fail_dependents(updated, listing=listing, at=when)
         return updated
+
+    def _fail_dependents(self, broken: Manifest, *, listing: Listing | None, at: datetime) -> list[str]:
+        listing = listing or self.list_points(broken.kind, broken.dataset)
+        by_id = listing.by_id()
+        failed = []
+        for point_id in dependents(listing.points, broken.recovery_point_id):
+            point = by_id[point_id]
+            if point.verification.state == "failed":
+                continue
+            detail = f"chain member {broken.recovery_point_id} failed: {broken.verification.detail}"
+            self.write(
+                point.model_copy(
+                    update={
+                        "verification": Verification(
+                            state="failed", verified_at=at, checks=["chain_member_failed"], detail=detail
+                        )
+                    }
+                )
+            )
+            failed.append(point_id)
+        if failed:
+            log.warning(
+                "Catalog: %s failed; %d dependent point(s) marked failed too: %s",
+                broken.label,
+                len(failed),
+                ", ".join(failed),
+            )
+        return failed
 
     def delete(self, manifest: Manifest) -> None:
         """Remove a manifest; callers delete the data first so a crash never orphans live data."""

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from backup_pipelines.core.chains import ChainState, resolve
 from backup_pipelines.core.errors import ManifestError
 from backup_pipelines.core.kinds import DatasetKind
 
@@ -117,7 +118,16 @@ class Manifest(_Model):
 
     @property
     def is_verified(self) -> bool:
+        """Its own verification passed (its chain may still be broken: see ``core.chains``)."""
         return self.verification.state == "verified"
+
+    @property
+    def own_state(self) -> str:
+        return self.verification.state
+
+    @property
+    def own_detail(self) -> str | None:
+        return self.verification.detail
 
     @property
     def size_bytes(self) -> int:
@@ -159,13 +169,27 @@ class InvalidManifest:
 
 @dataclass
 class Listing:
-    """Valid recovery points of one dataset, oldest first, and the manifests that could not be used."""
+    """Valid recovery points of one dataset, oldest first, and the manifests that could not be used.
+
+    ``verified()`` is what a restore may use: points whose *effective* state is verified (they and
+    their whole chain verified, see ``core.chains``).
+    """
 
     points: list[Manifest] = field(default_factory=list)
     invalid: list[InvalidManifest] = field(default_factory=list)
+    _states: dict[str, ChainState] | None = field(default=None, repr=False, compare=False)
+
+    def states(self) -> dict[str, ChainState]:
+        if self._states is None:
+            self._states = resolve(self.points)
+        return self._states
+
+    def state_of(self, recovery_point_id: str) -> ChainState:
+        return self.states()[recovery_point_id]
 
     def verified(self) -> list[Manifest]:
-        return [p for p in self.points if p.is_verified]
+        states = self.states()
+        return [p for p in self.points if states[p.recovery_point_id].usable]
 
     def by_id(self) -> dict[str, Manifest]:
         return {p.recovery_point_id: p for p in self.points}

@@ -21,7 +21,8 @@ from backup_pipelines.core.config import BackupConfig
 from backup_pipelines.core.errors import DrillInfrastructureError
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest, ObjectEntry
-from backup_pipelines.core.s3 import BackupS3Hook, split_s3_url
+from backup_pipelines.core.presence import CHECK_PRESENCE, Presence, object_key
+from backup_pipelines.core.s3 import BackupS3Hook
 from backup_pipelines.drill.checks import Recorder, offsets_check, sha256_check
 from backup_pipelines.drill.plan import DatasetPlan, DrillPlan, scratch_topic
 from backup_pipelines.drill.probes import download_failure
@@ -29,16 +30,6 @@ from backup_pipelines.drill.results import CHECK_REPLAY, CHECK_THAW, CheckResult
 
 log = logging.getLogger(__name__)
 DRILL_GROUP_ID = "backup-pipelines-dr-drill"
-
-
-def object_location(manifest: Manifest, entry: ObjectEntry) -> tuple[str, str]:
-    """(bucket, key) of a manifest object; keys are full keys or relative to ``location``."""
-    bucket, prefix = split_s3_url(manifest.location)
-    if entry.key.startswith("s3://"):
-        return split_s3_url(entry.key)
-    if not prefix or entry.key.startswith(prefix):
-        return bucket, entry.key
-    return bucket, prefix.rstrip("/") + "/" + entry.key
 
 
 class ArchiveDrill:
@@ -66,7 +57,7 @@ class ArchiveDrill:
         entries = {o.key: o for o in manifest.objects}
         pending: dict[str, list[str]] = {}
         for key in entry.sample:
-            bucket, full_key = object_location(manifest, entries[key])
+            bucket, full_key = object_key(manifest, entries[key])
             status = self.s3.request_restore(
                 bucket, full_key, days=self.cfg.dr_drill.restore_days, tier=self.cfg.dr_drill.restore_tier
             )
@@ -84,6 +75,7 @@ class ArchiveDrill:
         result = self.recorder.start(entry)
         result.captured_at = manifest.captured_at
         entries = {o.key: o for o in manifest.objects}
+        result.checks += self.presence_checks(manifest)
         with tempfile.TemporaryDirectory(prefix="dr-drill-") as tmp:
             for n, key in enumerate(entry.sample):
                 self._check_object(
@@ -108,6 +100,40 @@ class ArchiveDrill:
             raise error
         return self.recorder.finish(manifest, result)
 
+    def presence_checks(self, manifest: Manifest) -> list[CheckResult]:
+        """Every object of the point (not only the sample) is in S3 as recorded: listings only, so a
+        deleted archive file is found by every drill, not only when the sample happens to hold it."""
+        try:
+            missing = Presence(self.s3).missing([manifest])
+        except Exception as exc:  # S3 unreachable or denied: the check could not run
+            return [
+                CheckResult(
+                    name=CHECK_PRESENCE,
+                    status="error",
+                    object=manifest.location,
+                    detail=f"could not list the point's objects: {exc}",
+                )
+            ]
+        if not missing:
+            return [
+                CheckResult(
+                    name=CHECK_PRESENCE,
+                    status="passed",
+                    object=manifest.location,
+                    detail=f"{len(manifest.objects)} object(s) present",
+                )
+            ]
+        return [
+            CheckResult(
+                name=CHECK_PRESENCE,
+                status="failed",
+                object=m.url,
+                detail=m.problem,
+                recovery_point_id=m.recovery_point_id,
+            )
+            for m in missing[:20]
+        ]
+
     def _check_object(
         self,
         manifest: Manifest,
@@ -120,7 +146,7 @@ class ArchiveDrill:
     ) -> None:
         from backup_pipelines.kafka.parquet import read_offsets
 
-        bucket, full_key = object_location(manifest, obj)
+        bucket, full_key = object_key(manifest, obj)
         url = f"s3://{bucket}/{full_key}"
         try:
             self.s3.client.download_file(bucket, full_key, str(local))

@@ -70,6 +70,7 @@ class Recorder:
             failed = [c for c in data_checks if c.status == "failed"]
             errored = [c for c in data_checks if c.status == "error"]
             if failed:
+                self.fail_members(manifest, failed)
                 self.catalog.mark_verification(
                     manifest,
                     state="failed",
@@ -80,9 +81,43 @@ class Recorder:
                 self.catalog.mark_verification(
                     manifest, state="verified", checks=[c.name for c in data_checks], detail=note
                 )
+                self.verify_members(manifest, note)
         self.measure_rpo(result)
         log.info("%s: %s", result.key, "PASS" if result.passed else "FAIL: " + "; ".join(result.failures()))
         return result
+
+    def verify_members(self, manifest: Manifest, note: str) -> None:
+        """A chain restored and checked whole proves its members: those not verified yet (their own
+        verify never ran, e.g. points written by hand) are marked verified by this drill."""
+        if not manifest.base:
+            return
+        listing = self.catalog.list_points(manifest.kind, manifest.dataset)
+        for member in self.catalog.chain(manifest, listing=listing)[:-1]:
+            if member.verification.state == "unverified":
+                self.catalog.mark_verification(
+                    member,
+                    state="verified",
+                    checks=["chain_restored"],
+                    detail=f"{note}: restored as a member of the chain of {manifest.recovery_point_id}",
+                )
+
+    def fail_members(self, manifest: Manifest, failed: list[CheckResult]) -> list[str]:
+        """Fail the chain members that hold what a failed check found missing or corrupt (each
+        with every point built on it, ``Catalog.mark_verification``), not only the drilled point."""
+        members: dict[str, list[CheckResult]] = {}
+        for check in failed:
+            if check.recovery_point_id and check.recovery_point_id != manifest.recovery_point_id:
+                members.setdefault(check.recovery_point_id, []).append(check)
+        for member_id, checks in members.items():
+            member = self.catalog.get(manifest.kind, manifest.dataset, member_id)
+            if member is None or member.verification.state == "failed":
+                continue
+            detail = f"dr_drill {self.plan.run_id}: " + "; ".join(c.describe() for c in checks[:5])
+            self.catalog.mark_verification(
+                member, state="failed", checks=sorted({c.name for c in checks}), detail=detail
+            )
+            log.warning("%s: chain member %s failed: %s", manifest.label, member_id, detail)
+        return list(members)
 
     def measure_rpo(self, result: DatasetResult) -> None:
         """The age of the dataset's newest verified point, now; a failure to read it is only logged."""

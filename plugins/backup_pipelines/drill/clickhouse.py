@@ -105,6 +105,7 @@ class ClickHouseDrill:
                     status="failed",
                     object=m.url,
                     detail=f"chain member {m.recovery_point_id} of {point_name}: {m.problem}",
+                    recovery_point_id=m.recovery_point_id,
                 )
                 for m in missing[:20]
             ]

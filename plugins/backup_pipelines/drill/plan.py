@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from backup_pipelines.core.catalog import Catalog
+from backup_pipelines.core.chains import resolve
 from backup_pipelines.core.config import BackupConfig
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest
@@ -47,13 +48,21 @@ def pick_recovery_point(
 ) -> tuple[Manifest | None, int, str]:
     """(point, number of candidates, why): the latest, or a random one captured within ``window``.
 
-    Points that already failed verification are not candidates: the drill tests what a restore
-    would use. ``points`` are oldest first, as ``Catalog.list_points`` returns them.
+    Points whose effective state is failed (they, or a member of their chain, failed
+    verification: ``core.chains``) are not candidates: the drill tests what a restore would use.
+    ``points`` are oldest first, as ``Catalog.list_points`` returns them.
     """
-    usable = [p for p in points if p.verification.state != "failed"]
+    states = resolve(points)
+    usable = [p for p in points if states[p.recovery_point_id].state != "failed"]
+    skipped = [p for p in points if states[p.recovery_point_id].state == "failed"][-3:]
+    why_skipped = "; ".join(f"{p.recovery_point_id}: {states[p.recovery_point_id].reason}" for p in skipped)
     if mode == "latest":
         if not usable:
-            return None, 0, "no recovery point that has not failed verification"
+            return (
+                None,
+                0,
+                "no recovery point whose chain is intact" + (f" ({why_skipped})" if skipped else ""),
+            )
         return usable[-1], len(usable), "the newest recovery point"
     since = now - window
     candidates = [p for p in usable if p.captured_at >= since]

@@ -20,6 +20,7 @@ from backup_pipelines.core.config import SQL_ROOT
 if TYPE_CHECKING:
     from backup_pipelines.core.config import BackupConfig
     from backup_pipelines.core.manifest import Manifest
+    from backup_pipelines.core.presence import MissingObject
 
 log = logging.getLogger(__name__)
 SQL_DIR = SQL_ROOT / "dr_drill"
@@ -73,15 +74,6 @@ def download_failure(exc: BaseException, thaw_error: str | None = None) -> tuple
             why = f": {thaw_error}" if thaw_error else ""
             return "infrastructure", f"the object is still not readable (its restore did not complete{why})"
     return "infrastructure", f"could not read the object: {engine_message(exc)}"
-
-
-@dataclass(frozen=True)
-class MissingObject:
-    """An object a manifest records that is not in S3 as recorded (gone, or another size)."""
-
-    recovery_point_id: str
-    url: str
-    problem: str
 
 
 @dataclass(frozen=True)
@@ -176,33 +168,12 @@ class DrillProbes:
         return BackupS3Hook(aws_conn_id=self.aws_conn_id)
 
     def missing_objects(self, chain: Sequence[Manifest]) -> list[MissingObject]:
-        """Objects the manifests of ``chain`` record that S3 no longer holds with their recorded size.
+        """Objects the manifests of ``chain`` record that S3 no longer holds as recorded (gone,
+        resized or replaced): ``core.presence``, one listing per member. Network or permission
+        errors raise: they mean the check could not run, not that data is missing."""
+        from backup_pipelines.core.presence import Presence
 
-        One listing per member (the objects of a point share its location prefix). Network or
-        permission errors raise: they mean the check could not run, not that data is missing.
-        """
-        from backup_pipelines.core.s3 import split_s3_url
-
-        s3 = self._s3()
-        missing: list[MissingObject] = []
-        for member in chain:
-            bucket, prefix = split_s3_url(member.location)
-            stored = {obj.key: obj.size for obj in s3.iter_objects(bucket, prefix)}
-            for entry in member.objects:
-                key = entry.key if entry.key.startswith(prefix) or not prefix else prefix + entry.key
-                url = f"s3://{bucket}/{key}"
-                if key not in stored:
-                    missing.append(MissingObject(member.recovery_point_id, url, "object is missing"))
-                elif stored[key] != entry.size:
-                    missing.append(
-                        MissingObject(
-                            member.recovery_point_id,
-                            url,
-                            f"object is {stored[key]} bytes, the manifest records {entry.size}",
-                        )
-                    )
-            log.info("chain member %s: %d object(s) listed", member.recovery_point_id, len(member.objects))
-        return missing
+        return Presence(self._s3()).missing(chain)
 
     def storage_problem(self, chain: Sequence[Manifest]) -> str | None:
         """None when the backup bucket answers for every chain member, else why not."""

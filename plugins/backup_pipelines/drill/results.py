@@ -45,6 +45,8 @@ class CheckResult(_Model):
     status: CheckStatus
     object: str | None = None
     detail: str = ""
+    #: The recovery point the finding is about when it is not the drilled one (a chain member).
+    recovery_point_id: str | None = None
 
     @field_validator("detail")
     @classmethod

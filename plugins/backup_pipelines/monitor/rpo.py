@@ -14,9 +14,14 @@ from typing import Any
 
 from backup_pipelines.core import clock
 from backup_pipelines.core.catalog import Catalog
+from backup_pipelines.core.chains import ChainState
 from backup_pipelines.core.config import BackupConfig, human_duration
+from backup_pipelines.core.manifest import Listing
 
 log = logging.getLogger(__name__)
+
+#: How long a chain member found broken stays a warning of the monitor (retention then removes it).
+BROKEN_CHAIN_WARNING = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class Age:
     warning: str | None = None
     # A breach that is not about age: Kafka records not archived yet that retention may delete.
     breach: str | None = None
+    # Points newer than the newest verified one, with why they do not count (at most five).
+    not_counted: tuple[str, ...] = ()
 
     @property
     def age_seconds(self) -> float | None:
@@ -86,13 +93,21 @@ class Age:
         if self.error:
             return f"{self.target.key}: age unknown ({self.error}); RPO {rpo}"
         if self.age_seconds is None:
-            return f"{self.target.key}: no verified recovery point; RPO {rpo}"
+            return f"{self.target.key}: no verified recovery point; RPO {rpo}" + self._why_newer()
         verdict = "within RPO" if self.fresh else "RPO BREACHED"
         return (
             f"{self.target.key}: newest verified recovery point {self.newest_id} captured "
             f"{self.captured_at:%Y-%m-%d %H:%M:%S} UTC, age {human_duration(self.age_seconds)}; "
-            f"RPO {rpo}: {verdict}" + (f" ({self.breach})" if self.breach else "")
+            f"RPO {rpo}: {verdict}"
+            + (f" ({self.breach})" if self.breach else "")
+            + (self._why_newer() if not self.fresh else "")
         )
+
+    def _why_newer(self) -> str:
+        """Why newer points do not count, for a breach line ("" when there are none)."""
+        if not self.not_counted:
+            return ""
+        return "; newer points that do not count: " + "; ".join(self.not_counted)
 
     def as_status(self) -> dict[str, Any]:
         return {
@@ -106,26 +121,65 @@ class Age:
             "error": self.error,
             "warning": self.warning,
             "breach": self.breach,
+            "not_counted": list(self.not_counted),
         }
 
 
 def measure(catalog: Catalog, target: Target, *, now: datetime | None = None) -> Age:
-    """The age of one dataset's newest *verified* point; a catalog error becomes a reported breach."""
+    """The age of one dataset's newest *verified* point (its effective state: it and its whole
+    chain verified); a catalog error becomes a reported breach. Newer points that do not count
+    are listed with why, and a broken chain among them is a warning naming the broken member."""
     measured_at = now or clock.utcnow()
     try:
-        newest = catalog.latest_verified(target.kind, target.dataset)
+        listing = catalog.list_points(target.kind, target.dataset)
     except Exception as exc:  # an unreadable catalog is itself an RPO problem: report it, don't crash
         log.warning("RPO: cannot read the catalog of %s: %s", target.key, exc)
         return Age(target, measured_at, error=f"{type(exc).__name__}: {exc}")
-    if newest is None:
-        return Age(target, measured_at)
+    verified = [p for p in listing.verified() if p.captured_at <= measured_at]
+    newest = verified[-1] if verified else None
+    states = listing.states()
+    newer = [p for p in listing.points if newest is None or p.captured_at > newest.captured_at]
+    not_counted = tuple(
+        f"{p.recovery_point_id}: {states[p.recovery_point_id].state} ({states[p.recovery_point_id].reason})"
+        for p in newer[-5:]
+    )
+    warnings = (
+        [str(newest.details["retention_warning"])]
+        if newest and newest.details.get("retention_warning")
+        else []
+    )
+    warnings += _broken_chains(listing, states, since=measured_at - BROKEN_CHAIN_WARNING)
     return Age(
         target,
         measured_at,
-        newest_id=newest.recovery_point_id,
-        captured_at=newest.captured_at,
-        warning=newest.details.get("retention_warning"),
+        newest_id=newest.recovery_point_id if newest else None,
+        captured_at=newest.captured_at if newest else None,
+        warning="; ".join(warnings) or None,
+        not_counted=not_counted,
     )
+
+
+def _broken_chains(listing: Listing, states: dict[str, ChainState], *, since: datetime) -> list[str]:
+    """A warning per chain member found broken since ``since`` (its own check failed), naming it,
+    what broke it (the object, for a presence check) and how many points failed with it."""
+    found = []
+    for point in listing.points:
+        own = point.verification
+        if own.state != "failed" or own.verified_at is None or own.verified_at < since:
+            continue
+        if states[point.recovery_point_id].broken_member != point.recovery_point_id:
+            continue  # failed through its chain: the member that broke is named instead
+        with_it = [
+            pid
+            for pid, st in states.items()
+            if st.broken_member == point.recovery_point_id and pid != point.recovery_point_id
+        ]
+        found.append(
+            f"broken chain: recovery point {point.recovery_point_id} failed at "
+            f"{own.verified_at:%Y-%m-%d %H:%M} UTC ({own.detail}); "
+            f"{len(with_it)} point(s) built on it failed with it"
+        )
+    return found
 
 
 def measure_all(catalog: Catalog, items: Iterable[Target], *, now: datetime | None = None) -> list[Age]:

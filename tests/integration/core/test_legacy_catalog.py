@@ -131,7 +131,9 @@ def test_the_drill_passes_every_old_point(legacy: Any, clickhouse_client: Any) -
     from backup_pipelines.drill.archives import ArchiveDrill
     from backup_pipelines.drill.clickhouse import ClickHouseDrill
     from backup_pipelines.drill.params import DrillParams
-    from backup_pipelines.drill.plan import plan_drill
+    from backup_pipelines.drill.housekeeping import cleanup_scratch
+    from backup_pipelines.drill.plan import SCRATCH_PREFIX, plan_drill
+    from backup_pipelines.drill.probes import DrillProbes
 
     catalog = Catalog.from_config(legacy)
     plan = plan_drill(legacy, catalog, DrillParams(pick="latest"), run_id="manual__legacy", now=NOW, due=NOW)
@@ -157,3 +159,6 @@ def test_the_drill_passes_every_old_point(legacy: Any, clickhouse_client: Any) -
     } <= names
     leftovers = clickhouse_client.query("SELECT name FROM system.databases WHERE startsWith(name, 'drill_')")
     assert leftovers.result_rows == []
+    # The drill's clean-up task removes the scratch topics the replay check wrote.
+    cleanup = cleanup_scratch(DrillProbes.from_config(legacy), SCRATCH_PREFIX + plan.drill_id)
+    assert all(c.ok for c in cleanup), [c.describe() for c in cleanup]

@@ -142,6 +142,9 @@ def test_healthy_chain_restores_with_manifest_row_counts_and_marks_the_point_ver
     point = _point(chdrill["dataset"])
     assert point.verification.state == "verified"
     assert "clickhouse.row_count" in point.verification.checks
+    # Its base, never verified on its own, is proven by the chain's restore.
+    base = Catalog.from_config(load_config()).read(KIND, chdrill["dataset"], "20260101T0100Z")
+    assert base.verification.state == "verified" and base.verification.checks == ["chain_restored"]
     # Verified just now: the achieved RPO is the age of this point (captured 20 minutes ago).
     assert result.rpo_seconds is not None and 19 * 60 < result.rpo_seconds < 25 * 60
     assert _databases(clickhouse_client, "drill_" + plan["drill_id"]) == []
@@ -163,6 +166,9 @@ def test_deleted_base_object_fails_naming_object_and_point(
     assert not any(c.name == "clickhouse.restore" for c in result.checks)
     point = _point(chdrill["dataset"])
     assert point.verification.state == "failed" and victim in (point.verification.detail or "")
+    # The member that lost the object is failed too, not only the point drilled.
+    member = Catalog.from_config(load_config()).read(KIND, chdrill["dataset"], "20260101T0100Z")
+    assert member.verification.state == "failed" and victim in (member.verification.detail or "")
     assert _databases(clickhouse_client, "drill_" + plan["drill_id"]) == []
 
 
@@ -172,23 +178,30 @@ def test_deleted_base_manifest_fails_naming_the_missing_recovery_point(
     catalog = Catalog.from_config(load_config())
     catalog.delete(chdrill["chain"][0])
     result, plan = _drill(chdrill["dataset"], "manual__deleted_manifest")
+    # The increment's chain is broken (effective state failed): the drill does not pick it, and says why.
     (check,) = result.checks
-    assert check.name == "clickhouse.chain_complete" and check.status == "failed"
-    assert check.object == f"{KIND}/{chdrill['dataset']}/20260101T0200Z"
-    assert "depends on base 20260101T0100Z, whose manifest is missing" in check.detail
-    assert _point(chdrill["dataset"]).verification.state == "failed"
+    assert check.name == "pick_recovery_point" and check.status == "failed"
+    assert "20260101T0200Z: depends on base 20260101T0100Z, whose manifest is missing" in check.detail
+    state = catalog.list_points(KIND, chdrill["dataset"]).state_of("20260101T0200Z")
+    assert state.state == "failed" and state.broken_member == "20260101T0100Z"
+    assert catalog.latest_verified(KIND, chdrill["dataset"]) is None
     assert _databases(clickhouse_client, "drill_" + plan["drill_id"]) == []
 
 
 def test_corrupted_base_part_fails_in_the_engine_and_marks_the_point_failed(
     chdrill: dict[str, Any], clickhouse_client: Any, s3: Any
 ) -> None:
-    """Same size, other bytes: the listing check passes, ClickHouse's own checksums catch it."""
+    """Same size, other bytes, and a manifest that records the new ETag (bit rot S3's listing cannot
+    see): the presence check passes, ClickHouse's own checksums catch it in the restore."""
     base = chdrill["chain"][0]
     victim = next(o.key for o in base.objects if o.key.endswith("/t/all_1_1_0/data.bin"))
     data = bytearray(s3.get_object(Bucket=BUCKET, Key=victim)["Body"].read())
     data[len(data) // 2] ^= 0xFF
-    s3.put_object(Bucket=BUCKET, Key=victim, Body=bytes(data))
+    etag = s3.put_object(Bucket=BUCKET, Key=victim, Body=bytes(data))["ETag"].strip('"')
+    catalog = Catalog.from_config(load_config())
+    stored = catalog.read(KIND, chdrill["dataset"], base.recovery_point_id)
+    objects = [o.model_copy(update={"etag": etag}) if o.key == victim else o for o in stored.objects]
+    catalog.write(stored.model_copy(update={"objects": objects}))
     result, plan = _drill(chdrill["dataset"], "manual__corrupted_part")
     assert not result.passed
     assert any(c.name == "clickhouse.chain_complete" and c.status == "passed" for c in result.checks)
@@ -201,6 +214,26 @@ def test_corrupted_base_part_fails_in_the_engine_and_marks_the_point_failed(
     assert any(c.object and c.object.endswith(".t") for c in failed), failed  # the damaged table
     assert not any(c.status == "error" for c in result.checks)
     assert _point(chdrill["dataset"]).verification.state == "failed"
+    assert _databases(clickhouse_client, "drill_" + plan["drill_id"]) == []
+
+
+def test_replaced_base_object_of_the_same_size_fails_the_chain_check_by_its_etag(
+    chdrill: dict[str, Any], clickhouse_client: Any, s3: Any
+) -> None:
+    """Same size, other bytes: the listing's ETag differs from the manifest's, so the drill names the
+    object and fails the member holding it before any restore."""
+    base = chdrill["chain"][0]
+    victim = next(o.key for o in base.objects if o.key.endswith("/t/all_1_1_0/data.bin"))
+    data = bytearray(s3.get_object(Bucket=BUCKET, Key=victim)["Body"].read())
+    data[len(data) // 2] ^= 0xFF
+    s3.put_object(Bucket=BUCKET, Key=victim, Body=bytes(data))
+    result, plan = _drill(chdrill["dataset"], "manual__replaced_part")
+    failed = [c for c in result.checks if c.status == "failed"]
+    assert [c.name for c in failed] == ["clickhouse.chain_complete"]
+    assert failed[0].object == f"s3://{BUCKET}/{victim}" and "replaced" in failed[0].detail
+    assert not any(c.name == "clickhouse.restore" for c in result.checks)
+    member = Catalog.from_config(load_config()).read(KIND, chdrill["dataset"], base.recovery_point_id)
+    assert member.verification.state == "failed" and victim in (member.verification.detail or "")
     assert _databases(clickhouse_client, "drill_" + plan["drill_id"]) == []
 
 

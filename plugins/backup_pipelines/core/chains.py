@@ -1,0 +1,126 @@
+"""Chains and effective state: a recovery point is usable only when it and every point of its chain
+are verified.
+
+``resolve`` walks a dataset's points once (memoised, so linear in their number) and gives each its
+effective state: ``failed`` when it or any point of its chain failed or is missing (the reason
+names the broken member), ``unverified`` when it or a base is not verified yet, else ``verified``.
+RPO, base choice, retention, restore and the drill all read effective states. It works on anything
+shaped like a point: a ``Manifest`` or a catalog index entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+EffectiveState = Literal["verified", "unverified", "failed"]
+
+
+class PointLike(Protocol):
+    @property
+    def recovery_point_id(self) -> str: ...
+
+    @property
+    def base(self) -> str | None: ...
+
+    @property
+    def own_state(self) -> str: ...
+
+    @property
+    def own_detail(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """A point's place in its chain: its full backup, its depth, and its effective state."""
+
+    recovery_point_id: str
+    root: str | None  # the full backup the chain starts at; None when the chain is broken
+    depth: int  # 0 for a full backup
+    state: EffectiveState
+    reason: str | None = None  # why it is not verified (names the broken member)
+    broken_member: str | None = None  # the point of the chain that failed or is missing
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "verified"
+
+
+def resolve(points: Iterable[PointLike]) -> dict[str, ChainState]:
+    """The chain state of every point, in one pass over them (no recursion: chains may be long)."""
+    by_id: dict[str, PointLike] = {p.recovery_point_id: p for p in points}
+    states: dict[str, ChainState] = {}
+    for point_id in by_id:
+        path: list[str] = []  # points whose state waits on their base, nearest last
+        on_path: set[str] = set()
+        current: str | None = point_id
+        while current is not None and current not in states:
+            point = by_id[current]
+            if current in on_path:
+                states[current] = ChainState(current, None, 0, "failed", f"base loop at {current}", current)
+                break
+            terminal = _terminal(point, by_id)
+            if terminal is not None:
+                states[current] = terminal
+                break
+            path.append(current)
+            on_path.add(current)
+            current = point.base
+        for waiting in reversed(path):
+            if waiting not in states:
+                point = by_id[waiting]
+                assert point.base is not None
+                states[waiting] = _after_base(waiting, point.own_state, states[point.base])
+    return states
+
+
+def _terminal(point: PointLike, by_id: Mapping[str, PointLike]) -> ChainState | None:
+    """The state of a point that does not depend on its base's state (a full, a failure), or None."""
+    point_id, own = point.recovery_point_id, point.own_state
+    if own == "failed":
+        return ChainState(point_id, None, 0, "failed", point.own_detail or "failed verification", point_id)
+    if point.base is None:
+        if own == "verified":
+            return ChainState(point_id, point_id, 0, "verified")
+        return ChainState(point_id, point_id, 0, "unverified", "not verified yet")
+    if point.base not in by_id:
+        reason = f"depends on base {point.base}, whose manifest is missing or unusable"
+        return ChainState(point_id, None, 0, "failed", reason, point.base)
+    return None
+
+
+def _after_base(point_id: str, own: str, base: ChainState) -> ChainState:
+    if base.state == "failed":
+        member = base.broken_member or base.recovery_point_id
+        reason = f"chain member {member} failed: {base.reason}" if member != base.recovery_point_id else None
+        reason = reason or f"base {base.recovery_point_id} failed: {base.reason}"
+        return ChainState(point_id, None, base.depth + 1, "failed", reason, member)
+    if own != "verified":
+        return ChainState(point_id, base.root, base.depth + 1, "unverified", "not verified yet")
+    if base.state != "verified":
+        return ChainState(
+            point_id,
+            base.root,
+            base.depth + 1,
+            "unverified",
+            f"base {base.recovery_point_id} is not verified yet",
+        )
+    return ChainState(point_id, base.root, base.depth + 1, "verified")
+
+
+def dependents(points: Iterable[PointLike], point_id: str) -> list[str]:
+    """Every point whose chain goes through ``point_id`` (not itself), nearest first."""
+    children: dict[str, list[str]] = {}
+    for p in points:
+        if p.base is not None:
+            children.setdefault(p.base, []).append(p.recovery_point_id)
+    found: list[str] = []
+    queue = sorted(children.get(point_id, []))
+    while queue:
+        current = queue.pop(0)
+        if current in found or current == point_id:
+            continue
+        found.append(current)
+        queue += sorted(children.get(current, []))
+    return found
