@@ -141,6 +141,38 @@ DESCRIPTIONS: dict[str, str] = {
     "dr_drill.airflow_api_connection": "HTTP connection to the Airflow API, to link the report in the run's notes.",
 }
 
+# The Backups page's price table (ui.cost): one section per storage class, each with the same keys.
+DESCRIPTIONS.update(
+    {
+        "costs": "Price table of the Backups page's cost view (defaults: one region; source and date below).",
+        "costs.currency": "Currency of the prices.",
+        "costs.region": "Region the prices are for.",
+        "costs.source": "Where the prices come from (shown on the cost page).",
+        "costs.as_of": "When the prices were taken (`YYYY-MM` or `YYYY-MM-DD`; shown on the cost page).",
+        "costs.prices": "Prices per S3 storage class.",
+        "costs.forecast_months": "Months of the cost forecast (from the growth the catalog shows).",
+        "costs.growth_window": "How far back the catalog's growth (bytes per day) is measured.",
+    }
+    | {
+        f"costs.prices.{name}{key}": text
+        for name in (
+            "standard",
+            "intelligent_tiering",
+            "standard_ia",
+            "onezone_ia",
+            "glacier_ir",
+            "glacier",
+            "deep_archive",
+        )
+        for key, text in (
+            ("", f"Prices of {name.upper()}."),
+            (".storage_gb_month", "Storage per GB-month."),
+            (".minimum_days", "Minimum storage duration: an object deleted earlier is billed for the rest."),
+            (".retrieval_gb", "Retrieval per GB by restore tier (`Standard`, `Bulk`, `Expedited`)."),
+        )
+    }
+)
+
 
 def describe(path: str, text: str) -> None:
     """Sections register their key descriptions here (kept next to the README generator)."""

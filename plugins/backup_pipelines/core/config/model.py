@@ -15,7 +15,7 @@ from backup_pipelines.core.config.common import (
     Objectives,
     Storage,
 )
-from backup_pipelines.core.config.operations import DrDrill, RpoMonitor
+from backup_pipelines.core.config.operations import Costs, DrDrill, RpoMonitor
 from backup_pipelines.core.config.pipelines import (
     ClickHouseSnapshots,
     DeepArchiveExports,
@@ -39,6 +39,7 @@ class BackupConfig(Strict):
     deep_archive_exports: DeepArchiveExports = DeepArchiveExports()
     rpo_monitor: RpoMonitor = RpoMonitor()
     dr_drill: DrDrill = DrDrill()
+    costs: Costs = Costs()
 
     @model_validator(mode="after")
     def _unique_dataset_names(self) -> BackupConfig:
