@@ -61,6 +61,49 @@ def render_markdown(report: DrillReport) -> str:
     return "\n".join(lines)
 
 
+CHART_WIDTH, CHART_LABEL, CHART_BAR, CHART_ROW = 760, 230, 14, 44
+
+
+def _chart_bar(y: float, label: str, achieved: float | None, objective: float) -> str:
+    """One bar: achieved against objective, scaled so the objective is the dashed line at 1x (2x max)."""
+    span = CHART_WIDTH - CHART_LABEL - 150
+    name = f'<text x="{CHART_LABEL - 6}" y="{y + 11}" font-size="11" text-anchor="end">{label}</text>'
+    if achieved is None:
+        return name + f'<text x="{CHART_LABEL}" y="{y + 11}" font-size="11">not measured</text>'
+    met = achieved <= objective
+    width = span * min(achieved / objective if objective else 2.0, 2.0) / 2
+    outline = "" if met else ' stroke="#000" stroke-dasharray="3 2"'  # missed: also told apart in grey
+    figures = f"{fmt_seconds(achieved)} / {fmt_seconds(objective)} {'met' if met else 'MISSED'}"
+    return (
+        name + f'<rect x="{CHART_LABEL}" y="{y}" width="{max(width, 1):.1f}" height="{CHART_BAR}" '
+        f'fill="{"#1a7f37" if met else "#cf222e"}"{outline}/>'
+        f'<text x="{CHART_LABEL + span + 6}" y="{y + 11}" font-size="11">{html.escape(figures)}</text>'
+    )
+
+
+def render_chart(report: DrillReport) -> str:
+    """RPO and RTO against objective per dataset, as inline SVG (no external asset; prints as is:
+    every bar carries its figures and met/MISSED in text, a missed one is also outlined)."""
+    span = CHART_WIDTH - CHART_LABEL - 150
+    height = 24 + CHART_ROW * len(report.datasets)
+    objective_x = CHART_LABEL + span / 2
+    parts = [
+        f'<svg class="objectives" role="img" viewBox="0 0 {CHART_WIDTH} {height}" width="{CHART_WIDTH}" '
+        'xmlns="http://www.w3.org/2000/svg" aria-label="RPO and RTO against objective per dataset">',
+        f'<text x="{objective_x}" y="10" font-size="10" text-anchor="middle">objective</text>',
+    ]
+    for i, d in enumerate(report.datasets):
+        y = 20 + i * CHART_ROW
+        key = html.escape(d.key)
+        parts.append(_chart_bar(y, f"{key} RPO", d.rpo_seconds, d.rpo_objective_seconds))
+        parts.append(_chart_bar(y + CHART_BAR + 4, "RTO", d.rto_seconds, d.rto_objective_seconds))
+    parts.append(
+        f'<line x1="{objective_x}" x2="{objective_x}" y1="14" y2="{height}" stroke="#000" '
+        'stroke-dasharray="4 3"/></svg>'
+    )
+    return "".join(parts)
+
+
 def render_html(report: DrillReport) -> str:
     esc = html.escape
     verdict = "PASSED" if report.passed else "FAILED"
@@ -83,7 +126,9 @@ def render_html(report: DrillReport) -> str:
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>DR drill {esc(report.report_date)}: {verdict}</title>"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
-        "td,th{border:1px solid #999;padding:4px 8px}tr.fail{background:#fdd}tr.pass{background:#dfd}</style>"
+        "td,th{border:1px solid #999;padding:4px 8px}tr.fail{background:#fdd}tr.pass{background:#dfd}"
+        "@media print{*{-webkit-print-color-adjust:exact;print-color-adjust:exact}svg{max-width:100%}}"
+        "</style>"
         f"</head><body><h1>DR drill {esc(report.report_date)}: {verdict}</h1>"
         f"<p>run <code>{esc(report.run_id)}</code> of <code>{esc(report.dag_id)}</code>"
         + (f' (<a href="{esc(report.run_url, quote=True)}">open in Airflow</a>)' if report.run_url else "")
@@ -92,6 +137,8 @@ def render_html(report: DrillReport) -> str:
         f"{esc(report.started_at.isoformat())} to {esc(report.finished_at.isoformat())}</p>"
         + (f"<p>{esc(report.freshness_before.describe())}</p>" if report.freshness_before else "")
         + f"<table><tr>{head}</tr>{body}</table>"
+        + "<h2>RPO and RTO against objective</h2>"
+        + render_chart(report)
         + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "")
         + "<h2>Checks</h2>"
         + "".join(sections)
