@@ -40,7 +40,7 @@ def test_bars_are_scaled_to_the_objective_and_a_miss_is_red_outlined_and_says_so
     (rpo_width, rpo_fill), (rto_width, rto_fill) = _bars(svg)
     assert rpo_width == span and rpo_fill == "#cf222e"  # 2x the RPO: a full bar, red
     assert rto_width == span / 4 and rto_fill == "#1a7f37"  # half the RTO objective: green
-    assert "120.0m / 60.0m MISSED" in svg and "8.3m / 16.7m met" in svg
+    assert "2.0h / 60.0m MISSED" in svg and "8.3m / 16.7m met" in svg
     assert 'stroke-dasharray="3 2"' in svg  # the miss is outlined too: told apart on a grey print
     assert "orders&lt;eu&gt;" in svg and "<eu>" not in svg
 
