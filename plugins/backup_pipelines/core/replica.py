@@ -1,0 +1,163 @@
+"""The DR region as the pipelines see it: which buckets, which connection, which catalog.
+
+``storage.replica`` names the DR region's buckets and AWS connection. Every recovery point copied
+there keeps its key; only the bucket changes (``replica_location``). The DR region has its own
+catalog at the same prefix in its backup bucket: one manifest per replicated point, pointing at
+the replica's objects, written only after every object was checked in the replica (so a manifest
+there means "present and checked"). Restores, replays and drills read it with
+``region_catalog(cfg, "dr")``; the monitor measures the DR-region RPO from it.
+
+A ClickHouse increment names its base by URL inside its ``.backup`` file, and ``RESTORE`` follows
+that URL down the whole chain (its ``base_backup`` setting overrides only the first level), so the
+replica's ``.backup`` names the replica's base (``rewrite_base_url``): a chain restores from the DR
+region alone.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from backup_pipelines.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.config import BackupConfig
+    from backup_pipelines.core.config.common import ReplicaStorage
+    from backup_pipelines.core.manifest import Listing, Manifest
+    from backup_pipelines.core.s3 import BackupS3Hook
+
+Source = Literal["primary", "dr"]
+SOURCES: tuple[Source, ...] = ("primary", "dr")
+_BASE_RE = re.compile(rb"<base_backup>(.*?)</base_backup>", re.DOTALL)
+
+
+class ReplicaRecord(BaseModel):
+    """Where a point's replica is and how it was checked (the DR manifest's ``details["replica"]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: str
+    location: str
+    primary_location: str
+    mode: Literal["copy", "s3_replication"]
+    verified_at: datetime
+    checks: list[str]
+    objects: int
+    bytes: int
+    rewritten: list[str] = []
+
+
+def replica_section(cfg: BackupConfig) -> ReplicaStorage:
+    if cfg.storage.replica is None:
+        raise ConfigError("storage.replica is not configured: there is no DR region to use")
+    return cfg.storage.replica
+
+
+def bucket_map(cfg: BackupConfig) -> dict[str, str]:
+    """Primary bucket -> its DR-region counterpart."""
+    replica = replica_section(cfg)
+    return {
+        cfg.storage.backup_bucket: replica.backup_bucket,
+        cfg.storage.archive_bucket: replica.archive_bucket,
+    }
+
+
+def replica_location(cfg: BackupConfig, location: str) -> str:
+    """``s3://<primary bucket>/<key>`` -> ``s3://<DR bucket>/<key>`` (the key never changes)."""
+    if not location.startswith("s3://"):
+        raise ConfigError(f"{location!r} is not an s3:// location")
+    bucket, _, key = location[5:].partition("/")
+    mapped = bucket_map(cfg).get(bucket)
+    if mapped is None:
+        raise ConfigError(f"{location} is in no configured primary bucket; it has no DR counterpart")
+    return f"s3://{mapped}/{key}"
+
+
+def aws_conn_id(cfg: BackupConfig, source: Source) -> str:
+    return cfg.connections.aws if source == "primary" else replica_section(cfg).aws_connection
+
+
+def region_hook(cfg: BackupConfig, source: Source) -> BackupS3Hook:
+    """The S3 gateway of a region: the primary's AWS connection, or the DR region's."""
+    from backup_pipelines.core.s3 import BackupS3Hook
+
+    return BackupS3Hook(aws_conn_id=aws_conn_id(cfg, source))
+
+
+def region_catalog(cfg: BackupConfig, source: Source, *, s3: BackupS3Hook | None = None) -> Catalog:
+    """The catalog of a region: ``primary`` is ``Catalog.from_config``; ``dr`` is the DR region's
+    copy (same prefix, the replica's backup bucket and encryption, the DR connection)."""
+    from backup_pipelines.core.catalog import Catalog
+
+    if source == "primary":
+        return Catalog.from_config(cfg, s3=s3)
+    replica = replica_section(cfg)
+    return Catalog.open(
+        aws_conn_id=replica.aws_connection,
+        bucket=replica.backup_bucket,
+        prefix=cfg.storage.catalog_prefix,
+        encryption=replica.encryption,
+        s3=s3,
+    )
+
+
+def base_url_of(backup_file: bytes) -> str | None:
+    """The base backup a ClickHouse ``.backup`` file names (``S3('<url>'...)``), or None."""
+    match = _BASE_RE.search(backup_file)
+    return match.group(1).decode() if match else None
+
+
+def rewrite_base_url(backup_file: bytes, old_url: str, new_url: str) -> bytes:
+    """The ``.backup`` file with its base URL ``old_url`` replaced by ``new_url``.
+
+    Refuses (``ConfigError``) a file naming another base: a replica must never point at a base
+    nobody checked."""
+    named = base_url_of(backup_file)
+    if named is None:
+        return backup_file
+    if old_url not in named:
+        raise ConfigError(f"the .backup file names base {named!r}, not the expected {old_url!r}")
+    match = _BASE_RE.search(backup_file)
+    assert match is not None
+    element = b"<base_backup>" + named.replace(old_url, new_url).encode() + b"</base_backup>"
+    return backup_file[: match.start()] + element + backup_file[match.end() :]
+
+
+def chain_ids(point: Manifest, by_id: dict[str, Manifest]) -> list[str]:
+    """``point`` and every base it needs that ``by_id`` holds (stops at a missing base)."""
+    ids, current = [], point
+    while True:
+        ids.append(current.recovery_point_id)
+        if not current.base or current.base in ids or current.base not in by_id:
+            return ids
+        current = by_id[current.base]
+
+
+def held_for_replica(primary: Listing, replica: Listing | None) -> set[str]:
+    """Primary points retention must keep because the DR region has not received them, with every
+    base they need (all verified points when the DR catalog could not be read: ``replica=None``)."""
+    by_id = primary.by_id()
+    held = {p.recovery_point_id for p in replica.points} if replica is not None else set()
+    keep: set[str] = set()
+    for point in primary.verified():
+        if point.recovery_point_id not in held:
+            keep.update(chain_ids(point, by_id))
+    return keep
+
+
+def replica_listing(cfg: BackupConfig, kind: str, dataset: str) -> Listing | None:
+    """The DR catalog's points of a dataset; None when the DR region cannot be read (retention
+    then keeps everything: nothing leaves the primary that the replica may lack)."""
+    import logging
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return region_catalog(cfg, "dr").list_points(kind, dataset)
+    except (BotoCoreError, ClientError) as exc:
+        logging.getLogger(__name__).warning("DR catalog of %s/%s unreadable: %s", kind, dataset, exc)
+        return None
