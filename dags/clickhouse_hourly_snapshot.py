@@ -36,7 +36,9 @@ from backup_pipelines.clickhouse.operators import (
     ClickHouseSnapshotOperator,
     ClickHouseVerifyOperator,
 )
+from backup_pipelines.core.assets import recovery_point_asset
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.params import flag_param
 from backup_pipelines.dagkit import dag_kwargs
 
@@ -62,7 +64,12 @@ with DAG(
     for name in datasets:
         with TaskGroup(group_id=f"dataset_{name}".replace(".", "_").replace("-", "_")) as group:
             snapshot = ClickHouseSnapshotOperator(task_id="snapshot", dataset=name, pool=section.pool)
-            verify = ClickHouseVerifyOperator(task_id="verify", dataset=name, pool=section.pool)
+            verify = ClickHouseVerifyOperator(
+                task_id="verify",
+                dataset=name,
+                pool=section.pool,
+                outlets=[recovery_point_asset(DatasetKind.CLICKHOUSE_SNAPSHOT, name)],  # verified points
+            )
             snapshot >> verify
         groups.append(group)
     retention = ClickHouseRetentionOperator(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, task_group
 
+from backup_pipelines.core.assets import recovery_points_alias
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.dagkit import dag_kwargs
 from backup_pipelines.emr.operators import (
     ApplyLifecyclePolicyOperator,
@@ -61,6 +63,8 @@ with DAG(
             mode="poke" if settings.deferrable else "reschedule",
             poke_interval=settings.poke_interval.total_seconds(),
         )
-        wait >> EmrArchiveOperator(task_id="archive", job_name=job_name)
+        # Mapped: each archive names its job's asset (backup://emr_output/<job>) through the alias.
+        outlets = [recovery_points_alias(DatasetKind.EMR_OUTPUT)]
+        wait >> EmrArchiveOperator(task_id="archive", job_name=job_name, outlets=outlets)
 
     archive_job.expand(job_name=[job.name for job in settings.jobs])

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
+from backup_pipelines.core.assets import recovery_point_asset
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.dagkit import dag_kwargs
 from backup_pipelines.kafka.operators import (
     KafkaArchiveCheckOperator,
@@ -60,5 +62,9 @@ with DAG(
         map_index_template="{{ task.spec['topic'] }}[{{ task.spec['partition'] }}]",
     ).expand(spec=plan.output)
     check = KafkaArchiveCheckOperator(task_id="check_coverage", results=archived.output)
-    manifest = KafkaArchiveManifestOperator(task_id="write_manifest", results=archived.output)
+    manifest = KafkaArchiveManifestOperator(
+        task_id="write_manifest",
+        results=archived.output,
+        outlets=[recovery_point_asset(DatasetKind.KAFKA_ARCHIVE, t.name) for t in section.topics],
+    )
     check >> manifest

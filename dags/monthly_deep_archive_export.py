@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
+from backup_pipelines.core.assets import recovery_points_alias
 from backup_pipelines.core.config import load_config
+from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.params import flag_param, text_param
 from backup_pipelines.dagkit import dag_kwargs
 from backup_pipelines.export.operators import DeepArchiveExportOperator
@@ -56,4 +58,7 @@ with DAG(
         task_id="export",
         pool=cfg.clickhouse_snapshots.pool,
         map_index_template="{{ task.export_name }}",
+        outlets=[
+            recovery_points_alias(DatasetKind.DEEP_ARCHIVE_EXPORT)
+        ],  # backup://deep_archive_export/<name>
     ).expand(export_name=[export.name for export in section.exports])

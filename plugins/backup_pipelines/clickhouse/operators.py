@@ -21,6 +21,7 @@ from airflow.sdk import BaseOperator
 
 from backup_pipelines.clickhouse.params import SnapshotRunParams
 from backup_pipelines.core import clock, runs
+from backup_pipelines.core.assets import EmitsRecoveryPoints
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import BackupFailedError
 
@@ -101,7 +102,7 @@ class ClickHouseSnapshotOperator(BaseOperator):
         return SnapshotService.from_config(load_config()).finish(step, status).model_dump(mode="json")
 
 
-class ClickHouseVerifyOperator(BaseOperator):
+class ClickHouseVerifyOperator(EmitsRecoveryPoints, BaseOperator):
     """Verify the slot's backup (status, file listing, row counts, structure-only restore)."""
 
     template_fields: Sequence[str] = ("dataset",)
@@ -114,7 +115,9 @@ class ClickHouseVerifyOperator(BaseOperator):
         from backup_pipelines.clickhouse.verify import VerifyService
 
         service = VerifyService.from_config(load_config())
-        return service.verify_slot(self.dataset, runs.hourly_slot(context)[1]).model_dump(mode="json")
+        summary = service.verify_slot(self.dataset, runs.hourly_slot(context)[1])
+        self.emit_recovery_point_of(context, "clickhouse_snapshot", self.dataset, summary.recovery_point_id)
+        return summary.model_dump(mode="json")
 
 
 class ClickHouseRetentionOperator(BaseOperator):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferralTimeout
 
+from backup_pipelines.core.assets import EmitsRecoveryPoints
 from backup_pipelines.core.config import EmrJob, load_config
 from backup_pipelines.core.errors import ConfigError, MarkerTimeoutError, VerificationError
 from backup_pipelines.emr.archive import find_job
@@ -171,7 +172,7 @@ class EmrOutputMarkerSensor(BaseSensorOperator):
             raise self._timeout_error(context) from None
 
 
-class EmrArchiveOperator(BaseOperator):
+class EmrArchiveOperator(EmitsRecoveryPoints, BaseOperator):
     """Archive one job's outputs of one day: verified server-side copies, then the manifest."""
 
     template_fields = ("job_name",)
@@ -191,6 +192,7 @@ class EmrArchiveOperator(BaseOperator):
             interval=(context.get("data_interval_start"), context.get("data_interval_end")),
             run_id=str(context.get("run_id", "")),
         )
+        self.emit_recovery_point_of(context, "emr_output", summary.job, f"dt={summary.date}")
         return summary.model_dump(mode="json")
 
 

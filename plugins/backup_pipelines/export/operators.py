@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from backup_pipelines.core.assets import EmitsRecoveryPoints
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import ConfigError
 from backup_pipelines.export.params import ExportParams
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DeepArchiveExportOperator(BaseOperator):
+class DeepArchiveExportOperator(EmitsRecoveryPoints, BaseOperator):
     """Export a month of one configured query as Parquet to S3 Deep Archive and catalog it.
 
     The month is the form's ``month`` (``YYYY-MM``) when given, else the calendar month the run's
@@ -56,6 +57,7 @@ class DeepArchiveExportOperator(BaseOperator):
             month, producer=producer, allow_fewer_rows=params.allow_fewer_rows
         )
         manifest = result.manifest
+        self.emit_recovery_point(context, manifest)
         return {
             "export": export.name,
             "month": month.label,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from backup_pipelines.core.assets import EmitsRecoveryPoints
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import ConfigError, ObjectNotRestoredError, OffsetGapError
 
@@ -153,7 +154,7 @@ class KafkaArchiveCheckOperator(_ResultsOperator):
         return {"partitions": len(results), "records": records}
 
 
-class KafkaArchiveManifestOperator(_ResultsOperator):
+class KafkaArchiveManifestOperator(EmitsRecoveryPoints, _ResultsOperator):
     """Write one manifest per topic, last, once the data and the coverage check are complete."""
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
@@ -164,6 +165,8 @@ class KafkaArchiveManifestOperator(_ResultsOperator):
         manifests = WeeklyArchive.from_config(load_config()).write_manifests(
             self._results(), producer=producer
         )
+        for written in manifests:
+            self.emit_recovery_point(context, written)
         return [
             {
                 "topic": m.dataset,
