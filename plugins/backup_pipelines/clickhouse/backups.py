@@ -20,7 +20,7 @@ from backup_pipelines.clickhouse.backup_files import (
     parse_backup_metadata,
 )
 from backup_pipelines.core.errors import UnsafeOperationError, VerificationError
-from backup_pipelines.core.manifest import ObjectEntry
+from backup_pipelines.core.manifest import Manifest, ObjectEntry
 from backup_pipelines.core.s3 import BackupS3Hook, split_s3_url
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class BackupStore:
         return index
 
     def read_count_file(self, item: BackupFile, index: ChainIndex) -> int:
-        found = index.get((item.size, item.checksum))
+        found = index.get((item.size, item.checksum)) or index.get((item.base_size, item.checksum))
         if found is None:
             raise VerificationError(f"part file {item.name} is stored in no backup of the chain")
         location, name = found
@@ -114,19 +114,41 @@ class BackupStore:
         contents: BackupContents,
         known: Mapping[tuple[str, str], int],
         chain_locations: Sequence[str],
+        index: ChainIndex | None = None,
     ) -> tuple[dict[str, int], dict[str, list[str]]]:
-        """Rows per table and part names of a backup; ``known`` holds ``system.parts``'s part rows."""
+        """Rows per table and part names of a backup; ``known`` holds ``system.parts``'s part rows.
+
+        ``index`` (from the chain's manifests, ``manifest_index``) finds the count files of parts
+        ``system.parts`` no longer knows; the chain's ``.backup`` listings are read only when it
+        cannot (a manifest without checksums)."""
         count_files = contents.part_count_files()
         row_counts = {table: 0 for table in contents.tables()}
         parts: dict[str, list[str]] = {}
-        index: ChainIndex | None = None
+        full_index: ChainIndex | None = None
         for (table, part), files in sorted(count_files.items()):
             for item in files:  # one per shard/replica path when ON CLUSTER
                 rows_in_part = known.get((table, part)) if len(files) == 1 else None
                 if rows_in_part is None:
-                    if index is None:
-                        index = self.chain_index(chain_locations)
-                    rows_in_part = self.read_count_file(item, index)
+                    if index is None or not _holds(index, item):
+                        full_index = full_index or self.chain_index(chain_locations)
+                    rows_in_part = self.read_count_file(item, full_index or index or {})
                 row_counts[table] = row_counts.get(table, 0) + rows_in_part
             parts.setdefault(table, []).append(part)
         return row_counts, parts
+
+
+def manifest_index(chain: Sequence[Manifest]) -> ChainIndex:
+    """``chain_index`` from the chain's manifests (their objects' sizes and ClickHouse checksums),
+    without reading a ``.backup`` listing: what verify needs of the bases, at the cost of nothing
+    but the manifests it already has. Objects without a checksum are left out (see ``_holds``)."""
+    index: ChainIndex = {}
+    for member in reversed(chain):  # newest first, as chain_index
+        _, prefix = split_s3_url(member.location)
+        for obj in member.objects:
+            if obj.checksum:
+                index.setdefault((obj.size, obj.checksum), (member.location, obj.key[len(prefix) :]))
+    return index
+
+
+def _holds(index: ChainIndex, item: BackupFile) -> bool:
+    return (item.size, item.checksum) in index or (item.base_size, item.checksum) in index

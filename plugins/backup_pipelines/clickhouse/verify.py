@@ -3,7 +3,8 @@
 0. every object of the chain (this point and its bases) is in S3 with its recorded size and ETag
    (``core.presence``: one listing per member); a broken member is failed with its dependents;
 1. ``system.backups`` says the backup was created (when the server still knows it);
-2. every file of the ``.backup`` listing is stored, with its size, here or in the base chain;
+2. every file of the ``.backup`` listing is stored, with its size, here or in the base chain (the
+   bases' files are found through their manifests' checksums, not by re-reading their listings);
 3. row counts recomputed from the listing match the manifest;
 4. ``RESTORE ... structure_only`` of every table into a scratch database succeeds.
 
@@ -19,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from backup_pipelines.clickhouse.backup_files import BackupContents, recovery_point_id
-from backup_pipelines.clickhouse.backups import BackupStore
+from backup_pipelines.clickhouse.backup_files import BackupContents, BackupFile, recovery_point_id
+from backup_pipelines.clickhouse.backups import BackupStore, ChainIndex, manifest_index
 from backup_pipelines.clickhouse.engine import ClickHouseEngine
 from backup_pipelines.clickhouse.snapshot import KIND, SnapshotSummary, find_dataset
 from backup_pipelines.core.catalog import Catalog
@@ -79,7 +80,9 @@ class SnapshotVerifier:
         checks.append(f"listing: {len(contents.files)} files present in the chain of {len(chain_list)}")
         database = str(manifest.details.get("database", ""))
         known = self.engine.part_rows(database, sorted({t for t, _ in contents.part_count_files()}))
-        rows, _ = self.store.rows_per_table(contents, known, [m.location for m in chain_list])
+        rows, _ = self.store.rows_per_table(
+            contents, known, [m.location for m in chain_list], index=manifest_index(chain_list)
+        )
         if rows != manifest.row_counts:
             return VerificationResult(
                 False, checks, f"row counts {rows} differ from manifest {manifest.row_counts}"
@@ -120,7 +123,8 @@ class SnapshotVerifier:
         """Files of the listing whose bytes are in neither this backup's objects nor its base chain."""
         _, prefix = split_s3_url(manifest.location)
         own = {o.key[len(prefix) :]: o.size for o in self.store.list_objects(manifest.location)}
-        bases = self.store.chain_index([m.location for m in chain[:-1]]) if len(chain) > 1 else {}
+        bases = manifest_index(chain[:-1])
+        read_listings = False
         missing = []
         for item in contents.files:
             if item.size == 0:
@@ -128,9 +132,18 @@ class SnapshotVerifier:
             if item.stored_here:
                 if (item.data_file or item.name) not in own:
                     missing.append(item.name)
-            elif (item.base_size, item.checksum) not in bases and (item.size, item.checksum) not in bases:
+                continue
+            if not _in(bases, item) and not read_listings and len(chain) > 1:
+                # Not found through the manifests (one without checksums): read the bases' listings.
+                bases = {**bases, **self.store.chain_index([m.location for m in chain[:-1]])}
+                read_listings = True
+            if not _in(bases, item):
                 missing.append(item.name)
         return missing
+
+
+def _in(index: ChainIndex, item: BackupFile) -> bool:
+    return (item.base_size, item.checksum) in index or (item.size, item.checksum) in index
 
 
 class VerifyService:

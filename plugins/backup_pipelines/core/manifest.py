@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from backup_pipelines.core.chains import ChainState, resolve
 from backup_pipelines.core.errors import ManifestError
 from backup_pipelines.core.kinds import DatasetKind
+from backup_pipelines.core.replica import ReplicaRecord
 
 SCHEMA_VERSION = 1
 MANIFEST_STORAGE_CLASS = "STANDARD"
@@ -101,6 +102,7 @@ class Manifest(_Model):
     producer: dict[str, str] = {}
     verification: Verification = Verification()
     details: dict[str, Any] = {}
+    replica: ReplicaRecord | None = Field(default=None, description="its copy in the DR region, as checked there")
 
     @field_validator("schema_version")
     @classmethod
