@@ -24,14 +24,10 @@ from pydantic import BaseModel, ConfigDict
 from backup_pipelines.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import BackupConfig
     from backup_pipelines.core.config.common import ReplicaStorage
     from backup_pipelines.core.manifest import Listing, Manifest
-    from backup_pipelines.core.s3 import BackupS3Hook
 
-Source = Literal["primary", "dr"]
-SOURCES: tuple[Source, ...] = ("primary", "dr")
 _BASE_RE = re.compile(rb"<base_backup>(.*?)</base_backup>", re.DOTALL)
 
 
@@ -77,34 +73,6 @@ def replica_location(cfg: BackupConfig, location: str) -> str:
     return f"s3://{mapped}/{key}"
 
 
-def aws_conn_id(cfg: BackupConfig, source: Source) -> str:
-    return cfg.connections.aws if source == "primary" else replica_section(cfg).aws_connection
-
-
-def region_hook(cfg: BackupConfig, source: Source) -> BackupS3Hook:
-    """The S3 gateway of a region: the primary's AWS connection, or the DR region's."""
-    from backup_pipelines.core.s3 import BackupS3Hook
-
-    return BackupS3Hook(aws_conn_id=aws_conn_id(cfg, source))
-
-
-def region_catalog(cfg: BackupConfig, source: Source, *, s3: BackupS3Hook | None = None) -> Catalog:
-    """The catalog of a region: ``primary`` is ``Catalog.from_config``; ``dr`` is the DR region's
-    copy (same prefix, the replica's backup bucket and encryption, the DR connection)."""
-    from backup_pipelines.core.catalog import Catalog
-
-    if source == "primary":
-        return Catalog.from_config(cfg, s3=s3)
-    replica = replica_section(cfg)
-    return Catalog.open(
-        aws_conn_id=replica.aws_connection,
-        bucket=replica.backup_bucket,
-        prefix=cfg.storage.catalog_prefix,
-        encryption=replica.encryption,
-        s3=s3,
-    )
-
-
 def base_url_of(backup_file: bytes) -> str | None:
     """The base backup a ClickHouse ``.backup`` file names (``S3('<url>'...)``), or None."""
     match = _BASE_RE.search(backup_file)
@@ -147,17 +115,3 @@ def held_for_replica(primary: Listing, replica: Listing | None) -> set[str]:
         if point.recovery_point_id not in held:
             keep.update(chain_ids(point, by_id))
     return keep
-
-
-def replica_listing(cfg: BackupConfig, kind: str, dataset: str) -> Listing | None:
-    """The DR catalog's points of a dataset; None when the DR region cannot be read (retention
-    then keeps everything: nothing leaves the primary that the replica may lack)."""
-    import logging
-
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return region_catalog(cfg, "dr").list_points(kind, dataset)
-    except (BotoCoreError, ClientError) as exc:
-        logging.getLogger(__name__).warning("DR catalog of %s/%s unreadable: %s", kind, dataset, exc)
-        return None

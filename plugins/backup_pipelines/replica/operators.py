@@ -29,7 +29,8 @@ class ApplyReplicationRulesOperator(BaseOperator):
     template_fields: Sequence[str] = ()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.core.replica import region_hook, replica_section
+        from backup_pipelines.core.regions import region_hook
+        from backup_pipelines.core.replica import replica_section
         from backup_pipelines.replica.rules import apply_replication_rules
 
         cfg = replica_config()

@@ -2,7 +2,8 @@
 
 The DR manifest is the primary's with the replica's location, storage class and per-object
 SHA-256 (S3's own checksum of the replica), and the replica's own verification (``replica_sha256``
-and friends, ``details["replica"]`` naming the primary location it came from). It is written only
+and friends; its ``replica`` record names the primary location it came from). The primary's
+manifest then gets the same ``replica`` record. It is written only
 when every object is checked in the replica, so a manifest in the DR catalog always means "present
 and checked" and an interrupted copy leaves no point there. A ClickHouse increment's ``.backup``
 is copied with its base URL naming the replica's base (``core.replica.rewrite_base_url``).
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKUP_FILE = ".backup"
+SUMMARY_FIELDS = ("objects_file", "object_count", "total_bytes")
 #: How ClickHouse names a location in its ``S3()`` URLs, per region (``ClickHouseEngine.http_url``).
 UrlOf = Callable[[str], str]
 
@@ -46,12 +48,14 @@ class PointOutcome:
 
 
 class PointReplicator:
-    """Copies one point's objects with ``transfer`` and writes its DR manifest to ``dr_catalog``."""
+    """Copies one point's objects with ``transfer``, writes its DR manifest to ``dr_catalog`` and
+    records the replica in ``primary_catalog``."""
 
     def __init__(
         self,
         cfg: BackupConfig,
         transfer: RegionTransfer,
+        primary_catalog: Catalog,
         dr_catalog: Catalog,
         *,
         primary_url: UrlOf,
@@ -60,13 +64,15 @@ class PointReplicator:
     ) -> None:
         self.cfg = cfg
         self.transfer = transfer
+        self.primary_catalog = primary_catalog
         self.dr_catalog = dr_catalog
         self.primary_url = primary_url
         self.dr_url = dr_url
         self.concurrency = concurrency
 
     def replicate(self, point: Manifest, base: Manifest | None) -> PointOutcome:
-        """Copy and check every object of ``point``; write its DR manifest when all are in."""
+        """Copy and check every object of ``point``; write its DR manifest when all are in, then
+        record the replica (location, checks) in the primary's manifest."""
         bucket, _ = split_s3_url(point.location)
         dest_bucket, _ = split_s3_url(replica_location(self.cfg, point.location))
         entries = list(point.objects)
@@ -79,7 +85,9 @@ class PointReplicator:
                 log.info("%s: not in the replica yet: %s", point.label, detail)
                 return PointOutcome(point.label, waiting, 0, 0, detail)
         copied = [r for r in results if r.outcome == "copied"]
-        self.dr_catalog.write(self.dr_manifest(point, results))
+        replica = self.dr_manifest(point, results)
+        self.dr_catalog.write(replica)
+        self.primary_catalog.write(point.model_copy(update={"replica": replica.replica}))
         log.info(
             "%s: replica checked (%d objects, %d copied now, %d bytes) at %s",
             point.label,
@@ -138,7 +146,7 @@ class PointReplicator:
             )
             for entry in point.objects
         ]
-        rewritten = [r.key for r in results if by_key[r.key].size != _size(point, r.key)]
+        rewritten = [r.key for r in results if r.size != _size(point, r.key)]
         now = clock.utcnow()
         checks = ["replica_objects_present", "replica_sha256"] + (["base_url_rewritten"] if rewritten else [])
         record = ReplicaRecord(
@@ -152,21 +160,22 @@ class PointReplicator:
             bytes=sum(o.size for o in objects),
             rewritten=rewritten,
         )
-        return point.model_copy(
-            update={
-                "location": location,
-                "storage_class": replica.storage_class_for(point.storage_class),
-                "objects": objects,
-                "verification": Verification(
-                    state="verified",
-                    verified_at=now,
-                    checks=checks,
-                    detail=f"replica in {replica.region} of {point.location} (primary verification: "
-                    f"{point.verification.state} at {point.verification.verified_at})",
-                ),
-                "details": {**point.details, "replica": record.model_dump(mode="json")},
-            }
-        )
+        update = {
+            "location": location,
+            "storage_class": replica.storage_class_for(point.storage_class),
+            "objects": objects,
+            "verification": Verification(
+                state="verified",
+                verified_at=now,
+                checks=checks,
+                detail=f"replica in {replica.region} of {point.location} (primary verification: "
+                f"{point.verification.state} at {point.verification.verified_at})",
+            ),
+            "replica": record,
+        }
+        # a stored summary's object-list file belongs to the primary's catalog: the DR one writes its own
+        update.update({k: None for k in SUMMARY_FIELDS if k in Manifest.model_fields})
+        return point.model_copy(update=update)
 
 
 def _size(point: Manifest, key: str) -> int:

@@ -23,7 +23,8 @@ from backup_pipelines.core.config import BackupConfig
 from backup_pipelines.core.errors import BackupPipelinesError, ReplicaError
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Listing, Manifest
-from backup_pipelines.core.replica import region_catalog, region_hook, replica_location, replica_section
+from backup_pipelines.core.regions import region_catalog, region_hook
+from backup_pipelines.core.replica import replica_location, replica_section
 from backup_pipelines.core.s3 import BackupS3Hook, split_s3_url
 from backup_pipelines.replica.plan import plan_dataset
 from backup_pipelines.replica.points import PointReplicator, UrlOf
@@ -86,16 +87,17 @@ class ReplicaService:
         replica = replica_section(cfg)
         primary_s3, dr_s3 = region_hook(cfg, "primary"), region_hook(cfg, "dr")
         transfer = RegionTransfer(primary_s3, dr_s3, replica, copy=replica.mode == "copy")
-        dr = region_catalog(cfg, "dr", s3=dr_s3)
+        primary, dr = region_catalog(cfg, "primary", s3=primary_s3), region_catalog(cfg, "dr", s3=dr_s3)
         points = PointReplicator(
             cfg,
             transfer,
+            primary,
             dr,
             primary_url=clickhouse_url(primary_s3),
             dr_url=clickhouse_url(dr_s3),
             concurrency=replica.concurrency,
         )
-        return cls(cfg, region_catalog(cfg, "primary", s3=primary_s3), dr, transfer, points)
+        return cls(cfg, primary, dr, transfer, points)
 
     def replicate(self) -> ReplicationSummary:
         """Bring the DR region up to date; raise ``ReplicaError`` at the end naming what could not be."""
@@ -130,7 +132,8 @@ class ReplicaService:
             plan = plan_dataset(primary, replica)
             result.waiting = plan.waiting
             by_id = {**replica.by_id(), **primary.by_id()}
-            for point in plan.copy:
+            for summary_point in plan.copy:
+                point = self.primary.read(kind, dataset, summary_point.recovery_point_id)  # with objects
                 outcome = self.points.replicate(point, by_id.get(point.base) if point.base else None)
                 if outcome.state in ("thawing", "pending"):
                     result.thawing.append(f"{point.recovery_point_id} ({outcome.detail})")

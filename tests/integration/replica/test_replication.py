@@ -116,7 +116,8 @@ def test_every_point_reaches_the_dr_region_checked_and_the_chain_restores_from_i
 ) -> None:
     from backup_pipelines.clickhouse.engine import ClickHouseEngine
     from backup_pipelines.clickhouse.restore import RestoreService
-    from backup_pipelines.core.replica import region_catalog
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.regions import region_catalog
     from backup_pipelines.replica.service import ReplicaService
 
     chain = _chain(cfg, clickhouse_client)
@@ -136,7 +137,9 @@ def test_every_point_reaches_the_dr_region_checked_and_the_chain_restores_from_i
     assert [p.recovery_point_id for p in dr_points.verified()] == ["p0", "p1", "p2"]
     newest = dr_points.points[-1]
     assert newest.location == "s3://rep-it-backups-dr/ch-rep/rep_it/p2/"
-    assert newest.details["replica"]["primary_location"] == chain[-1].location
+    assert newest.replica is not None and newest.replica.primary_location == chain[-1].location
+    recorded = Catalog.from_config(cfg).read(CH, "rep_it", "p2").replica
+    assert recorded is not None and recorded.location == newest.location and recorded.region == "us-west-2"
     assert "base_url_rewritten" in newest.verification.checks
     assert all(o.sha256 and o.storage_class == "STANDARD_IA" for o in newest.objects)
     # every ClickHouse object arrived byte for byte, except the increments' .backup (its base URL)
@@ -183,7 +186,7 @@ def test_a_second_run_copies_nothing_and_a_damaged_primary_object_is_refused_by_
     cfg: Any, embedded_stack: Any, s3: Any
 ) -> None:
     from backup_pipelines.core.errors import ReplicaError
-    from backup_pipelines.core.replica import region_catalog
+    from backup_pipelines.core.regions import region_catalog
     from backup_pipelines.replica.service import ReplicaService
 
     _archive_point(cfg, s3, "v1", [b"a" * 100, b"b" * 10], days_ago=2)
