@@ -194,6 +194,35 @@ class ClickHouseEngine:
         rows = self.query_file("part_rows.sql", {"database": database, "tables": list(tables)})
         return {(str(table), str(part)): int(count) for table, part, count in rows}
 
+    def table_engines(self, database: str) -> dict[str, str]:
+        """Engine of each table of ``database`` (empty when the database does not exist)."""
+        if not self.database_exists(database):
+            return {}
+        return {str(n): str(e) for n, e in self.query_file("table_engines.sql", {"database": database})}
+
+    def set_merges(self, database: str, tables: Sequence[str], *, running: bool) -> None:
+        """``SYSTEM STOP|START MERGES`` on the MergeTree-family tables among ``tables`` (views and
+        other engines have no merges). Stopped merges also hold mutations back."""
+        engines = self.table_engines(database)
+        for table in tables:
+            if "MergeTree" not in engines.get(table, ""):
+                continue
+            self.client.command(
+                render_sql(
+                    "merges.sql",
+                    action="START" if running else "STOP",
+                    table=f"{quote_identifier(database)}.{quote_identifier(table)}",
+                    on_cluster=on_cluster_clause(self.on_cluster),
+                )
+            )
+
+    def active_part_rows(self, database: str) -> dict[str, list[int]]:
+        """Stored rows of each active part of each table of ``database``: table -> sorted rows."""
+        out: dict[str, list[int]] = {}
+        for table, rows in self.query_file("active_part_rows.sql", {"database": database}):
+            out.setdefault(str(table), []).append(int(rows))
+        return {table: sorted(rows) for table, rows in out.items()}
+
     def swap_tables(self, *, staging: str, live: str, tables: Sequence[str]) -> None:
         """Put restored tables in place atomically; the replaced live tables land in ``staging``."""
         existing = set(self.existing_tables(live))
@@ -261,9 +290,13 @@ class ClickHouseEngine:
         target_database: str,
         location: str,
         structure_only: bool = False,
+        into_existing: bool = False,
         on_cluster: bool = True,
     ) -> str:
-        """Start ``RESTORE ... ASYNC`` of ``location`` into ``target_database``; returns its id."""
+        """Start ``RESTORE ... ASYNC`` of ``location`` into ``target_database``; returns its id.
+
+        ``into_existing``: the tables already exist (a ``structure_only`` restore created them and
+        their merges are stopped): only the data is restored into them."""
         statement = render_restore(
             database=database,
             tables=tables,
@@ -272,6 +305,7 @@ class ClickHouseEngine:
             credentials=self.s3_credentials(),
             on_cluster=self.on_cluster if on_cluster else None,
             structure_only=structure_only,
+            allow_non_empty_tables=into_existing,
             restore_id=f"bp-{'verify' if structure_only else 'restore'}-{uuid.uuid4().hex[:12]}",
         )
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,10 +21,12 @@ from backup_pipelines import __version__
 from backup_pipelines.clickhouse.backup_files import BackupStatus, backup_location, recovery_point_id
 from backup_pipelines.clickhouse.backups import BackupStore
 from backup_pipelines.clickhouse.engine import ClickHouseEngine
+from backup_pipelines.clickhouse.parts import capture, masked_visible_rows
 from backup_pipelines.core import clock
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig, ClickHouseDataset
 from backup_pipelines.core.errors import ConfigError, UnsafeOperationError
+from backup_pipelines.core.ingest import capture_ingest_offsets
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Listing, Manifest
 from backup_pipelines.core.presence import CHECK_PRESENCE, Presence, describe_missing
@@ -51,6 +53,11 @@ class SnapshotPlan(BaseModel):
     interval_start: datetime | None
     interval_end: datetime
     backup_id: str = ""
+    # Rows count() showed per masked part just before the backup started (a part merged away by
+    # the time the manifest is written is still known): table -> part -> visible rows.
+    visible_before: dict[str, dict[str, int]] = {}
+    # Ingest groups' committed offsets read just before the BACKUP started (core.ingest).
+    ingest: dict[str, Any] = {}
 
 
 class SnapshotSummary(BaseModel):
@@ -172,6 +179,8 @@ class SnapshotService:
             log.info("Re-attaching to backup %s of this slot, still running on the server", reattach)
             plan.backup_id = reattach
         else:
+            plan.visible_before = masked_visible_rows(self.engine, dataset.database, tables)
+            plan.ingest = capture_ingest_offsets(self.cfg, dataset)
             plan.backup_id = self.engine.start_backup(
                 dataset=dataset.name,
                 rp_id=rp_id,
@@ -249,6 +258,7 @@ class SnapshotService:
             obj.checksum = checksums.get(obj.key[len(prefix) :])
         known = self.engine.part_rows(plan.database, sorted({t for t, _ in contents.part_count_files()}))
         row_counts, parts = self.store.rows_per_table(contents, known, [*plan.chain_locations, plan.location])
+        rows = capture(self.engine, plan.database, parts, row_counts, seen_visible=plan.visible_before)
         return Manifest(
             kind=KIND,
             dataset=plan.dataset,
@@ -267,6 +277,7 @@ class SnapshotService:
                 "database": plan.database,
                 "tables": contents.tables(),
                 "parts": parts,
+                **rows.details(),
                 "backup_id": status.id,
                 "backup_type": "incremental" if base else "full",
                 "base_location": base.location if base else None,
@@ -275,6 +286,7 @@ class SnapshotService:
                 "new_data_bytes": sum(f.size - (f.base_size if f.use_base else 0) for f in contents.files),
                 "stored_bytes": sum(o.size for o in objects),
                 "on_cluster": self.engine.on_cluster,
+                **plan.ingest,
             },
         )
 

@@ -141,6 +141,7 @@ def render_restore(
     credentials: S3Credentials | None = None,
     on_cluster: str | None = None,
     structure_only: bool = False,
+    allow_non_empty_tables: bool = False,
     restore_id: str | None = None,
 ) -> BackupStatement:
     """``RESTORE TABLE db.t AS target.t, ... FROM S3(...) [SETTINGS ...] ASYNC``."""
@@ -149,6 +150,8 @@ def render_restore(
     settings = []
     if structure_only:
         settings.append("structure_only = 1")
+    if allow_non_empty_tables:
+        settings.append("allow_non_empty_tables = 1")
     if restore_id:
         settings.append(f"id = {quote_setting_literal(restore_id)}")
     params: dict[str, Any] = {"url": url}

@@ -54,11 +54,14 @@ class RunParams(BaseModel):
 def describe_validation_error(exc: ValidationError) -> str:
     problems = []
     for item in exc.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "params"
+        where = ".".join(str(p) for p in item["loc"])
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown param {where!r}")
             continue
         message = item["msg"].removeprefix("Value error, ")
+        if not where:  # a rule across params names them itself
+            problems.append(f"params: {message}")
+            continue
         shown = item.get("input")
         problems.append(f"param {where}: {message}" + (f" (got {shown!r})" if shown is not None else ""))
     return "; ".join(problems)

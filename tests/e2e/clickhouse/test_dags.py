@@ -87,7 +87,8 @@ def _conf(**values: Any) -> dict[str, Any]:
         "tables": [],
         "target_time": "",
         "target_database": "",
-        "confirm_overwrite": False,
+        "recovery_point_id": None,
+        "confirm_overwrite": None,
         "dry_run": False,
         **values,
     }
@@ -182,7 +183,7 @@ def test_three_hourly_runs_build_a_chain_that_restores_every_row(
     clickhouse_client.command(f"TRUNCATE TABLE {db}.events")
     _ok(
         run_dag_in_process(
-            restore, run_conf=_conf(dataset=db, target_database=db, confirm_overwrite=True, tables=["events"])
+            restore, run_conf=_conf(dataset=db, target_database=db, confirm_overwrite=db, tables=["events"])
         )
     )
     assert clickhouse_client.query(f"SELECT count() FROM {db}.events").result_rows[0][0] == captured[2]
