@@ -52,11 +52,11 @@ def archive_partition(
 ) -> tuple[ReadResult, list[dict[str, Any]]]:
     """Read ``[start_offset, end_offset)`` of a partition into Parquet files and ``upload`` each.
 
-    Three stages overlap (``kafka.pipeline``): this thread consumes; a writer thread converts to
-    Arrow, compresses and writes; an upload thread uploads each closed file (``upload`` stores it
-    and returns its manifest index entry) and removes it. Local disk holds at most three files:
-    one being written, one waiting, one being uploaded. ``window_ms`` ([start, end)) counts the
-    records stamped outside it (``ReadResult.outside_window``).
+    Four stages overlap (``kafka.pipeline``): this thread consumes; one thread converts to Arrow;
+    one compresses, writes and hashes files; one uploads each closed file (``upload`` stores it
+    and returns its manifest index entry) and removes it. Local disk holds at most three files.
+    ``window_ms`` ([start, end)) counts the records stamped outside it (``outside_window``);
+    ``ReadResult.stages`` tells what each stage cost.
     """
     entries: list[dict[str, Any]] = []
     writer, stage = _stages(
@@ -71,6 +71,7 @@ def archive_partition(
     )
     result = ReadResult(topic, partition, requested_start=start_offset, start_offset=start_offset)
     progress = _Progress(result, progress_every, on_progress)
+    started = time.thread_time()
     try:
         with fewer_collections():
             for columns in client.read_batches(
@@ -90,6 +91,7 @@ def archive_partition(
         raise
     if window_ms is not None:
         result.outside_window = dict(writer.outside_window)
+    result.stages = _stage_costs(stage, time.thread_time() - started, time.monotonic() - progress.started)
     _log_read(result, len(entries))
     return result, entries
 
@@ -101,8 +103,9 @@ def _stages(
     entries: list[dict[str, Any]],
     **settings: Any,
 ) -> tuple[PartitionArchiveWriter, Stage]:
-    """The writer, and its stage chained to the upload stage, which keeps each file's index entry
-    in ``entries`` (in file order) and removes the file from disk."""
+    """The writer, and the first of its three stages: conversion to Arrow, then the Parquet spool
+    (compression and writing), then the upload, which keeps each file's index entry in
+    ``entries`` (in file order) and removes the file from disk."""
 
     def _upload(archive_file: ArchiveFile) -> None:
         try:
@@ -120,14 +123,14 @@ def _stages(
             raise
 
     writer = PartitionArchiveWriter(topic=topic, partition=partition, on_file=_hand_over, **settings)
-    stage = Stage(
-        f"kafka-write-{topic}[{partition}]",
-        writer.add_columns,
-        finish=writer.close,
-        maxsize=2,
-        downstream=uploader,
+    spool = writer.spool
+    label = f"{topic}[{partition}]"
+    writing = Stage(f"kafka-write-{label}", spool.write, finish=spool.close, maxsize=1, downstream=uploader)
+    writer.on_row_group = writing.put
+    converting = Stage(
+        f"kafka-convert-{label}", writer.add_columns, finish=writer.close, maxsize=2, downstream=writing
     )
-    return writer, stage
+    return writer, converting
 
 
 class _Progress:
@@ -161,6 +164,24 @@ class _Progress:
             self.on_progress(result)
 
 
+def _stage_costs(first: Stage, consume_cpu: float, wall: float) -> dict[str, dict[str, float]]:
+    """Each stage's CPU seconds and the seconds it waited on the next stage's full queue: the
+    stage that kept the others waiting is the one that bounds the archive's speed."""
+    chain: list[Stage] = []
+    stage: Stage | None = first
+    while stage is not None:
+        chain.append(stage)
+        stage = stage.downstream
+    names = ["consume", *(s.name.split("-")[1] for s in chain)]
+    cpu = [consume_cpu, *(s.cpu_seconds for s in chain)]
+    waited = [*(s.waited_seconds for s in chain), 0.0]
+    costs = {
+        n: {"cpu_s": round(c, 3), "waited_s": round(w, 3)} for n, c, w in zip(names, cpu, waited, strict=True)
+    }
+    costs["all"] = {"wall_s": round(wall, 3)}
+    return costs
+
+
 def _log_read(result: ReadResult, files: int) -> None:
     log.info(
         "%s[%d]: archived offsets [%d, %d): %d records in %d file(s), stopped by %s, %d skipped "
@@ -175,6 +196,19 @@ def _log_read(result: ReadResult, files: int) -> None:
         result.skipped_before_window,
         result.no_record_offsets,
     )
+    if result.stages:
+        costs = ", ".join(
+            f"{name} {c['cpu_s']:.1f}/{c['waited_s']:.1f}"
+            for name, c in result.stages.items()
+            if name != "all"
+        )
+        log.info(
+            "%s[%d]: stage CPU / waiting on the next stage, seconds: %s; %.1f s in all",
+            result.topic,
+            result.partition,
+            costs,
+            result.stages["all"]["wall_s"],
+        )
 
 
 def recovery_point_id(interval_end: datetime) -> str:

@@ -53,6 +53,9 @@ class ReadResult:
     high_watermark: int | None = None
     # Records stamped outside the archive's window (``before``, ``after``, ``none``), when counted.
     outside_window: dict[str, int] = field(default_factory=dict)
+    # What each stage of the archive cost: its thread's CPU seconds (``cpu_s``) and the seconds it
+    # waited on the next stage's full queue (``waited_s``); ``wall_s`` for the whole read.
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def no_record(self) -> dict[str, Any]:
         """The manifest's account of the offsets without a record (empty when there are none)."""

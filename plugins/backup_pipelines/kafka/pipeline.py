@@ -1,10 +1,13 @@
-"""The archive's stages overlapped: the task's thread consumes while a writer thread converts to
-Arrow and compresses, and an upload thread hashes, uploads and checks the previous file.
+"""The archive's stages overlapped: the task's thread consumes while one thread converts the
+previous batches to Arrow, one compresses and writes the row groups before into files and hashes
+each closed file (``kafka.spool``), and one uploads and checks the file before that.
 
 Each stage is a thread fed by a bounded queue, so memory stays flat: when a later stage falls
 behind, the one before it waits. pyarrow (conversion aside), zstd, hashlib and the sockets release
 the GIL, so on two cores the stages run side by side. A failure in any stage stops the others; the
 task's thread raises the first failure (the root cause, not the knock-on "a later stage stopped").
+Each stage keeps its thread's CPU seconds and how long the stage before it waited on its full
+queue: what bounds the archive's speed shows in the task log.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import gc
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -46,12 +50,17 @@ class Stage:
         self.finish = finish
         self.downstream = downstream
         self.error: BaseException | None = None
+        # What the stage cost (its thread's CPU seconds), and how long the stage before it waited
+        # on this one's full queue (this stage was the slower one meanwhile).
+        self.cpu_seconds = 0.0
+        self.waited_seconds = 0.0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        started = time.thread_time()
         try:
             while True:
                 item = self._get()
@@ -63,6 +72,8 @@ class Stage:
         except BaseException as exc:
             self.error = exc
             self._stop.set()
+        finally:
+            self.cpu_seconds = time.thread_time() - started
 
     def _get(self) -> Any:
         while True:
@@ -79,12 +90,21 @@ class Stage:
     def put(self, item: Any) -> None:
         """Hand ``item`` over; waits while the queue is full. Raises ``StageStopped`` once this
         stage or one after it failed (``failure`` tells why)."""
-        while True:
-            if self.stopped():
-                raise StageStopped(self.name)
-            with contextlib.suppress(queue.Full):
-                self._queue.put(item, timeout=_WAKE)
-                return
+        if self.stopped():
+            raise StageStopped(self.name)
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(item)
+            return
+        started = time.perf_counter()
+        try:
+            while True:
+                if self.stopped():
+                    raise StageStopped(self.name)
+                with contextlib.suppress(queue.Full):
+                    self._queue.put(item, timeout=_WAKE)
+                    return
+        finally:
+            self.waited_seconds += time.perf_counter() - started
 
     def failure(self) -> BaseException | None:
         """The root failure of this stage and the ones after it (the first real error)."""

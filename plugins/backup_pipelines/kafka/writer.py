@@ -1,23 +1,21 @@
 """A streaming writer of one topic-partition's records into size-bounded archive files.
 
 Records are held as Python objects only ``chunk_rows`` at a time, converted to compact Arrow
-batches, and a row group is written from those batches once it reaches ``row_group_rows`` or
-``row_group_bytes``; files are closed at ``file_max_bytes``. Arrow buffers come from the system
-allocator, which hands freed row groups back to the OS.
+batches, and a row group is handed on (to ``kafka.spool``, which writes it) once it reaches
+``row_group_rows`` or ``row_group_bytes``; files are closed at ``file_max_bytes``. Arrow buffers
+come from the system allocator, which hands freed row groups back to the OS.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backup_pipelines.core.checksums import file_sha256
-from backup_pipelines.kafka.parquet import COMPRESSION, ArchiveFile, Record, RecordColumns, arrow_schema
+from backup_pipelines.kafka.parquet import ArchiveFile, Record, RecordColumns, arrow_schema
+from backup_pipelines.kafka.spool import ParquetSpool, RowGroup
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +47,13 @@ class _Chunk:
         self.headers += columns.headers[i:j]
 
 
-@dataclass
-class _RowGroup:
-    """The Arrow batches of the row group being collected, and what the file index needs of them."""
-
-    batches: list[Any] = field(default_factory=list)
-    rows: int = 0
-    raw_bytes: int = 0  # exact, summed per converted batch
-    estimated_bytes: int = 0  # cheap running estimate, for the flush trigger
-    first_offset: int | None = None
-    first_timestamp: int | None = None
-    last_offset: int | None = None
-    last_timestamp: int | None = None
-    min_timestamp: int | None = None
-    max_timestamp: int | None = None
-
-
 class PartitionArchiveWriter:
     """Streams the records of one topic-partition into size-bounded Parquet files.
 
-    ``add`` records in offset order; each closed file is handed to ``on_file`` (which uploads and
-    may delete it) before the next one starts, so local disk holds at most one file.
+    ``add`` records in offset order (or ``add_columns``, a batch at a time: the same chunks, row
+    groups and files); each closed file is handed to ``on_file`` (which uploads and may delete it)
+    before the next one starts. With ``on_row_group``, full row groups go there instead of to the
+    spool (the archive writes them in another thread).
 
     Memory: records are held as Python objects only ``chunk_rows`` at a time (several hundred
     bytes each), then converted to compact Arrow batches; a row group is written from those
@@ -91,6 +75,7 @@ class PartitionArchiveWriter:
         spool_dir: Path | str | None = None,
         compression_level: int | None = None,
         window_ms: tuple[int, int] | None = None,
+        on_row_group: Callable[[RowGroup], None] | None = None,
     ) -> None:
         import pyarrow as pa
 
@@ -101,12 +86,8 @@ class PartitionArchiveWriter:
         self.row_group_rows = row_group_rows
         self.row_group_bytes = min(row_group_bytes, max(file_max_bytes // 2, 1))
         self.chunk_rows = max(1, min(chunk_rows, row_group_rows))
-        self.spool_dir = Path(spool_dir or tempfile.gettempdir())
-        self.compression_level = compression_level
         self.schema = arrow_schema()
-        self.files: list[ArchiveFile] = []
         self.records = 0
-        self.raw_bytes = 0
         self.last_offset: int | None = None
         # Records stamped outside ``window_ms`` ([start, end) in ms): before it, at or after its
         # end, or without a timestamp (type 0, or a negative one such as Kafka's -1).
@@ -114,10 +95,19 @@ class PartitionArchiveWriter:
         self.outside_window = {"before": 0, "after": 0, "none": 0}
         self._pool = pa.system_memory_pool()
         self._chunk = _Chunk()
-        self._group = _RowGroup()
-        self._writer: Any = None
-        self._path: Path | None = None
-        self._file: dict[str, Any] = {}
+        self._group = RowGroup()
+        self.spool = ParquetSpool(
+            topic=topic,
+            partition=partition,
+            schema=self.schema,
+            memory_pool=self._pool,
+            on_file=on_file,
+            file_max_bytes=file_max_bytes,
+            spool_dir=spool_dir,
+            compression_level=compression_level,
+        )
+        # Where a full row group goes: the spool, or (in the archive) the queue of its thread.
+        self.on_row_group = on_row_group or self.spool.write
 
     # -- writing -------------------------------------------------------------------------------
     def add(  # noqa: PLR0917 - positional on purpose: this is the per-record hot path
@@ -189,26 +179,6 @@ class PartitionArchiveWriter:
             if group.rows >= self.row_group_rows or group.estimated_bytes >= self.row_group_bytes:
                 self._flush_row_group()
 
-    def _open(self) -> None:
-        import pyarrow.parquet as pq
-
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(
-            prefix=f"kafka-{self.partition}-", suffix=".parquet", dir=self.spool_dir
-        )
-        os.close(handle)
-        self._path = Path(name)
-        self._writer = pq.ParquetWriter(
-            str(self._path),
-            self.schema,
-            compression=COMPRESSION,
-            compression_level=self.compression_level,
-            use_dictionary=["topic"],
-            write_statistics=["offset", "timestamp"],
-            memory_pool=self._pool,
-        )
-        self._file = {"first": None, "last": None, "records": 0, "raw": 0, "tmin": None, "tmax": None}
-
     def _convert_chunk(self) -> None:
         """Turn the buffered Python records into one Arrow batch of the current row group."""
         import pyarrow as pa
@@ -268,85 +238,23 @@ class PartitionArchiveWriter:
         counts["after"] += pc.sum(pc.greater_equal(stamped, end)).as_py() or 0
 
     def _flush_row_group(self) -> None:
-        import pyarrow as pa
-
         self._convert_chunk()
         group = self._group
         if not group.rows:
             return
-        if self._writer is None:
-            self._open()
-        self._writer.write_table(pa.Table.from_batches(group.batches, self.schema), row_group_size=group.rows)
-        info = self._file
-        if info["first"] is None:
-            info["first"] = group.first_offset
-            info["first_ts"] = group.first_timestamp
-        info["last"] = group.last_offset
-        info["last_ts"] = group.last_timestamp
-        info["records"] += group.rows
-        info["raw"] += group.raw_bytes
-        if group.min_timestamp is not None:
-            lo, hi = group.min_timestamp, group.max_timestamp
-            info["tmin"] = lo if info["tmin"] is None else min(info["tmin"], lo)
-            info["tmax"] = hi if info["tmax"] is None else max(info["tmax"], hi)
         self.records += group.rows
-        self.raw_bytes += group.raw_bytes
-        self._group = _RowGroup()
-        assert self._path is not None
-        if self._path.stat().st_size >= self.file_max_bytes:
-            self._close_file()
-
-    def _close_file(self) -> None:
-        if self._writer is None:
-            return
-        self._writer.close()
-        self._writer = None
-        assert self._path is not None
-        info = self._file
-        archive_file = ArchiveFile(
-            path=self._path,
-            partition=self.partition,
-            first_offset=info["first"],
-            last_offset=info["last"],
-            records=info["records"],
-            first_timestamp_ms=info["first_ts"],
-            last_timestamp_ms=info["last_ts"],
-            min_timestamp_ms=info["tmin"],
-            max_timestamp_ms=info["tmax"],
-            size=self._path.stat().st_size,
-            sha256=file_sha256(self._path),
-            raw_bytes=info["raw"],
-        )
-        self._path = None
-        log.info(
-            "%s[%d]: closed archive file %s (%d records, %d bytes, %d raw bytes)",
-            self.topic,
-            self.partition,
-            archive_file.name(),
-            archive_file.records,
-            archive_file.size,
-            archive_file.raw_bytes,
-        )
-        self.files.append(archive_file)
-        self.on_file(archive_file)
+        self._group = RowGroup()
+        self.on_row_group(group)
 
     def close(self) -> list[ArchiveFile]:
-        """Flush what is buffered and close the last file; returns every file written."""
+        """Flush what is buffered and close the last file; returns every file written. (With
+        ``on_row_group`` the last row group goes there, and the spool is closed by its owner.)"""
         self._flush_row_group()
-        self._close_file()
-        return self.files
+        return self.spool.close() if self.on_row_group == self.spool.write else []
 
     def abort(self) -> None:
         """Drop the open file (on error), leaving nothing on local disk."""
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except Exception:  # the original error matters, not this one
-                log.debug("closing an aborted archive file failed", exc_info=True)
-            self._writer = None
-        if self._path is not None:
-            self._path.unlink(missing_ok=True)
-            self._path = None
+        self.spool.abort()
 
 
 def _raw_bytes(batch: Any) -> int:
