@@ -75,6 +75,9 @@ class EmitsRecoveryPoints:
         from backup_pipelines.core.catalog import Catalog
         from backup_pipelines.core.config import load_config
 
+        if "outlet_events" not in context:  # executed outside a task runner (a script, a test)
+            log.debug("no outlet events in this context: no asset event for %s", manifest.label)
+            return
         asset = recovery_point_asset(manifest.kind, manifest.dataset)
         alias = recovery_points_alias(manifest.kind)
         cfg = load_config()
