@@ -14,11 +14,41 @@ from backup_pipelines.core.config.common import Objectives
 from backup_pipelines.core.config.types import Duration, Name, Prefix, StorageClass, Strict
 
 
+class ClickHouseIngest(Strict):
+    """The Kafka ingestion that feeds a dataset's tables (zero-loss restores replay it)."""
+
+    topics: list[Name] = Field(min_length=1, description="topics the ingestion consumes")
+    consumer_groups: list[str] = Field(
+        min_length=1,
+        description="groups that commit after inserting (a consumer's, or a Kafka-engine table's "
+        "kafka_group_name); their committed offsets are recorded before each BACKUP",
+    )
+    tables: list[str] = Field(
+        default=[], description="tables the ingestion writes (empty: every table of the dataset)"
+    )
+    replay: Literal["reset_group", "replay_topic"] = Field(
+        default="reset_group",
+        description="how replayed events reach the tables: the stopped ingestion consumes again "
+        "from reset offsets, or the running ingestion also reads <topic><replay_topic_suffix>",
+    )
+    replay_topic_suffix: str = Field(
+        default=".replay",
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="the replay topic of a topic: archived events (and, with replay_topic, the "
+        "topic's own) are produced there",
+    )
+    catch_up_timeout: Duration = Field(
+        default=timedelta(0),
+        description="how long a replay waits for the ingestion's lag to reach zero (0: report it)",
+    )
+
+
 class ClickHouseDataset(Strict):
     name: Name
     database: Name
     tables: list[str] = Field(default=["*"], min_length=1)
     objectives: Objectives = Objectives(rpo=timedelta(hours=1))
+    ingest: ClickHouseIngest | None = None
 
 
 class ClickHouseSnapshots(Strict):
