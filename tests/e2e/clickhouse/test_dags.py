@@ -380,3 +380,19 @@ def test_retaking_a_failed_slot_keeps_the_failed_copy_and_refuses_under_incremen
     kept = catalog.read(KIND, db, retaken.recovery_point_id)
     assert kept.verification.state == "failed" and kept.location == retaken.location
     assert _objects(s3, bucket, retaken.location), "a base that increments depend on was deleted"
+
+
+def test_a_misspelt_param_through_conf_fails_the_restore_before_anything_is_created(
+    chain_env: Any, clickhouse_client: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    db, _cfg = chain_env(9)
+    before = {r[0] for r in clickhouse_client.query("SELECT name FROM system.databases").result_rows}
+    restore = _dags()["clickhouse_restore"]
+    run = run_dag_in_process(
+        restore, run_conf=_conf(dataset=db, target_database=None, target_tme="2000-01-01T00:00:00Z")
+    )
+    assert str(run.state).endswith("failed")
+    out, err = capfd.readouterr()
+    assert "unknown param(s) 'target_tme'; clickhouse_restore takes: confirm_overwrite, dataset" in out + err
+    after = {r[0] for r in clickhouse_client.query("SELECT name FROM system.databases").result_rows}
+    assert after == before
