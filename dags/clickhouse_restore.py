@@ -19,6 +19,11 @@ Scripted recovery from the incremental backups of `clickhouse_hourly_snapshot`:
    System databases are refused; names allow letters, digits and `_` (not starting with a digit).
    `dry_run` only logs the plan (point and why, chain, tables, target).
 
+2. `replay_since_capture` (datasets with `ingest`, skipped unless the flag is set): re-feeds the
+   Kafka events since the offsets the restored point recorded, up to the live end (the topic, and
+   the weekly archives for what retention deleted); reports the window, records per partition and
+   the ingestion's remaining lag. With `dry_run`: only the plan.
+
 Step by step (dropped table, corrupted table, whole database to a point in time):
 docs/runbooks/clickhouse-restore.md.
 """
@@ -31,6 +36,7 @@ from backup_pipelines.clickhouse.operators import ClickHouseRestoreOperator
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.params import choice_param, flag_param, list_param, text_param
 from backup_pipelines.dagkit import dag_kwargs
+from backup_pipelines.recovery.operators import ReplaySinceCaptureOperator
 
 cfg = load_config()
 datasets = [d.name for d in cfg.clickhouse_snapshots.datasets]
@@ -77,8 +83,15 @@ with DAG(
                 pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
             ),
             "dry_run": flag_param("Dry run", "Only log the plan (point, chain, tables, target)."),
+            "replay_since_capture": flag_param(
+                "Replay the events since the point's capture",
+                "Datasets with ingest: after the restore, re-feed the Kafka events since the offsets the "
+                "point recorded (topic, and archives for what retention deleted) to the live end. "
+                "With dry run: only the plan.",
+            ),
         },
         cfg=cfg,
     )
 ):
-    ClickHouseRestoreOperator(task_id="restore", pool=cfg.clickhouse_snapshots.pool)
+    restore = ClickHouseRestoreOperator(task_id="restore", pool=cfg.clickhouse_snapshots.pool)
+    restore >> ReplaySinceCaptureOperator(task_id="replay_since_capture")
