@@ -5,29 +5,37 @@ Rules (docs/architecture.md, "The catalog"):
 - A manifest is written *last*, after the data is complete: a recovery point without a manifest
   does not exist, so a crash mid-upload leaves only garbage for retention to sweep.
 - Manifests are always STANDARD storage class, so the catalog is readable without a thaw.
-- RPO is measured from the newest *verified* recovery point.
+- RPO is measured from the newest point whose *effective* state is verified (``core.chains``).
 - A corrupt or partial manifest is reported with its key and reason and never used.
+- Every write and state change also updates the dataset's index (``core.index``) with a
+  conditional write; the hot paths read the index and only the manifests they use. Manifests stay
+  the truth: a missing index is built from them on first use, and a listing of the dataset's
+  folder finds what the index has not seen.
 
-Layout: ``s3://<backup_bucket>/<catalog_prefix><kind>/<dataset>/<recovery_point_id>.json``.
+Layout: ``s3://<backup_bucket>/<catalog_prefix><kind>/<dataset>/<recovery_point_id>.json``, the
+object lists in ``.../_objects/`` (``core.manifest_store``), the index at ``.../_index.jsonl``.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from backup_pipelines.core import clock
 from backup_pipelines.core.chains import dependents
-from backup_pipelines.core.errors import BrokenChainError, ManifestError, RecoveryPointNotFoundError
+from backup_pipelines.core.errors import BrokenChainError, ManifestError
+from backup_pipelines.core.index import DatasetIndex, IndexEntry, IndexHead, compare
+from backup_pipelines.core.index_store import IndexStore
 from backup_pipelines.core.manifest import (
-    MANIFEST_STORAGE_CLASS,
     InvalidManifest,
     Listing,
     Manifest,
     Verification,
     VerificationStateName,
 )
+from backup_pipelines.core.manifest_store import ManifestStore, Written
 
 if TYPE_CHECKING:
     from backup_pipelines.core.config import BackupConfig, Encryption
@@ -37,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 class Catalog:
-    """Reads and writes manifests in S3; all I/O goes through the given ``BackupS3Hook``."""
+    """Reads and writes manifests and indexes in S3; all I/O goes through the given ``BackupS3Hook``."""
 
     def __init__(
         self,
@@ -53,6 +61,8 @@ class Catalog:
         self.bucket = bucket
         self.prefix = prefix
         self.encryption = encryption or Encryption()
+        self.manifests = ManifestStore(s3, bucket=bucket, prefix=prefix, encryption=self.encryption)
+        self.indexes = IndexStore(s3, bucket=bucket, prefix=prefix, encryption=self.encryption)
 
     @classmethod
     def from_config(cls, cfg: BackupConfig, *, s3: BackupS3Hook | None = None) -> Catalog:
@@ -83,47 +93,118 @@ class Catalog:
         )
 
     def key_for(self, kind: str, dataset: str, recovery_point_id: str) -> str:
-        return f"{self.prefix}{kind}/{dataset}/{recovery_point_id}.json"
+        return self.manifests.key_for(kind, dataset, recovery_point_id)
 
     def url_for(self, kind: str, dataset: str, recovery_point_id: str) -> str:
         return f"s3://{self.bucket}/{self.key_for(kind, dataset, recovery_point_id)}"
 
+    # -- writing ---------------------------------------------------------------------------------
     def write(self, manifest: Manifest) -> str:
-        """Store the manifest (STANDARD class, encrypted); call this only when the data is complete."""
-        key = self.key_for(manifest.kind, manifest.dataset, manifest.recovery_point_id)
-        self.s3.put_encrypted(
-            self.bucket,
-            key,
-            manifest.to_json(),
-            encryption=self.encryption,
-            storage_class=MANIFEST_STORAGE_CLASS,
-            content_type="application/json",
-        )
+        """Store the manifest (STANDARD class, encrypted) and its index entry; call this only when
+        the data is complete."""
+        written = self.manifests.write(manifest)
+        self._index([(manifest, written)])
         log.info(
-            "Catalog: wrote manifest s3://%s/%s (%s, %d objects, %d bytes, verification=%s)",
+            "Catalog: wrote manifest s3://%s/%s (%s, %d objects, %d bytes, verification=%s, revision %d)",
             self.bucket,
-            key,
+            written.key,
             manifest.kind,
-            len(manifest.objects),
+            manifest.object_total,
             manifest.size_bytes,
             manifest.verification.state,
+            written.revision,
         )
-        return key
+        return written.key
 
+    def _index(self, changes: list[tuple[Manifest, Written]]) -> DatasetIndex:
+        kind, dataset = changes[0][0].kind, changes[0][0].dataset
+        entries = [IndexEntry.of(m, etag=w.etag, revision=w.revision) for m, w in changes]
+
+        def change(index: DatasetIndex) -> bool:
+            return any([index.upsert(entry) for entry in entries])
+
+        return self.indexes.update(kind, dataset, change)
+
+    def mark_verification(
+        self,
+        manifest: Manifest,
+        *,
+        state: VerificationStateName,
+        checks: list[str],
+        detail: str | None = None,
+        at: datetime | None = None,
+        listing: Listing | None = None,
+    ) -> Manifest:
+        """Record a point's own verification (on the stored manifest, If-Match, retried on conflict).
+        A failure also fails every point whose chain goes through it, each with a detail naming
+        the broken member (and what broke it)."""
+        when = at or clock.utcnow()
+        verification = Verification(state=state, verified_at=when, checks=checks, detail=detail)
+        stored, written = self.manifests.modify(
+            manifest.kind,
+            manifest.dataset,
+            manifest.recovery_point_id,
+            lambda m: m.model_copy(update={"verification": verification}),
+        )
+        index = self._index([(stored, written)])
+        updated = manifest.model_copy(update={"verification": stored.verification})
+        if state == "failed":
+            self._fail_dependents(updated, index=index, at=when)
+        return updated
+
+    def _fail_dependents(self, broken: Manifest, *, index: DatasetIndex, at: datetime) -> list[str]:
+        detail = f"chain member {broken.recovery_point_id} failed: {broken.verification.detail}"
+        verification = Verification(
+            state="failed", verified_at=at, checks=["chain_member_failed"], detail=detail
+        )
+        changes = []
+        for point_id in dependents(index.entries, broken.recovery_point_id):
+            entry = index.get(point_id)
+            if entry is None or entry.own_state == "failed":
+                continue
+            changes.append(
+                self.manifests.modify(
+                    broken.kind,
+                    broken.dataset,
+                    point_id,
+                    lambda m: (
+                        m
+                        if m.verification.state == "failed"
+                        else m.model_copy(update={"verification": verification})
+                    ),
+                )
+            )
+        if changes:
+            self._index(changes)
+            log.warning(
+                "Catalog: %s failed; %d dependent point(s) marked failed too: %s",
+                broken.label,
+                len(changes),
+                ", ".join(m.recovery_point_id for m, _ in changes),
+            )
+        return [m.recovery_point_id for m, _ in changes]
+
+    def delete(self, manifest: Manifest) -> None:
+        """Remove a manifest, its object list and its index entry; callers delete the data first so
+        a crash never orphans live data."""
+        self.delete_point(manifest.kind, manifest.dataset, manifest.recovery_point_id)
+
+    def delete_point(self, kind: str, dataset: str, recovery_point_id: str) -> None:
+        self.manifests.delete(kind, dataset, recovery_point_id)
+        self.indexes.update(kind, dataset, lambda index: index.remove(recovery_point_id))
+        log.info("Catalog: deleted manifest %s", self.url_for(kind, dataset, recovery_point_id))
+
+    # -- reading one point -----------------------------------------------------------------------
     def exists(self, kind: str, dataset: str, recovery_point_id: str) -> bool:
         return self.s3.head(self.bucket, self.key_for(kind, dataset, recovery_point_id)) is not None
 
     def read(self, kind: str, dataset: str, recovery_point_id: str) -> Manifest:
-        key = self.key_for(kind, dataset, recovery_point_id)
-        found = self.s3.get_bytes(self.bucket, key)
-        if found is None:
-            raise RecoveryPointNotFoundError(
-                f"no recovery point {recovery_point_id!r} for {kind} dataset {dataset!r} "
-                f"(s3://{self.bucket}/{key} does not exist)"
-            )
-        return Manifest.from_json(found[0], f"s3://{self.bucket}/{key}")
+        """The whole manifest, its objects loaded; ``RecoveryPointNotFoundError`` when there is none."""
+        return self.manifests.read(kind, dataset, recovery_point_id)
 
     def get(self, kind: str, dataset: str, recovery_point_id: str) -> Manifest | None:
+        from backup_pipelines.core.errors import RecoveryPointNotFoundError
+
         try:
             return self.read(kind, dataset, recovery_point_id)
         except RecoveryPointNotFoundError:
@@ -134,66 +215,121 @@ class Catalog:
         names = {o.key[len(prefix) :].split("/", 1)[0] for o in self.s3.iter_objects(self.bucket, prefix)}
         return sorted(names)
 
+    # -- the index -------------------------------------------------------------------------------
+    def index(self, kind: str, dataset: str, *, fresh: bool = True) -> DatasetIndex:
+        """The dataset's index, built from the manifests when missing or unusable. ``fresh`` also
+        lists the folder and folds in every manifest the index does not hold as listed."""
+        try:
+            loaded = self.indexes.load(kind, dataset)
+        except ManifestError as exc:
+            log.warning("Catalog: %s; rebuilding it from the manifests", exc)
+            loaded = None
+        if loaded is None:
+            return self.indexes.update(kind, dataset, lambda _: False)
+        index = loaded[0]
+        if not fresh:
+            return index
+        listed = self.indexes.manifest_keys(kind, dataset)
+        stale = self.indexes.stale(index, listed)
+        known = {f"{self.indexes.folder(kind, dataset)}{e.recovery_point_id}.json" for e in index.entries}
+        if not stale and known | {i.key for i in index.invalid} == set(listed):
+            return index
+        log.info(
+            "Catalog index of %s/%s: %d manifest(s) changed behind it; folding them in",
+            kind,
+            dataset,
+            len(stale),
+        )
+        read = self.indexes.read_many(stale)
+        return self.indexes.update(kind, dataset, lambda i: self.indexes.reconcile(i, listed, read))
+
+    def index_head(self, kind: str, dataset: str) -> IndexHead:
+        """The index's head alone (one ranged GET): point count and the newest verified point."""
+        try:
+            head = self.indexes.read_head(kind, dataset)
+        except ManifestError as exc:
+            log.warning("Catalog: %s; rebuilding it from the manifests", exc)
+            head = None
+        return head if head is not None else self.index(kind, dataset, fresh=False).head()
+
+    def rebuild_index(self, kind: str, dataset: str) -> DatasetIndex:
+        """Replace the index with one built from the manifests (conditionally, retried)."""
+        built = self.indexes.build(kind, dataset)
+
+        def replace(index: DatasetIndex) -> bool:
+            index.replace(built)
+            return True
+
+        return self.indexes.update(kind, dataset, replace)
+
+    def check_index(self, kind: str, dataset: str) -> list[str]:
+        """Every difference between the stored index and the manifests, one line each (none: [])."""
+        try:
+            loaded = self.indexes.load(kind, dataset)
+        except ManifestError as exc:
+            return [str(exc)]
+        built = self.indexes.build(kind, dataset)
+        if loaded is None:
+            return (
+                [f"no index at {self.indexes.url(kind, dataset)} (it is built on first use)"]
+                if built.entries
+                else []
+            )
+        return compare(loaded[0], built)
+
+    # -- reading many points ---------------------------------------------------------------------
     def list_points(self, kind: str, dataset: str) -> Listing:
-        """Every recovery point of a dataset, oldest first; bad manifests are logged and set aside."""
-        listing = Listing()
-        for obj in self.s3.iter_objects(self.bucket, f"{self.prefix}{kind}/{dataset}/"):
-            key = obj.key
-            if not key.endswith(".json"):
-                continue
-            source = f"s3://{self.bucket}/{key}"
-            try:
-                found = self.s3.get_bytes(self.bucket, key)
-                if found is None:  # deleted between the listing and the read
-                    continue
-                manifest = Manifest.from_json(found[0], source)
-                if (manifest.kind, manifest.dataset) != (kind, dataset) or key != self.key_for(
-                    kind, dataset, manifest.recovery_point_id
-                ):
-                    raise ManifestError(
-                        f"manifest {source} says it is {manifest.kind}/{manifest.dataset}/"
-                        f"{manifest.recovery_point_id}, which does not match its key"
-                    )
-            except ManifestError as exc:
-                log.warning("Catalog: skipping unusable manifest: %s", exc)
-                listing.invalid.append(InvalidManifest(key=key, reason=str(exc)))
-                continue
-            listing.points.append(manifest)
-        listing.points.sort(key=lambda m: (m.captured_at, m.recovery_point_id))
-        return listing
+        """Every recovery point of a dataset, oldest first, from its index; bad manifests set aside.
+
+        Decisions read the entries; whole manifests are read only for the points asked for."""
+        index = self.index(kind, dataset)
+        return Listing(
+            entries=index.entries,
+            invalid=[InvalidManifest(key=i.key, reason=i.reason) for i in index.invalid],
+            loader=partial(self.manifests.read_many, kind, dataset),
+        )
+
+    def latest_verified_summary(self, kind: str, dataset: str) -> IndexEntry | None:
+        """The index entry of the newest point whose effective state is verified: one ranged GET."""
+        return self.index_head(kind, dataset).latest_verified
 
     def latest_verified(
         self, kind: str, dataset: str, *, at_or_before: datetime | None = None
     ) -> Manifest | None:
         """The newest verified recovery point, optionally captured at or before a given time."""
+        listing = self.list_points(kind, dataset)
         candidates = [
-            p
-            for p in self.list_points(kind, dataset).verified()
-            if at_or_before is None or p.captured_at <= at_or_before
+            e for e in listing.verified_entries() if at_or_before is None or e.captured_at <= at_or_before
         ]
-        return candidates[-1] if candidates else None
+        return listing.manifest(candidates[-1].recovery_point_id) if candidates else None
 
     def age_of_newest_verified(self, kind: str, dataset: str, *, now: datetime | None = None) -> float | None:
         """Seconds since the newest verified point was captured, or None when there is none."""
-        newest = self.latest_verified(kind, dataset)
+        newest = self.latest_verified_summary(kind, dataset)
         if newest is None:
             return None
         return ((now or clock.utcnow()) - newest.captured_at).total_seconds()
 
     def chain(self, manifest: Manifest, *, listing: Listing | None = None) -> list[Manifest]:
         """The recovery points needed to restore ``manifest``: its full base first, itself last.
+        Reads only the chain's manifests.
 
         Raises ``BrokenChainError`` naming the broken member when a base is missing, failed, or loops.
         """
         listing = listing or self.list_points(manifest.kind, manifest.dataset)
-        known = listing.by_id()
         chain = [manifest]
         seen = {manifest.recovery_point_id}
         while chain[0].base:
             base_id = chain[0].base
             if base_id in seen:
                 raise BrokenChainError(f"recovery point {manifest.recovery_point_id}: base loop at {base_id}")
-            base = known.get(base_id)
+            entry = listing.entry(base_id)
+            base = None
+            if entry is not None:
+                try:
+                    base = listing.manifest(base_id)
+                except KeyError:
+                    base = None
             if base is None:
                 raise BrokenChainError(
                     f"recovery point {chain[0].recovery_point_id} of {manifest.kind} dataset "
@@ -207,58 +343,3 @@ class Catalog:
             seen.add(base_id)
             chain.insert(0, base)
         return chain
-
-    def mark_verification(
-        self,
-        manifest: Manifest,
-        *,
-        state: VerificationStateName,
-        checks: list[str],
-        detail: str | None = None,
-        at: datetime | None = None,
-        listing: Listing | None = None,
-    ) -> Manifest:
-        """Record a point's own verification. A failure also fails every point whose chain goes
-        through it, each with a detail naming the broken member (and what broke it)."""
-        when = at or clock.utcnow()
-        updated = manifest.model_copy(
-            update={"verification": Verification(state=state, verified_at=when, checks=checks, detail=detail)}
-        )
-        self.write(updated)
-        if state == "failed":
-            self._fail_dependents(updated, listing=listing, at=when)
-        return updated
-
-    def _fail_dependents(self, broken: Manifest, *, listing: Listing | None, at: datetime) -> list[str]:
-        listing = listing or self.list_points(broken.kind, broken.dataset)
-        by_id = listing.by_id()
-        failed = []
-        for point_id in dependents(listing.points, broken.recovery_point_id):
-            point = by_id[point_id]
-            if point.verification.state == "failed":
-                continue
-            detail = f"chain member {broken.recovery_point_id} failed: {broken.verification.detail}"
-            self.write(
-                point.model_copy(
-                    update={
-                        "verification": Verification(
-                            state="failed", verified_at=at, checks=["chain_member_failed"], detail=detail
-                        )
-                    }
-                )
-            )
-            failed.append(point_id)
-        if failed:
-            log.warning(
-                "Catalog: %s failed; %d dependent point(s) marked failed too: %s",
-                broken.label,
-                len(failed),
-                ", ".join(failed),
-            )
-        return failed
-
-    def delete(self, manifest: Manifest) -> None:
-        """Remove a manifest; callers delete the data first so a crash never orphans live data."""
-        key = self.key_for(manifest.kind, manifest.dataset, manifest.recovery_point_id)
-        self.s3.client.delete_object(Bucket=self.bucket, Key=key)
-        log.info("Catalog: deleted manifest s3://%s/%s", self.bucket, key)

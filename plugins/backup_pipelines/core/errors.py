@@ -104,5 +104,9 @@ class ParamError(PermanentBackupError):
     """A manual run's params are unknown or invalid; the message names the param and what is allowed."""
 
 
+class CatalogIndexError(BackupPipelinesError):
+    """A catalog index could not be written (conditional writes kept losing); the manifests stand."""
+
+
 class ReplicaError(BackupPipelinesError):
     """A recovery point could not be copied to, or checked in, the DR region (retried next run)."""

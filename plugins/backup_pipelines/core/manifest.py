@@ -3,23 +3,34 @@
 Pure models (pydantic) and their JSON form; the catalog (``core.catalog``) stores them in S3. The
 schema is the catalog's contract with every version of this package that reads it: unknown keys
 are refused, and ``schema_version`` must be one this version reads.
+
+Schema 2 stores a point's object list in a file of its own (``objects_file``, with
+``object_count`` and ``total_bytes`` in the manifest), read only by what needs the objects
+(verify, restore, the drill); ``core.manifest_store`` writes and reads both. Schema 1 manifests
+(objects inside) are read as they are. In memory a manifest read through the catalog always has
+its objects; ``summary()`` is the stored form.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backup_pipelines.core.chains import ChainState, resolve
 from backup_pipelines.core.errors import ManifestError
+from backup_pipelines.core.index import IndexEntry
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.replica import ReplicaRecord
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 MANIFEST_STORAGE_CLASS = "STANDARD"
 VerificationStateName = Literal["unverified", "verified", "failed"]
 
@@ -102,13 +113,19 @@ class Manifest(_Model):
     producer: dict[str, str] = {}
     verification: Verification = Verification()
     details: dict[str, Any] = {}
-    replica: ReplicaRecord | None = Field(default=None, description="its copy in the DR region, as checked there")
+    replica: ReplicaRecord | None = Field(
+        default=None, description="its copy in the DR region, as checked there"
+    )
+    objects_file: str | None = Field(default=None, description="schema 2: the object list's file")
+    object_count: int | None = Field(default=None, ge=0)
+    total_bytes: int | None = Field(default=None, ge=0)
 
     @field_validator("schema_version")
     @classmethod
     def _known_schema(cls, value: int) -> int:
-        if value != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {value} is not supported (this version reads {SCHEMA_VERSION})")
+        if value not in READABLE_SCHEMAS:
+            readable = ", ".join(str(v) for v in READABLE_SCHEMAS)
+            raise ValueError(f"schema_version {value} is not supported (this version reads {readable})")
         return value
 
     @field_validator("captured_at", "interval_start", "interval_end")
@@ -133,7 +150,32 @@ class Manifest(_Model):
 
     @property
     def size_bytes(self) -> int:
+        if not self.objects and self.total_bytes is not None:
+            return self.total_bytes
         return sum(obj.size for obj in self.objects)
+
+    @property
+    def object_total(self) -> int:
+        """How many objects the point holds (loaded or, in a stored summary, counted)."""
+        return len(self.objects) if self.objects or self.object_count is None else self.object_count
+
+    def summary(self, *, objects_file: str | None) -> Manifest:
+        """The stored form (schema 2): no object list, its file, count and total size instead."""
+        return self.model_copy(
+            update={
+                "schema_version": SCHEMA_VERSION,
+                "objects": [],
+                "objects_file": objects_file,
+                "object_count": self.object_total,
+                "total_bytes": self.size_bytes,
+            }
+        )
+
+    def with_objects(self, objects: list[ObjectEntry]) -> Manifest:
+        """The in-memory form of a stored summary: its objects loaded."""
+        return self.model_copy(
+            update={"objects": objects, "objects_file": None, "object_count": None, "total_bytes": None}
+        )
 
     @property
     def label(self) -> str:
@@ -169,29 +211,73 @@ class InvalidManifest:
     reason: str
 
 
-@dataclass
 class Listing:
-    """Valid recovery points of one dataset, oldest first, and the manifests that could not be used.
+    """The recovery points of one dataset, oldest first, and the manifests that could not be used.
 
-    ``verified()`` is what a restore may use: points whose *effective* state is verified (they and
-    their whole chain verified, see ``core.chains``).
+    ``entries`` are the points' index summaries (``core.index``): the hot paths decide on them, and
+    effective states (``states()``, ``verified()``: a point and its whole chain verified, see
+    ``core.chains``) are resolved from them without reading a manifest. A whole manifest is read
+    only when asked for: ``manifest(id)`` for one, ``points`` for all (the old cost, for callers
+    that need every point's objects). A listing built from manifests holds them all already.
     """
 
-    points: list[Manifest] = field(default_factory=list)
-    invalid: list[InvalidManifest] = field(default_factory=list)
-    _states: dict[str, ChainState] | None = field(default=None, repr=False, compare=False)
+    def __init__(
+        self,
+        points: Sequence[Manifest] | None = None,
+        invalid: Iterable[InvalidManifest] = (),
+        *,
+        entries: Sequence[IndexEntry] | None = None,
+        loader: Callable[[list[str]], dict[str, Manifest]] | None = None,
+    ) -> None:
+        self.invalid = list(invalid)
+        self._manifests = {p.recovery_point_id: p for p in points or []}
+        self._loader = loader
+        if entries is None:
+            entries = [IndexEntry.of(p, etag=None, revision=0) for p in points or []]
+        self.entries = list(entries)
+        self._entry_by_id = {e.recovery_point_id: e for e in self.entries}
+        self._states: dict[str, ChainState] | None = None
+
+    @property
+    def points(self) -> list[Manifest]:
+        """Every point's whole manifest (read now when the listing came from the index)."""
+        self._load([e.recovery_point_id for e in self.entries])
+        return [
+            self._manifests[e.recovery_point_id]
+            for e in self.entries
+            if e.recovery_point_id in self._manifests
+        ]
+
+    def _load(self, ids: list[str]) -> None:
+        missing = [i for i in ids if i not in self._manifests]
+        if missing and self._loader is not None:
+            self._manifests.update(self._loader(missing))
+
+    def manifest(self, recovery_point_id: str) -> Manifest:
+        """One point's whole manifest (read once, then kept); ``KeyError`` when it cannot be read."""
+        self._load([recovery_point_id])
+        return self._manifests[recovery_point_id]
+
+    def entry(self, recovery_point_id: str) -> IndexEntry | None:
+        return self._entry_by_id.get(recovery_point_id)
 
     def states(self) -> dict[str, ChainState]:
         if self._states is None:
-            self._states = resolve(self.points)
+            self._states = resolve(self.entries)
         return self._states
 
     def state_of(self, recovery_point_id: str) -> ChainState:
         return self.states()[recovery_point_id]
 
-    def verified(self) -> list[Manifest]:
+    def verified_entries(self) -> list[IndexEntry]:
         states = self.states()
-        return [p for p in self.points if states[p.recovery_point_id].usable]
+        return [e for e in self.entries if states[e.recovery_point_id].usable]
+
+    def verified(self) -> list[Manifest]:
+        """Whole manifests of the points whose effective state is verified (reads only those)."""
+        ids = [e.recovery_point_id for e in self.verified_entries()]
+        self._load(ids)
+        return [self._manifests[i] for i in ids if i in self._manifests]
 
     def by_id(self) -> dict[str, Manifest]:
         return {p.recovery_point_id: p for p in self.points}
