@@ -151,3 +151,71 @@ def test_areas_sharing_a_bucket_must_not_nest(
         ConfigError, match=rf"{section}\.{key} .* and .*overlap|{other} .* and {section}\.{key}"
     ):
         load_config()
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "shown"),
+    [
+        ("clickhouse_snapshots", "61 * * * *", "'61 * * * *' is not a cron schedule"),
+        ("kafka_archive", "0 4 * *", "'0 4 * *' is not a cron schedule; use five fields"),
+        ("emr_archive", "every day", "'every day' is not a cron schedule; use five fields"),
+        ("dr_drill", "0 6 * * 8", "'0 6 * * 8' is not a cron schedule"),
+        ("rpo_monitor", "*/15 * * * * *", "'*/15 * * * * *' is not a cron schedule; use five fields"),
+    ],
+)
+def test_an_invalid_cron_names_file_and_key(write_config, example_config, section, value, shown) -> None:
+    example_config[section]["schedule"] = value
+    path = write_config(example_config)
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"invalid config {path}: {section}.schedule: {shown}")
+
+
+@pytest.mark.parametrize(
+    ("section", "schedule", "item", "rpo", "shown", "gap"),
+    [
+        ("kafka_archive", "0 4 * * 1", "topics[0]", "1d", "1d", "7d"),
+        ("clickhouse_snapshots", "0 * * * *", "datasets[0]", "20m", "20m", "1h"),
+        ("emr_archive", "0 3 * * 1-5", "jobs[0]", "26h", "1d 2h", "3d"),  # no run at the weekend
+        ("deep_archive_exports", "0 5 1 * *", "exports[1]", "30d", "30d", "31d"),
+    ],
+)
+def test_an_rpo_the_schedule_cannot_meet_is_refused(
+    write_config, example_config, section, schedule, item, rpo, shown, gap
+) -> None:
+    example_config[section]["schedule"] = schedule
+    list_key, index = item[:-3], int(item[-2])
+    example_config[section][list_key][index]["objectives"]["rpo"] = rpo
+    path = write_config(example_config)
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"invalid config {path}: {section}.{item}.objectives.rpo: {shown} (")
+    assert f"runs up to {gap} apart" in message and f"use an rpo of at least {gap}" in message
+
+
+def test_an_rpo_equal_to_the_longest_gap_is_accepted(write_config, example_config) -> None:
+    example_config["kafka_archive"]["topics"][0]["objectives"]["rpo"] = "7d"
+    example_config["clickhouse_snapshots"]["schedule"] = "@hourly"
+    write_config(example_config)
+    assert load_config().kafka_archive.topics[0].objectives.rpo == timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "gap"),
+    [
+        ("0 * * * *", timedelta(hours=1)),
+        ("*/5 9-17 * * 1-5", timedelta(hours=63, minutes=5)),  # Friday 17:55 -> Monday 09:00
+        ("0 5 1 * *", timedelta(days=31)),
+        ("0 0 L * *", timedelta(days=31)),
+        ("0 0 * * 1#2", timedelta(days=35)),
+        ("0 0 13 * 5", timedelta(days=7)),  # the 13th or a Friday, as cron means it (not both)
+        ("0 0 29 2 *", timedelta(days=1461)),
+    ],
+)
+def test_longest_gap_between_runs(schedule: str, gap: timedelta) -> None:
+    from backup_pipelines.core.config.types import longest_gap
+
+    assert longest_gap(schedule) == gap

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ def format_validation_error(path: Path | str, error: ValidationError) -> str:
             message = "required key is missing"
         else:
             message = item["msg"].removeprefix("Value error, ")
+        if not loc and re.match(r"^[\w.\[\]]+: ", message):  # a rule across sections names its key
+            problems.append(message)
+            continue
         problems.append(f"{field}: {message}")
     return f"invalid config {path}: " + "; ".join(problems)
 

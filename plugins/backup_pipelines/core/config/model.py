@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 from pydantic import model_validator
 
@@ -22,7 +22,7 @@ from backup_pipelines.core.config.pipelines import (
     EmrArchive,
     KafkaArchive,
 )
-from backup_pipelines.core.config.types import Strict
+from backup_pipelines.core.config.types import Strict, check_cron, human_duration, longest_gap
 from backup_pipelines.core.kinds import DatasetKind
 
 
@@ -88,6 +88,57 @@ class BackupConfig(Strict):
                             f"{name_a} ({prefix_a!r}) and {name_b} ({prefix_b!r}) overlap in {bucket}; "
                             "give each area its own prefix"
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _schedules_are_cron(self) -> BackupConfig:
+        """The operations' schedules (the pipelines' are typed ``Cron``); an empty drill schedule
+        means the drill runs only when triggered."""
+        for key, value in (
+            ("rpo_monitor.schedule", self.rpo_monitor.schedule),
+            ("dr_drill.schedule", self.dr_drill.schedule),
+        ):
+            if value:
+                try:
+                    check_cron(value)
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _rpo_within_reach(self) -> BackupConfig:
+        """An objective its schedule can meet: a point is at least as old as the longest gap
+        between two runs of the schedule that produces it, so ``rpo`` must be at least that gap."""
+        sections: tuple[tuple[str, str, str, Sequence[Any]], ...] = (
+            (
+                "clickhouse_snapshots",
+                self.clickhouse_snapshots.schedule,
+                "datasets",
+                self.clickhouse_snapshots.datasets,
+            ),
+            ("emr_archive", self.emr_archive.schedule, "jobs", self.emr_archive.jobs),
+            ("kafka_archive", self.kafka_archive.schedule, "topics", self.kafka_archive.topics),
+            (
+                "deep_archive_exports",
+                self.deep_archive_exports.schedule,
+                "exports",
+                self.deep_archive_exports.exports,
+            ),
+        )
+        for section, schedule, list_key, items in sections:
+            if not items:
+                continue
+            gap = longest_gap(schedule)
+            for i, item in enumerate(items):
+                rpo = item.objectives.rpo
+                if rpo < gap:
+                    raise ValueError(
+                        f"{section}.{list_key}[{i}].objectives.rpo: {human_duration(rpo.total_seconds())} "
+                        f"({item.name}) cannot be met: {section}.schedule {schedule!r} runs up to "
+                        f"{human_duration(gap.total_seconds())} apart, so the newest point gets that old; "
+                        f"use an rpo of at least {human_duration(gap.total_seconds())} "
+                        "or a more frequent schedule"
+                    )
         return self
 
     def datasets(self) -> Iterator[tuple[DatasetKind, str, Objectives]]:

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from backup_pipelines.core.config import paths
 from backup_pipelines.core.config.common import Objectives
-from backup_pipelines.core.config.types import Duration, Name, Prefix, StorageClass, Strict
+from backup_pipelines.core.config.types import Cron, Duration, Name, Prefix, StorageClass, Strict
 
 
 class ClickHouseIngest(Strict):
@@ -52,7 +52,7 @@ class ClickHouseDataset(Strict):
 
 
 class ClickHouseSnapshots(Strict):
-    schedule: str = "0 * * * *"
+    schedule: Cron = "0 * * * *"
     prefix: Prefix = "clickhouse/"
     full_every: Duration = timedelta(hours=24)
     retention_days: int = Field(default=7, ge=1)
@@ -120,7 +120,7 @@ class Lifecycle(Strict):
 
 
 class EmrArchive(Strict):
-    schedule: str = "0 3 * * *"
+    schedule: Cron = "0 3 * * *"
     prefix: Prefix = "emr/"
     concurrency: int = Field(default=16, ge=1, le=256)
     delete_source_after_archive: bool = False
@@ -139,7 +139,7 @@ class KafkaTopic(Strict):
 
 
 class KafkaArchive(Strict):
-    schedule: str = "0 4 * * 1"
+    schedule: Cron = "0 4 * * 1"
     prefix: Prefix = "kafka/"
     storage_class: StorageClass = "GLACIER"
     file_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
@@ -211,7 +211,7 @@ class Export(Strict):
 
 
 class DeepArchiveExports(Strict):
-    schedule: str = "0 5 1 * *"
+    schedule: Cron = "0 5 1 * *"
     prefix: Prefix = "exports/"
     storage_class: StorageClass = "DEEP_ARCHIVE"
     s3_credentials: Literal["server_side", "connection"] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -59,3 +60,79 @@ def human_duration(seconds: float) -> str:
         if len(parts) == 2:
             break
     return sign + " ".join(parts)
+
+
+# -- cron schedules ---------------------------------------------------------------------------------
+_CRON_RULE = (
+    "five fields (minute hour day-of-month month day-of-week, e.g. '0 * * * *') or a preset like @daily"
+)
+_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+def check_cron(value: Any) -> Any:
+    """A schedule Airflow's ``CronDataIntervalTimetable`` accepts: five cron fields or a preset."""
+    if not isinstance(value, str):
+        return value
+    from croniter import croniter
+
+    expression = _PRESETS.get(value.strip(), value.strip())
+    if len(expression.split()) != 5:
+        raise ValueError(f"{value!r} is not a cron schedule; use {_CRON_RULE}")
+    try:
+        croniter(expression)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"{value!r} is not a cron schedule ({exc}); use {_CRON_RULE}") from None
+    return value
+
+
+Cron = Annotated[str, BeforeValidator(check_cron)]
+
+
+def _fires_on(day: Any, dom: list[Any], months: list[Any], dow: list[Any], nth: dict[int, set[int]]) -> bool:
+    import calendar
+
+    if months != ["*"] and day.month not in months:
+        return False
+    last = calendar.monthrange(day.year, day.month)[1]
+    dom_hit = dom == ["*"] or day.day in dom or ("l" in dom and day.day == last)
+    weekday = (day.weekday() + 1) % 7  # cron: Sunday is 0
+    dow_hit = dow == ["*"] or (
+        weekday in dow and (weekday not in nth or (day.day - 1) // 7 + 1 in nth[weekday])
+    )
+    if dom != ["*"] and dow != ["*"]:
+        return dom_hit or dow_hit  # cron's rule: either day field matches
+    return dom_hit and dow_hit
+
+
+def longest_gap(schedule: str) -> timedelta:
+    """The longest time between two consecutive runs of a cron schedule (over five years, leap
+    days included): how old the newest point it produces can get before the next one exists."""
+    from datetime import date
+
+    from croniter import croniter
+
+    cron = croniter(_PRESETS.get(schedule.strip(), schedule.strip()))
+    minutes, hours, dom, months, dow = cron.expanded
+    nth = {int(k): set(v) for k, v in (getattr(cron, "nth_weekday_of_month", None) or {}).items()}
+    times = sorted(
+        h * 60 + m
+        for h in (range(24) if hours == ["*"] else hours)
+        for m in (range(60) if minutes == ["*"] else minutes)
+    )
+    start = date(2024, 1, 1)
+    days = [i for i in range(5 * 366 + 31) if _fires_on(start + timedelta(days=i), dom, months, dow, nth)]
+    if len(days) < 2:  # fires on one day of four years at most: never meets an objective
+        return timedelta(days=4 * 366)
+    gap = max((b - a for a, b in itertools.pairwise(times)), default=0)
+    for a, b in itertools.pairwise(days):
+        gap = max(gap, (b - a) * 1440 - times[-1] + times[0])
+    return timedelta(minutes=gap)
