@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from backup_pipelines.core.config import ClickHouseDataset
+from backup_pipelines.core.config.pipelines import ClickHouseIngest
 from backup_pipelines.core.errors import OffsetGapError, UnsafeOperationError
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ def _dataset(topic: str, group: str, **ingest: Any) -> ClickHouseDataset:
         name="zl_it",
         database="zl_it",
         tables=["stream"],
-        ingest={"topics": [topic], "consumer_groups": [group], **ingest},
+        ingest=ClickHouseIngest.model_validate({"topics": [topic], "consumer_groups": [group], **ingest}),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest, OffsetRange
 from backup_pipelines.recovery.plan import (
     CatchUpPlan,
@@ -21,7 +22,7 @@ AT = datetime(2026, 11, 27, 11, 3, tzinfo=UTC)
 
 def _archive(rp: str, *ranges: tuple[int, int, int]) -> Manifest:
     return Manifest(
-        kind="kafka_archive",
+        kind=DatasetKind.KAFKA_ARCHIVE,
         dataset="events",
         recovery_point_id=rp,
         captured_at=AT,
