@@ -25,6 +25,7 @@ from backup_pipelines.monitor.status import (
     transitions,
     write_status,
 )
+from backup_pipelines.recovery.effective import effective_rpos
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,11 @@ def run_monitor(
     bucket, key = cfg.storage.backup_bucket, cfg.rpo_monitor.status_key
 
     ages = with_kafka_health(cfg, catalog, measure_all(catalog, targets(cfg), now=now), now=now)
+    effective = effective_rpos(cfg, catalog, now=now)  # datasets with ingest: snapshot + Kafka replay
     for age in ages:
         log.info("RPO: %s", age.describe())
+        if age.target.key in effective:
+            log.info("RPO: %s: effective RPO %s", age.target.key, effective[age.target.key]["text"])
         if age.warning:
             log.warning("RPO: %s: %s", age.target.key, age.warning)
         gauge(gauge_name(age.target), age_for_metrics(age))
