@@ -194,3 +194,15 @@ def test_invalid_lifecycle_is_rejected_before_any_call(
         ConfigError, match=r"emr_archive.lifecycle: .*GLACIER has a minimum storage duration of 90"
     ):
         load_config(path)
+
+
+def test_a_source_prefix_that_holds_nothing_fails_and_writes_no_empty_point(emr: Any, s3: Any) -> None:
+    """A misspelt source (``emr_archive.jobs[].source``) lists nothing: the run fails naming the
+    prefix, copies nothing and writes no manifest. (Before it, the marker sensor times out naming
+    the marker it waited for: tests/e2e/emr/test_dag.py.)"""
+    from backup_pipelines.core.errors import VerificationError
+
+    with pytest.raises(VerificationError, match=rf"s3://{BUCKET}/oddkeys/dt=2031-01-01/ holds no objects$"):
+        _archive(emr, "oddkeys", "2031-01-01")
+    assert s3.list_objects_v2(Bucket=ARCHIVE, Prefix="emr/oddkeys/dt=2031-01-01/").get("KeyCount", 0) == 0
+    assert emr.catalog.get("emr_output", "oddkeys", "dt=2031-01-01") is None

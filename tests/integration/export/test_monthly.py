@@ -290,3 +290,34 @@ def test_failure_after_the_manifest_landed_keeps_the_files_it_lists(
     manifest = Catalog.from_config(cfg).read("deep_archive_export", "daily_put", month.recovery_point_id)
     listed = {o.key for o in manifest.objects}
     assert listed and listed <= set(_keys(s3, cfg.storage.archive_bucket, "it-exports/daily_put/"))
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [(f"{DB}.evnets", "UNKNOWN_TABLE"), ("no_such_db_x.events", "UNKNOWN_DATABASE")],
+)
+def test_a_query_reading_a_table_that_does_not_exist_fails_and_writes_no_empty_point(
+    embedded_stack: Any,
+    export_table: str,
+    sql_root: Path,
+    s3: Any,
+    example_config: Any,
+    source: str,
+    code: str,
+) -> None:
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.errors import ExportSqlError
+    from backup_pipelines.export.month import Month
+
+    (sql_root / "exports" / "typo.sql").write_text(
+        f"SELECT toDate(event_time) AS day, count() AS n FROM {source} "
+        "WHERE event_time >= {start:DateTime} AND event_time < {end:DateTime} GROUP BY day"
+    )
+    cfg = _config(example_config, [{"name": "typo_it", "sql": "exports/typo.sql"}])  # allow_empty stays on
+    with pytest.raises(ExportSqlError) as err:
+        _exporter(cfg, "typo_it").run(Month.parse("2025-01"))
+    message = str(err.value)
+    assert message.startswith("include/sql/exports/typo.sql: ClickHouse rejected the query")
+    assert code in message and "\n" not in message
+    assert _keys(s3, cfg.storage.archive_bucket, "it-exports/typo_it/") == []
+    assert Catalog.from_config(cfg).get("deep_archive_export", "typo_it", "month=2025-01") is None

@@ -1,0 +1,62 @@
+"""A dataset whose database or table patterns match nothing fails the snapshot clearly: no backup,
+no manifest, no verified empty point (issue 27.3)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from backup_pipelines.core.errors import SourceNotFoundError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("database", "tables", "message"),
+    [
+        ("src_it_db", ["evnts"], "table src_it_db.evnts does not exist on the ClickHouse server"),
+        ("src_it_db", ["x_*", "events"], "pattern 'x_*' matches no table in database 'src_it_db'"),
+        ("src_it_empty", ["*"], "pattern '*' matches no table in database 'src_it_empty'"),
+        ("src_it_nodb", ["*"], "database 'src_it_nodb' does not exist on the ClickHouse server"),
+    ],
+)
+def test_a_source_matching_nothing_fails_before_any_backup(
+    embedded_stack: Any,
+    clickhouse_client: Any,
+    write_config: Any,
+    example_config: dict[str, Any],
+    s3: Any,
+    database: str,
+    tables: list[str],
+    message: str,
+) -> None:
+    from backup_pipelines.clickhouse.snapshot import SnapshotService
+    from backup_pipelines.core.config import load_config
+
+    clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_db")
+    clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_empty")
+    clickhouse_client.command(
+        "CREATE TABLE IF NOT EXISTS src_it_db.events (id UInt64) ENGINE = MergeTree ORDER BY id"
+    )
+    cfg = json.loads(json.dumps(example_config))
+    cfg["clickhouse_snapshots"].update(
+        {
+            "prefix": "sources-it/",
+            "s3_credentials": "connection",
+            "datasets": [{"name": "src_it", "database": database, "tables": tables}],
+        }
+    )
+    write_config(cfg)
+    config = load_config()
+    service = SnapshotService.from_config(config)
+    end = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    with pytest.raises(SourceNotFoundError) as err:
+        service.prepare("src_it", None, end)
+    assert str(err.value) == message
+    bucket = config.storage.backup_bucket
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="sources-it/").get("KeyCount", 0)
+    assert listed == 0
+    assert service.catalog.list_points("clickhouse_snapshot", "src_it").points == []
