@@ -27,7 +27,9 @@ configured dataset, the drill picks a recovery point (the latest, or a random on
 `dr_drill.random_window`; the seed is recorded) and proves it restores:
 
 - **ClickHouse**: checks every chain member's objects are still in S3, restores the incremental
-  chain into `drill_<run>_<dataset>`, compares row counts with the manifest, runs `CHECK TABLE`,
+  chain into `drill_<run>_<dataset>` with merges of the restored tables stopped, compares `count()`
+  with the rows the manifest says the table showed and the restored parts with the backed-up
+  parts (a lightweight DELETE or a merge cannot fail a good point), runs `CHECK TABLE`,
   and measures the restore time (the achieved RTO). If ClickHouse or S3 cannot be reached the
   check is an *error*: the task is retried and the point's verification state is not changed.
 - **Archives** (EMR outputs, Kafka archives, Deep Archive exports): thaws a sample of objects

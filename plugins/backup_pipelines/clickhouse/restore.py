@@ -1,11 +1,8 @@
 """Scripted recovery from the incremental backups: which point, which chain, where, and the checks.
 
-``RestoreService.plan`` picks the newest *verified* point captured at or before the asked time and
-its chain, and decides the target; ``run`` restores the chain (ClickHouse reads the bases through
-the increment's ``.backup``), compares rows per table with the manifest, runs ``CHECK TABLE`` and
-times it (the achieved RTO). Restoring into the dataset's live database needs
-``confirm_overwrite``: the chain goes to a staging database first, then the tables are swapped
-in and the replaced ones stay in staging. ``restore_chain`` is also what the DR drill calls.
+``RestoreService.plan`` picks the point and checks the target (``clickhouse.pick``); ``run``
+restores the chain and checks it (``restore_chain``, also what the DR drill calls), swapping the
+tables in when an overwrite was confirmed, and times it (the achieved RTO).
 """
 
 from __future__ import annotations

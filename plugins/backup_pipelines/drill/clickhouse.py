@@ -1,5 +1,7 @@
 """The drill of a ClickHouse dataset: restore the picked point's chain into a scratch database,
-compare rows per table with the manifest, ``CHECK TABLE``, and time it (the achieved RTO).
+compare rows per table with the manifest like with like (``count()`` against the visible rows it
+recorded, the restored parts against the backed-up parts, merges of the restored tables stopped
+while counted), ``CHECK TABLE``, and time it (the achieved RTO).
 
 Two kinds of bad outcome are kept apart. A check that ran and found bad data (a chain member whose
 manifest or objects are gone, a RESTORE that fails on a missing or damaged file, wrong row counts,
