@@ -21,7 +21,12 @@ from datetime import datetime
 
 from backup_pipelines.clickhouse.params import check_database_name
 from backup_pipelines.core.config import BackupConfig
-from backup_pipelines.core.errors import ParamError, RecoveryPointNotFoundError, UnsafeOperationError
+from backup_pipelines.core.errors import (
+    ParamError,
+    RecoveryPointNotFoundError,
+    SourceNotFoundError,
+    UnsafeOperationError,
+)
 from backup_pipelines.core.manifest import Listing, Manifest
 
 CANDIDATES_SHOWN = 12
@@ -101,6 +106,18 @@ def slot_note(points: Sequence[Manifest], chosen: Manifest, at: datetime) -> str
             f"{later.recovery_point_id}"
         )
     return None
+
+
+def tables_of(point: Manifest, asked: Sequence[str] | None) -> list[str]:
+    """The tables a restore of ``point`` takes: all it holds, or those asked (each one it holds)."""
+    available = list(point.details.get("tables") or point.row_counts)
+    unknown = sorted(set(asked or ()) - set(available))
+    if unknown:
+        raise SourceNotFoundError(
+            f"recovery point {point.recovery_point_id} of {point.dataset!r} holds no table "
+            f"{', '.join(unknown)} (it holds {', '.join(available)})"
+        )
+    return list(asked) if asked else available
 
 
 def live_owners(cfg: BackupConfig) -> dict[str, list[str]]:

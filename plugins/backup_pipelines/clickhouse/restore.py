@@ -20,14 +20,13 @@ from pydantic import BaseModel
 from backup_pipelines.clickhouse.backups import BackupStore
 from backup_pipelines.clickhouse.engine import ClickHouseEngine
 from backup_pipelines.clickhouse.params import RestoreParams
-from backup_pipelines.clickhouse.pick import check_target, choose_point
+from backup_pipelines.clickhouse.pick import check_target, choose_point, tables_of
 from backup_pipelines.clickhouse.snapshot import KIND, find_dataset
 from backup_pipelines.core import clock
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig
 from backup_pipelines.core.errors import (
     BrokenChainError,
-    SourceNotFoundError,
     UnsafeOperationError,
     VerificationError,
 )
@@ -200,7 +199,7 @@ class RestoreService:
             existing_tables=self.engine.existing_tables(target),
             confirm=params.confirm_overwrite,
         )
-        tables = params.tables or list(point.details.get("tables") or point.row_counts)
+        tables = tables_of(point, params.tables)
         visible = expected_visible_rows(point)
         plan = RestorePlan(
             dataset=dataset.name,
@@ -263,14 +262,7 @@ class RestoreService:
         self, point: Manifest, tables: Sequence[str] | None, target_database: str
     ) -> list[str]:
         """The tables to restore: all the point holds, or those asked; none may already be in the target."""
-        available = list(point.details.get("tables") or point.row_counts)
-        wanted = list(tables) if tables else available
-        unknown = sorted(set(wanted) - set(available))
-        if unknown:
-            raise SourceNotFoundError(
-                f"recovery point {point.recovery_point_id} of {point.dataset!r} holds no table "
-                f"{', '.join(unknown)} (it holds {', '.join(available)})"
-            )
+        wanted = tables_of(point, tables)
         clash = sorted(set(wanted) & set(self.engine.existing_tables(target_database)))
         if clash:
             raise UnsafeOperationError(

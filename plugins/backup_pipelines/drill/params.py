@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from backup_pipelines.core.params import RunParams
 from backup_pipelines.drill.results import PickMode
 
@@ -10,4 +12,4 @@ class DrillParams(RunParams):
     """The ``dr_drill`` form."""
 
     pick: PickMode | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)

@@ -24,4 +24,15 @@ class ExportParams(RunParams):
             return None
         if isinstance(value, str) and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value.strip()):
             raise ValueError(f"{value!r} is not a month; use YYYY-MM, e.g. 2026-10")
+        if isinstance(value, str):
+            from backup_pipelines.core import clock
+            from backup_pipelines.export.month import Month
+
+            month = Month.parse(value)
+            if month.end > clock.utcnow():  # an unfinished month would be archived as complete
+                raise ValueError(
+                    f"month {month.label} has not ended yet (it ends {month.end:%Y-%m-%dT%H:%M:%SZ}); "
+                    "export a complete month"
+                )
+            return month.label
         return value

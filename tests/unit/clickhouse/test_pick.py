@@ -9,7 +9,12 @@ import pytest
 
 from backup_pipelines.clickhouse.pick import check_target, choose_point
 from backup_pipelines.core.config import BackupConfig
-from backup_pipelines.core.errors import ParamError, RecoveryPointNotFoundError, UnsafeOperationError
+from backup_pipelines.core.errors import (
+    ParamError,
+    RecoveryPointNotFoundError,
+    SourceNotFoundError,
+    UnsafeOperationError,
+)
 from backup_pipelines.core.manifest import Listing, Manifest, Verification
 
 DAY = datetime(2026, 11, 27, tzinfo=UTC)
@@ -118,3 +123,29 @@ def test_a_non_empty_foreign_database_needs_its_name_and_an_absent_one_is_fine(
     assert check_target(cfg, dataset="ho_pay", target="new_db", existing_tables=[], confirm=None) is False
     with pytest.raises(ParamError, match="'system' is a system database"):
         check_target(cfg, dataset="ho_pay", target="system", existing_tables=[], confirm="system")
+
+
+def test_tables_asked_must_be_in_the_point() -> None:
+    from backup_pipelines.clickhouse.pick import tables_of
+
+    point = _point(10).model_copy(update={"details": {"tables": ["events", "users"]}})
+    assert tables_of(point, []) == ["events", "users"] and tables_of(point, ["users"]) == ["users"]
+    with pytest.raises(SourceNotFoundError, match=r"holds no table evnts \(it holds events, users\)"):
+        tables_of(point, ["evnts", "users"])
+
+
+def test_an_unknown_dataset_is_refused_before_the_catalog_is_read(example_config: dict[str, Any]) -> None:
+    from unittest import mock
+
+    from backup_pipelines.clickhouse.params import RestoreParams
+    from backup_pipelines.clickhouse.restore import RestoreService
+    from backup_pipelines.core.errors import ConfigError
+
+    engine, catalog = mock.Mock(), mock.Mock()
+    service = RestoreService(_cfg(example_config), engine, catalog)
+    with pytest.raises(
+        ConfigError,
+        match=r"dataset 'ho_pya' is not in clickhouse_snapshots.datasets \(configured: ho_pay, ho_ref\)",
+    ):
+        service.plan(RestoreParams.parse({"dataset": "ho_pya"}))
+    assert not catalog.mock_calls and not engine.mock_calls
