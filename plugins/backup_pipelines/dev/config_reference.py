@@ -44,7 +44,7 @@ DESCRIPTIONS: dict[str, str] = {
     "storage.object_lock": "Retention put on archived objects when the bucket has Object Lock.",
     "storage.object_lock.mode": "`GOVERNANCE` or `COMPLIANCE`.",
     "storage.object_lock.days": "Retention period in days.",
-    "storage.replica": "The DR region: every verified point copied there and checked (README \"Regional outage\").",
+    "storage.replica": 'The DR region: every verified point copied there and checked (README "Regional outage").',
     "storage.replica.region": "The DR region (e.g. `us-west-2`).",
     "storage.replica.backup_bucket": "DR counterpart of `storage.backup_bucket` (snapshots, DR catalog, reports).",
     "storage.replica.archive_bucket": "DR counterpart of `storage.archive_bucket`.",
@@ -87,6 +87,18 @@ DESCRIPTIONS: dict[str, str] = {
     "clickhouse_snapshots.datasets.name": "Dataset name (catalog and S3 path).",
     "clickhouse_snapshots.datasets.database": "ClickHouse database.",
     "clickhouse_snapshots.datasets.tables": "Table names or glob patterns; `*` for all.",
+    "clickhouse_snapshots.datasets.ingest": "The Kafka ingestion feeding the tables: offsets recorded before each "
+    'BACKUP, replayed by `replay_since_capture` (README "Zero data loss").',
+    "clickhouse_snapshots.datasets.ingest.topics": "Topics the ingestion consumes.",
+    "clickhouse_snapshots.datasets.ingest.consumer_groups": "Groups committing after inserting (a consumer's, or a "
+    "Kafka-engine table's `kafka_group_name`).",
+    "clickhouse_snapshots.datasets.ingest.tables": "Tables the ingestion writes; a replay needs them all restored "
+    "(empty: not checked).",
+    "clickhouse_snapshots.datasets.ingest.replay": "`reset_group`: the stopped ingestion consumes again from reset "
+    "offsets; `replay_topic`: the running one also reads `<topic><replay_topic_suffix>`.",
+    "clickhouse_snapshots.datasets.ingest.replay_topic_suffix": "Replay topic of a topic (archived events go there).",
+    "clickhouse_snapshots.datasets.ingest.catch_up_timeout": "How long a replay waits for the ingestion's lag to "
+    "reach zero (`0s`: measured once).",
     "emr_archive": "Daily EMR output archiving (`emr_daily_output_archive`).",
     "emr_archive.schedule": "Cron of the daily run.",
     "emr_archive.prefix": "Archive prefix in `storage.archive_bucket`.",
