@@ -1,5 +1,5 @@
 """A catalog for the Backups page tests, unlike the demo's: a long ClickHouse history with a broken chain,
-archives in several classes (one point whose objects were moved by hand to another class), an empty
+archives in several classes, an empty
 export, a point dated in the future (a skewed clock), and a drill report. Written through the real
 ``Catalog`` into whatever S3 the config points at."""
 
@@ -79,14 +79,8 @@ def seed_catalog(cfg: BackupConfig, catalog: Catalog, now: datetime) -> Seeded:
                 when = now - timedelta(weeks=w)
                 found.append(_point(kind, name, when.strftime("%Y-%m-%dT04"), when, [900 * 1024**2] * 3,
                                     storage_class="GLACIER"))  # fmt: skip
-            # One point's objects were moved to DEEP_ARCHIVE by hand: objects carry their own class.
-            found[0] = found[0].model_copy(
-                update={
-                    "objects": [
-                        o.model_copy(update={"storage_class": "DEEP_ARCHIVE"}) for o in found[0].objects
-                    ]
-                }
-            )
+            # The oldest went to DEEP_ARCHIVE (a class of its own on the pages).
+            found[0] = found[0].model_copy(update={"storage_class": "DEEP_ARCHIVE"})
             # A writer with a skewed clock: dated ten minutes in the future.
             when = now + timedelta(minutes=10)
             found.append(_point(kind, name, "skewed-clock", when, [1], storage_class="GLACIER"))

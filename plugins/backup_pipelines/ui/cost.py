@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from backup_pipelines.core.config.operations import StorageClassPrices
 from backup_pipelines.core.manifest import Manifest
@@ -39,14 +40,18 @@ class Growth:
     transitions: tuple[tuple[int, str], ...] = ()  # (days after capture, class), lifecycle order
 
 
-def holdings(points: Iterable[Manifest]) -> list[Holding]:
-    """A dataset's points as bytes per capture day and class (objects may override the point's class)."""
+def holdings(points: Iterable[Any]) -> list[Holding]:
+    """A dataset's points as bytes per capture day and class: a manifest's objects may override its
+    class; a catalog index entry (``core.index``) counts its point's bytes in the point's class."""
     totals: dict[tuple[date, str], int] = defaultdict(int)
     for point in points:
         day = point.captured_at.date()
+        if not isinstance(point, Manifest):
+            totals[(day, point.storage_class)] += int(point.bytes)
+            continue
         for obj in point.objects:
             totals[(day, obj.storage_class or point.storage_class)] += obj.size
-    return [Holding(day, cls, size) for (day, cls), size in sorted(totals.items())]
+    return [Holding(day, cls, size) for (day, cls), size in sorted(totals.items()) if size]
 
 
 def class_at(written: str, age_days: float, transitions: Sequence[tuple[int, str]]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from backup_pipelines.core import clock
 from backup_pipelines.core.catalog import Catalog
@@ -51,6 +51,21 @@ class Protected:
     name: str
     objectives: Objectives
     listing: Listing
+
+    @property
+    def points(self) -> list[Any]:
+        """Its points, oldest first: the index's entries where the catalog has them (no manifest read)."""
+        entries = getattr(self.listing, "entries", None)
+        return list(entries) if entries is not None else list(self.listing.points)
+
+    def verified(self) -> list[Any]:
+        states = self.listing.states()
+        return [p for p in self.points if states[p.recovery_point_id].usable]
+
+
+def size_of(point: Any) -> int:
+    """Bytes of a point: a manifest's objects, or an index entry's total."""
+    return point.size_bytes if isinstance(point, Manifest) else int(point.bytes)
 
 
 class BackupsService:
@@ -107,20 +122,20 @@ class BackupsService:
     def summarise(self, protected: Protected, drills: list[DrillOutcome]) -> DatasetOverview:
         listing, objectives = protected.listing, protected.objectives
         states = listing.states()
-        verified = listing.verified()
+        verified = protected.verified()
         newest = verified[-1] if verified else None
         age = (self.now - newest.captured_at).total_seconds() if newest else None
         status, why = rpo_status(age, objectives.rpo)
-        failed = [p for p in listing.points if states[p.recovery_point_id].state == "failed"]
+        failed = [p for p in protected.points if states[p.recovery_point_id].state == "failed"]
         latest_failure = None
         if failed:
             reason = states[failed[-1].recovery_point_id].reason
             latest_failure = f"{failed[-1].recovery_point_id}: {reason}"
-        items = cost.holdings(listing.points)
+        items = cost.holdings(protected.points)
         return DatasetOverview(
             kind=protected.kind,
             dataset=protected.name,
-            points=len(listing.points),
+            points=len(protected.points),
             verified=len(verified),
             failed=len(failed),
             invalid_manifests=len(listing.invalid),
@@ -144,15 +159,15 @@ class BackupsService:
         drills = self.drills.outcomes(limit=HISTORY_DRILLS).get(f"{kind}/{name}", [])
         listing = protected.listing
         window = self.retention_days(kind)
-        shown = listing.points
+        shown = protected.points
         if window is not None:
             shown = [p for p in shown if p.captured_at >= self.now - timedelta(days=window)]
-        by_id = listing.by_id()
-        rows = [point_row(p, listing, by_id) for p in reversed(shown[-limit:])]
+        by_id = {p.recovery_point_id: p for p in protected.points}
+        rows = [point_row(p, listing, by_id, DatasetKind(kind)) for p in reversed(shown[-limit:])]
         return DatasetPage(
             overview=self.summarise(protected, drills),
             points=rows,
-            total_points=len(listing.points),
+            total_points=len(protected.points),
             window_days=window,
             invalid=[f"{i.key}: {i.reason}" for i in listing.invalid],
             drills=drills,
@@ -167,7 +182,7 @@ class BackupsService:
         rows: list[CostRow] = []
         datasets: list[DatasetCost] = []
         for p in self.protected():
-            items = cost.holdings(p.listing.points)
+            items = cost.holdings(p.points)
             moves = self.transitions(p.kind)
             for storage_class, size in cost.bytes_by_class(items, self.now.date(), moves).items():
                 price = table.prices.of(storage_class)
@@ -206,8 +221,8 @@ class BackupsService:
 
     def _dataset_cost(self, p: Protected, items: list[cost.Holding], tier: str) -> DatasetCost:
         table, moves, today = self.cfg.costs, self.transitions(p.kind), self.now.date()
-        newest = p.listing.verified()[-1:]
-        chain = self.catalog.chain(newest[0], listing=p.listing) if newest else []
+        newest = p.verified()[-1:]
+        chain = chain_of(newest[0], {q.recovery_point_id: q for q in p.points}) if newest else []
         restore = cost.holdings(chain)
         restore_cost = sum(
             cost.retrieval_cost(size, cls, tier, table.prices)
@@ -260,7 +275,15 @@ def rpo_status(age: float | None, rpo: timedelta) -> tuple[Status, str]:
     return "green", f"newest verified point is {hours}"
 
 
-def chain_position(point: Manifest, by_id: dict[str, Manifest]) -> tuple[str | None, int]:
+def chain_of(point: Any, by_id: dict[str, Any]) -> list[Any]:
+    """The points a restore of ``point`` needs (it is verified, so its chain is whole): full first."""
+    chain = [point]
+    while chain[0].base is not None and chain[0].base in by_id and len(chain) <= len(by_id):
+        chain.insert(0, by_id[chain[0].base])
+    return chain
+
+
+def chain_position(point: Any, by_id: dict[str, Any]) -> tuple[str | None, int]:
     """The full a point's chain starts at (None when a base is missing or loops) and its depth."""
     seen, current, depth = {point.recovery_point_id}, point, 0
     while current.base is not None:
@@ -272,13 +295,17 @@ def chain_position(point: Manifest, by_id: dict[str, Manifest]) -> tuple[str | N
     return current.recovery_point_id, depth
 
 
-def point_row(point: Manifest, listing: Listing, by_id: dict[str, Manifest]) -> PointRow:
+def point_row(point: Any, listing: Listing, by_id: dict[str, Any], kind: DatasetKind) -> PointRow:
     state = listing.state_of(point.recovery_point_id)
     root, depth = chain_position(point, by_id)
     role: Literal["full", "increment", "archive"] = "increment" if point.base else "full"
-    if DatasetKind(point.kind).is_archive:
+    if kind.is_archive:
         role = "archive"
-    classes = {o.storage_class or point.storage_class for o in point.objects} or {point.storage_class}
+    classes = {point.storage_class}
+    producer: dict[str, str] = {}
+    if isinstance(point, Manifest):  # a catalog without an index: the manifest itself
+        classes = {o.storage_class or point.storage_class for o in point.objects} or classes
+        producer = point.producer
     return PointRow(
         recovery_point_id=point.recovery_point_id,
         captured_at=point.captured_at,
@@ -289,8 +316,8 @@ def point_row(point: Manifest, listing: Listing, by_id: dict[str, Manifest]) -> 
         state=state.state,
         reason=state.reason,
         broken_member=state.broken_member,
-        bytes=point.size_bytes,
+        bytes=size_of(point),
         storage_class=", ".join(sorted(classes)),
-        dag_id=point.producer.get("dag_id") or DAG_OF_KIND.get(point.kind),
-        run_id=point.producer.get("run_id"),
+        dag_id=producer.get("dag_id") or DAG_OF_KIND.get(kind),
+        run_id=producer.get("run_id"),
     )

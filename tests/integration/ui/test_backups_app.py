@@ -170,6 +170,7 @@ def test_the_cost_page_matches_the_catalog(
         ).items():
             expected[(name, cls)] = monthly
     got = {(r["dataset"], r["storage_class"]): r["monthly"] for r in data["rows"]}
+    assert sorted(got) == sorted(expected), (sorted(got), sorted(expected))
     assert got == pytest.approx(expected)
     assert data["total_monthly"] == pytest.approx(sum(expected.values()))
     assert (data["source"], data["as_of"], data["region"]) == (config.costs.source, "2025-01", "us-east-1")
