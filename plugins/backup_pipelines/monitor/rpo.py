@@ -26,15 +26,17 @@ BROKEN_CHAIN_WARNING = timedelta(days=1)
 
 @dataclass(frozen=True)
 class Target:
-    """One protected dataset and the RPO it must meet."""
+    """One protected dataset and the RPO it must meet, in one region: ``primary``, or ``dr`` (its
+    copy in the DR region, against ``objectives.dr_rpo``: its own line, breach and emails)."""
 
     kind: str
     dataset: str
     rpo_seconds: float
+    region: str = "primary"
 
     @property
     def key(self) -> str:
-        return f"{self.kind}/{self.dataset}"
+        return f"{self.kind}/{self.dataset}" + ("" if self.region == "primary" else f"@{self.region}")
 
     def to_list(self) -> list[Any]:
         """JSON-friendly form, for trigger and callback kwargs."""
@@ -55,6 +57,16 @@ def targets(
         Target(kind, name, objectives.rpo.total_seconds())
         for kind, name, objectives in cfg.datasets()
         if (wanted is None or kind in wanted) and (dataset is None or name == dataset)
+    ]
+
+
+def dr_targets(cfg: BackupConfig) -> list[Target]:
+    """Every dataset's copy in the DR region, against its DR-region RPO ([] with no replica)."""
+    if cfg.storage.replica is None:
+        return []
+    return [
+        Target(kind, name, objectives.effective_dr_rpo.total_seconds(), region="dr")
+        for kind, name, objectives in cfg.datasets()
     ]
 
 
@@ -89,16 +101,18 @@ class Age:
 
     def describe(self) -> str:
         """One line a person reads in an email or a task log."""
-        rpo = human_duration(self.target.rpo_seconds)
+        name = "DR-region RPO" if self.target.region == "dr" else "RPO"
+        rpo = f"{name} {human_duration(self.target.rpo_seconds)}"
+        where = " in the DR region" if self.target.region == "dr" else ""
         if self.error:
-            return f"{self.target.key}: age unknown ({self.error}); RPO {rpo}"
+            return f"{self.target.key}: age unknown ({self.error}); {rpo}"
         if self.age_seconds is None:
-            return f"{self.target.key}: no verified recovery point; RPO {rpo}" + self._why_newer()
-        verdict = "within RPO" if self.fresh else "RPO BREACHED"
+            return f"{self.target.key}: no verified recovery point{where}; {rpo}" + self._why_newer()
+        verdict = f"within {name}" if self.fresh else f"{name.upper()} BREACHED"
         return (
-            f"{self.target.key}: newest verified recovery point {self.newest_id} captured "
+            f"{self.target.key}: newest verified recovery point{where} {self.newest_id} captured "
             f"{self.captured_at:%Y-%m-%d %H:%M:%S} UTC, age {human_duration(self.age_seconds)}; "
-            f"RPO {rpo}: {verdict}"
+            f"{rpo}: {verdict}"
             + (f" ({self.breach})" if self.breach else "")
             + (self._why_newer() if not self.fresh else "")
         )
@@ -113,6 +127,7 @@ class Age:
         return {
             "kind": self.target.kind,
             "dataset": self.target.dataset,
+            "region": self.target.region,
             "rpo_seconds": self.target.rpo_seconds,
             "newest_verified": self.newest_id,
             "captured_at": self.captured_at.isoformat() if self.captured_at else None,
@@ -187,9 +202,11 @@ def measure_all(catalog: Catalog, items: Iterable[Target], *, now: datetime | No
     return [measure(catalog, target, now=at) for target in items]
 
 
-def gauge_name(target: Target) -> str:
-    """Metric name of a dataset's age (StatsD names: letters, digits, dots, underscores, dashes)."""
-    return f"backup_pipelines.rpo.age_seconds.{target.kind}.{target.dataset}"
+def gauge_name(target: Target, metric: str = "age_seconds") -> str:
+    """Metric name of a dataset's age (StatsD names: letters, digits, dots, underscores, dashes);
+    the DR region's under ``backup_pipelines.dr_rpo.``."""
+    family = "rpo" if target.region == "primary" else "dr_rpo"
+    return f"backup_pipelines.{family}.{metric}.{target.kind}.{target.dataset}"
 
 
 def age_for_metrics(age: Age) -> float:

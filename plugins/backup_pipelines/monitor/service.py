@@ -15,15 +15,17 @@ from typing import Any
 from backup_pipelines.core import clock, notify
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig, human_duration
+from backup_pipelines.core.regions import region_catalog
 from backup_pipelines.monitor.kafka_health import with_kafka_health
-from backup_pipelines.monitor.rpo import Age, age_for_metrics, gauge_name, measure_all, targets
+from backup_pipelines.monitor.rpo import Age, age_for_metrics, dr_targets, gauge_name, measure_all, targets
 from backup_pipelines.monitor.status import (
+    StatusCopy,
     Transition,
     apply,
     build_status,
-    read_status,
+    read_newest,
     transitions,
-    write_status,
+    write_copies,
 )
 from backup_pipelines.recovery.effective import effective_rpos
 
@@ -35,20 +37,26 @@ def transition_email(change: Transition) -> notify.Message:
     age = change.age
     target = age.target
     since = change.breached_since
+    dr = target.region == "dr"
+    tag, rpo_name = ("DR RPO", "DR-region RPO") if dr else ("RPO", "RPO")
+    what = "replica in the DR region" if dr else "recovery point"
     age_text = human_duration(age.age_seconds) if age.age_seconds is not None else "no verified point"
     if change.kind == "breach":
-        if age.age_seconds is None:
-            subject = f"[RPO BREACH] {target.key}: no verified recovery point"
+        if age.error:
+            subject = f"[{tag} BREACH] {target.key}: catalog unreachable, age unknown"
+        elif age.age_seconds is None:
+            subject = f"[{tag} BREACH] {target.key}: no verified {what}"
         else:
-            subject = f"[RPO BREACH] {target.key}: newest verified recovery point is {age_text} old"
-        intro = "The newest verified recovery point of this dataset is older than its RPO."
+            subject = f"[{tag} BREACH] {target.key}: newest verified {what} is {age_text} old"
+        intro = f"The newest verified {what} of this dataset is older than its {rpo_name}, or unknown."
     else:
         lasted = human_duration((age.measured_at - since).total_seconds()) if since else "unknown"
-        subject = f"[RPO RECOVERED] {target.key}: back within RPO (breach lasted {lasted})"
-        intro = "This dataset is back within its RPO."
+        subject = f"[{tag} RECOVERED] {target.key}: back within {rpo_name} (breach lasted {lasted})"
+        intro = f"This dataset is back within its {rpo_name}."
     rows = [
         ("Dataset", target.key),
-        ("RPO", human_duration(target.rpo_seconds)),
+        ("Region", "DR" if dr else "primary"),
+        (rpo_name, human_duration(target.rpo_seconds)),
         ("Newest verified recovery point", age.newest_id or "none"),
         ("Captured at", f"{age.captured_at:%Y-%m-%d %H:%M:%S} UTC" if age.captured_at else "-"),
         ("Age", age_text),
@@ -99,11 +107,15 @@ def run_monitor(
         gauge = Stats.gauge
     now = now or clock.utcnow()
     catalog = Catalog.from_config(cfg)
-    hook = catalog.s3
     bucket, key = cfg.storage.backup_bucket, cfg.rpo_monitor.status_key
+    copies = [StatusCopy("primary", catalog.s3, bucket, cfg.storage.encryption)]
 
     ages = with_kafka_health(cfg, catalog, measure_all(catalog, targets(cfg), now=now), now=now)
     effective = effective_rpos(cfg, catalog, now=now)  # datasets with ingest: snapshot + Kafka replay
+    if cfg.storage.replica is not None:  # the DR region: measured even when the primary is down
+        dr_catalog = region_catalog(cfg, "dr")
+        ages += measure_all(dr_catalog, dr_targets(cfg), now=now)
+        copies.append(StatusCopy("dr", dr_catalog.s3, dr_catalog.bucket, cfg.storage.replica.encryption))
     for age in ages:
         log.info("RPO: %s", age.describe())
         if age.target.key in effective:
@@ -111,9 +123,9 @@ def run_monitor(
         if age.warning:
             log.warning("RPO: %s: %s", age.target.key, age.warning)
         gauge(gauge_name(age.target), age_for_metrics(age))
-        gauge(f"backup_pipelines.rpo.breached.{age.target.kind}.{age.target.dataset}", 0 if age.fresh else 1)
+        gauge(gauge_name(age.target, "breached"), 0 if age.fresh else 1)
 
-    state = dict(read_status(hook, bucket=bucket, key=key).state)
+    state = dict(read_newest(copies, key=key).state)
     emails = []
     for change in transitions(state, ages):
         message = transition_email(change)
@@ -125,18 +137,7 @@ def run_monitor(
         )
         emails.append(message.subject)
         state = apply(state, change)
-        write_status(
-            hook,
-            build_status(ages, state, run_id=run_id, now=now),
-            bucket=bucket,
-            key=key,
-            encryption=cfg.storage.encryption,
-        )
-    write_status(
-        hook,
-        build_status(ages, state, run_id=run_id, now=now),
-        bucket=bucket,
-        key=key,
-        encryption=cfg.storage.encryption,
-    )
-    return MonitorResult(ages=ages, emails=emails, status_url=f"s3://{bucket}/{key}")
+        write_copies(copies, build_status(ages, state, run_id=run_id, now=now), key=key)
+    written = write_copies(copies, build_status(ages, state, run_id=run_id, now=now), key=key)
+    where = {c.region: f"s3://{c.bucket}/{key}" for c in copies}
+    return MonitorResult(ages=ages, emails=emails, status_url=where[written[0]])

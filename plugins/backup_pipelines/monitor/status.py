@@ -90,6 +90,55 @@ def build_status(
     return Status(generated_at=now, run_id=run_id, datasets=[a.as_status() for a in ages], state=kept)
 
 
+@dataclass(frozen=True)
+class StatusCopy:
+    """Where one copy of the status JSON lives: the primary's backup bucket, or the DR region's."""
+
+    region: str
+    hook: BackupS3Hook
+    bucket: str
+    encryption: Encryption
+
+
+def read_newest(copies: Sequence[StatusCopy], *, key: str) -> Status:
+    """The newest status among the copies a region can serve; a region that cannot be reached is
+    logged and skipped (a regional outage must not stop the monitor), all unreachable raises."""
+    found: list[Status] = []
+    errors: list[Exception] = []
+    for copy in copies:
+        try:
+            found.append(read_status(copy.hook, bucket=copy.bucket, key=key))
+        except Exception as exc:
+            log.error(
+                "RPO: status in the %s region (s3://%s/%s) unreadable: %s", copy.region, copy.bucket, key, exc
+            )
+            errors.append(exc)
+    if not found:
+        raise errors[-1]
+    return max(found, key=lambda st: st.generated_at.timestamp() if st.generated_at else 0.0)
+
+
+def write_copies(copies: Sequence[StatusCopy], status: Status, *, key: str) -> list[str]:
+    """Write the status to every region that can take it; the regions written (raises if none)."""
+    written, errors = [], []
+    for copy in copies:
+        try:
+            write_status(copy.hook, status, bucket=copy.bucket, key=key, encryption=copy.encryption)
+            written.append(copy.region)
+        except Exception as exc:
+            log.error(
+                "RPO: status not written to the %s region (s3://%s/%s): %s",
+                copy.region,
+                copy.bucket,
+                key,
+                exc,
+            )
+            errors.append(exc)
+    if not written:
+        raise errors[-1]
+    return written
+
+
 def read_status(hook: BackupS3Hook, *, bucket: str, key: str) -> Status:
     """The previous status; missing means "nothing breached yet", corrupt is logged and reset."""
     found = hook.get_bytes(bucket, key)

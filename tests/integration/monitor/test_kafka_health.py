@@ -22,7 +22,7 @@ def monitored(example_config: dict[str, Any]) -> dict[str, Any]:
     """The example config with a catalog, a status key and recipients of this test's own."""
     tag = secrets.token_hex(3)
     raw = example_config
-    raw["storage"] = {**raw["storage"], "catalog_prefix": f"catalog-kh-{tag}/"}
+    raw["storage"] = {**raw["storage"], "replica": None, "catalog_prefix": f"catalog-kh-{tag}/"}
     raw["alerts"] = {"recipients": ["oncall-kafka@example.com"], "from_email": "bp@example.com"}
     raw["clickhouse_snapshots"] = {**raw["clickhouse_snapshots"], "datasets": []}
     raw["emr_archive"] = {**raw["emr_archive"], "jobs": []}

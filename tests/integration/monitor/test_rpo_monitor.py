@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def monitor_config(write_config, example_config) -> dict[str, Any]:
     tag = secrets.token_hex(3)
     raw = dict(example_config)
-    raw["storage"] = {**example_config["storage"], "catalog_prefix": f"catalog-rpo-{tag}/"}
+    raw["storage"] = {**example_config["storage"], "replica": None, "catalog_prefix": f"catalog-rpo-{tag}/"}
     raw["alerts"] = {"recipients": ["oncall-rpo@example.com"], "from_email": "bp@example.com"}
     raw["clickhouse_snapshots"] = {
         **example_config["clickhouse_snapshots"],

@@ -24,7 +24,7 @@ def s3(moto_s3: Any) -> Any:
 def _cfg(example_config: dict[str, Any]) -> BackupConfig:
     raw = dict(example_config)
     raw["connections"] = {"aws": "aws_unit"}
-    raw["storage"] = {**example_config["storage"], "backup_bucket": BUCKET}
+    raw["storage"] = {**example_config["storage"], "replica": None, "backup_bucket": BUCKET}
     raw["emr_archive"] = {"jobs": []}
     raw["kafka_archive"] = {"topics": []}
     raw["deep_archive_exports"] = {"exports": []}
