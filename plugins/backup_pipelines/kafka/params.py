@@ -1,19 +1,23 @@
 """The params of the ``kafka_archive_replay`` form, read into a typed model before any side effect.
 
 Each bad value fails the run's first task with one line naming the param: a range whose end is
-not after its start, a negative offset, a restore tier or count out of range. What needs the
+not after its start, a negative offset, a target topic name Kafka would refuse, a restore tier
+or count out of range. What needs the
 config or the catalog (a topic that is not configured, partitions the archive does not have, a
 target another archive reads) is checked by ``kafka.replay.plan_replay``, also before anything.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from backup_pipelines.core.params import RunParams, parse_time
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 class ReplayParams(RunParams):
@@ -54,6 +58,16 @@ class ReplayParams(RunParams):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("target_topic")
+    @classmethod
+    def _legal_topic_name(cls, value: str | None) -> str | None:
+        """A name Kafka accepts, checked here: found at the replay, it would fail after the restore."""
+        if value is not None and (value in {".", ".."} or not _TOPIC_NAME.fullmatch(value)):
+            raise ValueError(
+                f"{value!r} is not a legal Kafka topic name (letters, digits, '.', '_', '-'; 1 to 249)"
+            )
+        return value
 
     @field_validator("partitions", mode="before")
     @classmethod
