@@ -8,8 +8,13 @@
   archives stay fresh (empty and verified); the warning makes an abandoned or misrouted topic
   visible.
 
-A topic missing from the cluster is left to the archive run, which fails naming it. When Kafka
-cannot be reached, each Kafka dataset gets a warning saying so; the catalog ages still count.
+- **Missing topic** (a warning): a configured topic the cluster does not have (misspelt, or
+  deleted since its last archive), named with the closest existing topics. The archive run fails
+  on it (nothing is archived, no empty point is written), so its age grows to a breach; the
+  warning says why from the first monitor pass on.
+
+When Kafka cannot be reached, each Kafka dataset gets a warning saying so; the catalog ages still
+count.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from datetime import datetime, timedelta
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig
 from backup_pipelines.core.kinds import DatasetKind
-from backup_pipelines.kafka.client import KafkaClient
+from backup_pipelines.kafka.client import KafkaClient, missing_topic_message
 from backup_pipelines.kafka.health import TopicHealth, topic_health
 from backup_pipelines.monitor.rpo import Age
 
@@ -49,7 +54,7 @@ def with_kafka_health(
     now: datetime,
     kafka: KafkaClient | None = None,
 ) -> list[Age]:
-    """``ages`` with each Kafka topic's backlog breach and idle warning added."""
+    """``ages`` with each Kafka topic's backlog breach, idle warning and missing-topic warning added."""
     topics = [a.target.dataset for a in ages if a.target.kind == DatasetKind.KAFKA_ARCHIVE]
     if not topics:
         return list(ages)
@@ -63,8 +68,11 @@ def with_kafka_health(
     checked = []
     for age in ages:
         name = age.target.dataset
-        if age.target.kind != DatasetKind.KAFKA_ARCHIVE or name not in existing:
+        if age.target.kind != DatasetKind.KAFKA_ARCHIVE:
             checked.append(age)
+            continue
+        if name not in existing:
+            checked.append(_with(age, warning=missing_topic_message(name, existing)))
             continue
         try:
             health = topic_health(

@@ -102,7 +102,7 @@ def test_a_topic_without_records_for_longer_than_its_rpo_is_a_warning_not_a_brea
         )
     weekly = weekly_archive(write_config, monitored, idle, busy)
     run_window(weekly, now - timedelta(days=11), now - timedelta(days=4))
-    summary = _monitor(now)
+    summary = _monitor(datetime.now(UTC))  # after the archive: the monitor counts points captured by then
     assert summary["breached"] == [], "both archives are fresh"
     assert summary["warnings"] == {
         f"kafka_archive/{idle}": (
@@ -110,3 +110,32 @@ def test_a_topic_without_records_for_longer_than_its_rpo_is_a_warning_not_a_brea
             "is it idle or abandoned?"
         )
     }
+
+
+def test_a_topic_deleted_since_its_archive_is_a_warning_naming_it_and_is_not_re_created(
+    embedded_stack: Any, write_config: Any, monitored: dict[str, Any]
+) -> None:
+    """Its archive is still fresh (the catalog's verdict stands until the RPO runs out, as the
+    archive run now fails on it), but every monitor pass says the topic is gone, on a broker that
+    creates topics on a metadata request."""
+    from confluent_kafka.admin import AdminClient
+    from support.kafka import create_topic, produce_stamped, run_window, topic_names, weekly_archive
+
+    bootstrap = embedded_stack.kafka_bootstrap
+    topic = f"it-ledger-{secrets.token_hex(3)}"
+    sibling = f"{topic}-v2"
+    now = datetime.now(UTC)
+    for name in (topic, sibling):
+        create_topic(bootstrap, name, 1)
+        produce_stamped(bootstrap, name, [(0, int((now - timedelta(hours=2)).timestamp() * 1000))])
+    weekly = weekly_archive(write_config, monitored, topic)
+    run_window(weekly, now - WEEK, now - timedelta(hours=1))
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.delete_topics([topic])[topic].result(30)
+
+    summary = _monitor(datetime.now(UTC))
+    assert summary["breached"] == []
+    warning = summary["warnings"][f"kafka_archive/{topic}"]
+    assert warning.startswith(f"Kafka topic {topic!r} does not exist on the cluster (closest existing: ")
+    assert sibling in warning
+    assert topic not in topic_names(bootstrap), "the monitor re-created the deleted topic"

@@ -1,5 +1,5 @@
-"""Kafka topics in the monitor pass: a backlog at risk breaches, an idle topic warns, Kafka trouble
-is said and never hides the catalog's verdict. (Against a real broker:
+"""Kafka topics in the monitor pass: a backlog at risk breaches, an idle or missing topic warns,
+Kafka trouble is said and never hides the catalog's verdict. (Against a real broker:
 tests/integration/monitor/test_kafka_health.py.)"""
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def test_a_backlog_at_risk_is_a_breach_naming_partitions_and_offsets(
     assert orders.breach.startswith("Kafka records not archived are at risk of deletion (partitions 3): ")
     assert "orders[3]: offsets 1200-1449 are not archived" in orders.breach
     assert orders.as_status()["breach"] == orders.breach and orders.as_status()["fresh"] is False
-    assert typo.fresh and typo.breach is None, "a topic missing from the cluster is left to the archive run"
+    assert typo.fresh and typo.breach is None, "the catalog's verdict stands: the archive run fails on it"
+    assert typo.warning == "Kafka topic 'typo' does not exist on the cluster (1 topic(s) exist, none close)"
     assert analytics.fresh
     email = transition_email(Transition("breach", orders, NOW))
     assert email.subject == (
