@@ -268,6 +268,10 @@ def _demo(progress: Progress, stack: EmbeddedStack, started: float) -> int:
         seeded = seed_demo_data(stack, now)
         step.detail = describe(seeded)
     results = _run_dags(progress, now)
+    with progress.step("zero data loss: a restore with replay_since_capture", keep_going=True) as step:
+        from backup_pipelines.dev.ingest import demo_zero_loss
+
+        step.detail = demo_zero_loss(stack, now, DEMO_DIR)
     with progress.step("gather the summary") as step:
         lines = _summary(stack, seeded, results)
     for line in lines:
