@@ -25,11 +25,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from backup_pipelines.clickhouse.backups import BackupStore
 from backup_pipelines.core.chains import resolve
 from backup_pipelines.core.kinds import DatasetKind
+from backup_pipelines.core.regions import held_for_dr
 
 if TYPE_CHECKING:
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import BackupConfig
+    from backup_pipelines.core.index import IndexEntry
     from backup_pipelines.core.manifest import Listing, Manifest
+
+    Point = Manifest | IndexEntry  # a manifest, or its catalog index entry
 
 KIND = DatasetKind.CLICKHOUSE_SNAPSHOT
 log = logging.getLogger(__name__)
@@ -42,7 +46,7 @@ class Decision:
     reason: str
 
 
-def ancestors(point_id: str, by_id: dict[str, Manifest]) -> list[str]:
+def ancestors(point_id: str, by_id: dict[str, Point]) -> list[str]:
     """Ids the point depends on, nearest base first (stops at a missing base or a loop)."""
     out: list[str] = []
     current = by_id.get(point_id)
@@ -53,10 +57,10 @@ def ancestors(point_id: str, by_id: dict[str, Manifest]) -> list[str]:
 
 
 def plan_retention(
-    points: Sequence[Manifest], *, now: datetime, retention_days: int, min_verified: int
+    points: Sequence[Point], *, now: datetime, retention_days: int, min_verified: int
 ) -> list[Decision]:
     """Keep/delete for every point; deletions come out newest first (increments before bases)."""
-    by_id = {p.recovery_point_id: p for p in points}
+    by_id: dict[str, Point] = {p.recovery_point_id: p for p in points}
     states = resolve(points)  # effective: a point counts only when its whole chain is verified
     cutoff = now - timedelta(days=retention_days)
     keep: dict[str, str] = {}
@@ -70,7 +74,7 @@ def plan_retention(
         if point.captured_at >= cutoff:
             _keep_with_chain(point.recovery_point_id, f"younger than {retention_days} days")
     # The newest min_verified intact verified chains, whatever their age.
-    newest_per_root: dict[str, Manifest] = {}
+    newest_per_root: dict[str, Point] = {}
     for point in sorted(points, key=lambda p: p.captured_at, reverse=True):
         state = states[point.recovery_point_id]
         if state.usable and state.root is not None:
@@ -162,19 +166,23 @@ class RetentionService:
         return report
 
     def _points(self, dataset: str, listing: Listing) -> None:
-        by_id = listing.by_id()
         decisions = plan_retention(
-            listing.points,
+            listing.entries,  # the index: only the manifests of points to delete are read
             now=self.now,
             retention_days=self.section.retention_days,
             min_verified=self.section.min_verified,
         )
+        held = held_for_dr(self.cfg, KIND, dataset, listing)  # not in the DR region yet: kept
         for decision in decisions:
             label = f"{dataset}/{decision.recovery_point_id}"
             if decision.action == "keep":
                 self.report.kept.append(label)
                 continue
-            manifest = by_id[decision.recovery_point_id]
+            if decision.recovery_point_id in held:
+                self.report.kept.append(label)
+                log.warning("%s kept: the DR region has not received it yet", label)
+                continue
+            manifest = listing.manifest(decision.recovery_point_id)
             locked = self.store.locked_objects(manifest.location, now=self.now) if self.lock else []
             if locked:
                 self.report.locked.append(
@@ -191,7 +199,7 @@ class RetentionService:
     def _orphans(self, dataset: str, listing: Listing) -> None:
         """Folders no manifest names (valid or not), older than the grace period."""
         base = f"s3://{self.bucket}/{self.section.prefix}{dataset}/"
-        known = {p.location for p in listing.points}
+        known = {p.location for p in listing.entries}
         known |= {f"{base}{i.key.rsplit('/', 1)[-1].removesuffix('.json')}/" for i in listing.invalid}
         folders = self.store.list_folders(base)
         for folder in orphan_folders(folders, known, now=self.now, grace=self.section.orphan_grace):

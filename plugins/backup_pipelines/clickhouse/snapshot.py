@@ -96,15 +96,15 @@ def choose_base(
     ``full_every`` old or older gets a fresh full. One pass over the points (chains resolved once).
     """
     states = listing.states()
-    by_id = listing.by_id()
-    for point in sorted(listing.points, key=lambda p: p.captured_at, reverse=True):
+    for point in sorted(listing.entries, key=lambda p: p.captured_at, reverse=True):  # the index
         state = states[point.recovery_point_id]
         if point.recovery_point_id == exclude or point.captured_at > now or not state.usable:
             continue
-        assert state.root is not None
-        if now - by_id[state.root].captured_at >= full_every:
+        root = listing.entry(state.root or "")
+        assert root is not None
+        if now - root.captured_at >= full_every:
             return None
-        return point
+        return listing.manifest(point.recovery_point_id)  # the one manifest read
     return None
 
 
@@ -208,7 +208,7 @@ class SnapshotService:
             missing = Presence(self.engine.s3).missing(chain)
             if not missing:
                 return base, chain
-            broken = listing.by_id()[missing[0].recovery_point_id]
+            broken = listing.manifest(missing[0].recovery_point_id)
             log.warning(
                 "Base chain of %s is broken: %s; that chain is failed and not used as a base",
                 base.recovery_point_id,

@@ -289,6 +289,17 @@ class Catalog:
             loader=partial(self.manifests.read_many, kind, dataset),
         )
 
+    def recent_points(self, kind: str, dataset: str) -> Listing:
+        """The index head's points (one ranged GET): the newest points, the newest verified ones and
+        the newest that broke a chain, with the chain states the index resolved; for the RPO
+        monitor. Whole manifests are read only when asked for."""
+        head = self.index_head(kind, dataset)
+        return Listing(
+            entries=head.recent,
+            loader=partial(self.manifests.read_many, kind, dataset),
+            resolved=True,
+        )
+
     def latest_verified_summary(self, kind: str, dataset: str) -> IndexEntry | None:
         """The index entry of the newest point whose effective state is verified: one ranged GET."""
         return self.index_head(kind, dataset).latest_verified

@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from backup_pipelines.core.chains import resolve
+from backup_pipelines.core.chains import ChainState, resolve
 from backup_pipelines.core.errors import ManifestError
 
 if TYPE_CHECKING:
@@ -35,7 +35,12 @@ INDEX_FORMAT = "backup-pipelines.catalog-index"
 INDEX_VERSION = 1
 INDEX_NAME = "_index.jsonl"
 #: Bytes the monitor asks for to read the head; a larger head falls back to a whole GET.
-HEAD_BYTES = 16 * 1024
+HEAD_BYTES = 64 * 1024
+#: What the head carries besides counts: the newest points, the newest verified ones (so a point
+#: captured "in the future" by a skewed clock does not hide the one before) and the newest points
+#: that broke a chain (what the RPO monitor warns about), each with its resolved chain state.
+RECENT_POINTS, RECENT_VERIFIED, RECENT_FAILURES = 10, 4, 5
+DERIVED = {"state", "state_reason", "broken_member", "root", "depth", "failed_with"}
 
 
 class _Model(BaseModel):
@@ -55,6 +60,10 @@ class IndexEntry(_Model):
     verified_at: datetime | None = None
     state: Literal["verified", "unverified", "failed"] = "unverified"
     state_reason: str | None = None
+    broken_member: str | None = None
+    root: str | None = None
+    depth: int = 0
+    failed_with: int | None = Field(default=None, description="points failed through this one")
     location: str
     storage_class: str
     bytes: int = 0
@@ -93,12 +102,19 @@ class IndexEntry(_Model):
 
     def same_point(self, other: IndexEntry) -> bool:
         """Equal in everything a manifest decides (not the derived state, ETag or revision)."""
-        skip = {"state", "state_reason", "etag", "revision"}
+        skip = DERIVED | {"etag", "revision"}
         return self.model_dump(exclude=skip) == other.model_dump(exclude=skip)
 
     @property
     def usable(self) -> bool:
         return self.state == "verified"
+
+    @property
+    def chain_state(self) -> ChainState:
+        """The chain state resolved when the index was written (``core.chains.ChainState``)."""
+        return ChainState(
+            self.recovery_point_id, self.root, self.depth, self.state, self.state_reason, self.broken_member
+        )
 
 
 class InvalidEntry(_Model):
@@ -120,6 +136,7 @@ class IndexHead(_Model):
     points: int = 0
     invalid: int = 0
     latest_verified: IndexEntry | None = None
+    recent: list[IndexEntry] = []
 
 
 class DatasetIndex:
@@ -165,7 +182,18 @@ class DatasetIndex:
             points=len(self._entries),
             invalid=len(self._invalid),
             latest_verified=self.latest_verified(),
+            recent=self.recent(),
         )
+
+    def recent(self) -> list[IndexEntry]:
+        """The head's points (``RECENT_*``), oldest first."""
+        entries = self.entries
+        chosen = {e.recovery_point_id: e for e in entries[-RECENT_POINTS:]}
+        chosen |= {e.recovery_point_id: e for e in [e for e in entries if e.usable][-RECENT_VERIFIED:]}
+        roots = [e for e in entries if e.failed_with is not None]
+        roots.sort(key=lambda e: (e.verified_at or e.captured_at, e.recovery_point_id))
+        chosen |= {e.recovery_point_id: e for e in roots[-RECENT_FAILURES:]}
+        return sorted(chosen.values(), key=lambda e: (e.captured_at, e.recovery_point_id))
 
     # -- changing --------------------------------------------------------------------------------
     def upsert(self, entry: IndexEntry) -> bool:
@@ -205,12 +233,23 @@ class DatasetIndex:
 
     def _resolve(self) -> None:
         states = resolve(self._entries.values())
+        broken: dict[str, int] = {}
+        for point_id, chain in states.items():
+            if chain.broken_member is not None and chain.broken_member != point_id:
+                broken[chain.broken_member] = broken.get(chain.broken_member, 0) + 1
         for point_id, entry in self._entries.items():
             chain = states[point_id]
-            if (entry.state, entry.state_reason) != (chain.state, chain.reason):
-                self._entries[point_id] = entry.model_copy(
-                    update={"state": chain.state, "state_reason": chain.reason}
-                )
+            own_break = chain.broken_member == point_id and entry.own_state == "failed"
+            update = {
+                "state": chain.state,
+                "state_reason": chain.reason,
+                "broken_member": chain.broken_member,
+                "root": chain.root,
+                "depth": chain.depth,
+                "failed_with": broken.get(point_id, 0) if own_break else None,
+            }
+            if any(getattr(entry, name) != value for name, value in update.items()):
+                self._entries[point_id] = entry.model_copy(update=update)
 
     # -- bytes -----------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -249,7 +288,7 @@ def compare(stored: DatasetIndex, truth: DatasetIndex) -> list[str]:
         if held is None:
             found.append(f"{point_id}: has a manifest but no index entry")
             continue
-        derived = {"etag", "revision", "state", "state_reason"}  # states follow from the own fields
+        derived = DERIVED | {"etag", "revision"}  # chain states follow from the own fields
         mine, theirs = (
             held.model_dump(exclude=derived),
             entry.model_dump(exclude=derived),

@@ -228,6 +228,7 @@ class Listing:
         *,
         entries: Sequence[IndexEntry] | None = None,
         loader: Callable[[list[str]], dict[str, Manifest]] | None = None,
+        resolved: bool = False,
     ) -> None:
         self.invalid = list(invalid)
         self._manifests = {p.recovery_point_id: p for p in points or []}
@@ -237,6 +238,8 @@ class Listing:
         self.entries = list(entries)
         self._entry_by_id = {e.recovery_point_id: e for e in self.entries}
         self._states: dict[str, ChainState] | None = None
+        if resolved:  # some points of a dataset (an index head): their states as the index resolved them
+            self._states = {e.recovery_point_id: e.chain_state for e in self.entries}
 
     @property
     def points(self) -> list[Manifest]:
@@ -268,6 +271,17 @@ class Listing:
 
     def state_of(self, recovery_point_id: str) -> ChainState:
         return self.states()[recovery_point_id]
+
+    def failed_with(self, recovery_point_id: str) -> int:
+        """How many points failed through this one (it broke their chain)."""
+        entry = self.entry(recovery_point_id)
+        if entry is not None and entry.failed_with is not None:
+            return entry.failed_with
+        return sum(
+            1
+            for point_id, state in self.states().items()
+            if state.broken_member == recovery_point_id and point_id != recovery_point_id
+        )
 
     def verified_entries(self) -> list[IndexEntry]:
         states = self.states()

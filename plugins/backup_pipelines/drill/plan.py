@@ -9,12 +9,14 @@ import random
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from pydantic import BaseModel
 
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.chains import resolve
 from backup_pipelines.core.config import BackupConfig
+from backup_pipelines.core.index import IndexEntry
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest
 from backup_pipelines.drill.params import DrillParams
@@ -38,14 +40,17 @@ def drill_id_for(run_id: str) -> str:
     return f"{stem}_{digest}"
 
 
+Point = TypeVar("Point", Manifest, IndexEntry)  # a manifest, or its catalog index entry
+
+
 def pick_recovery_point(
-    points: Sequence[Manifest],
+    points: Sequence[Point],
     *,
     mode: PickMode,
     window: timedelta,
     now: datetime,
     rng: random.Random,
-) -> tuple[Manifest | None, int, str]:
+) -> tuple[Point | None, int, str]:
     """(point, number of candidates, why): the latest, or a random one captured within ``window``.
 
     Points whose effective state is failed (they, or a member of their chain, failed
@@ -125,10 +130,11 @@ def plan_drill(
     datasets: dict[str, DatasetPlan] = {}
     for kind, name, _ in cfg.datasets():
         listing = catalog.list_points(kind, name)
-        point, candidates, why = pick_recovery_point(
-            listing.points, mode=pick, window=cfg.dr_drill.random_window, now=now, rng=rng
+        point, candidates, why = pick_recovery_point(  # on the index: the picked manifest alone is read
+            listing.entries, mode=pick, window=cfg.dr_drill.random_window, now=now, rng=rng
         )
-        keys = [o.key for o in point.objects] if point and kind.is_archive else []
+        picked = listing.manifest(point.recovery_point_id) if point and kind.is_archive else None
+        keys = [o.key for o in picked.objects] if picked else []
         datasets[f"{kind}/{name}"] = DatasetPlan(
             kind=kind,
             dataset=name,

@@ -49,7 +49,7 @@ def previous_archive(
     this_id = recovery_point_id(interval_end)
     later = [
         p
-        for p in listing.points
+        for p in listing.entries  # the index: only the archive continued is read whole
         if p.recovery_point_id != this_id and p.interval_end is not None and p.interval_end > interval_start
     ]
     if later:
@@ -58,8 +58,10 @@ def previous_archive(
             f"ending after {interval_start.isoformat()}; archives are made in window order "
             "(offsets would overlap)"
         )
-    earlier = [p for p in listing.points if p.interval_end is not None and p.interval_end <= interval_start]
-    return max(earlier, key=lambda p: p.interval_end or interval_start) if earlier else None
+    earlier = [p for p in listing.entries if p.interval_end is not None and p.interval_end <= interval_start]
+    if not earlier:
+        return None
+    return listing.manifest(max(earlier, key=lambda p: p.interval_end or interval_start).recovery_point_id)
 
 
 class ArchivePlanner:

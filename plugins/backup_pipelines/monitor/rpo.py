@@ -146,23 +146,19 @@ def measure(catalog: Catalog, target: Target, *, now: datetime | None = None) ->
     are listed with why, and a broken chain among them is a warning naming the broken member."""
     measured_at = now or clock.utcnow()
     try:
-        listing = catalog.list_points(target.kind, target.dataset)
+        listing = catalog.recent_points(target.kind, target.dataset)  # the index head: one GET
     except Exception as exc:  # an unreadable catalog is itself an RPO problem: report it, don't crash
         log.warning("RPO: cannot read the catalog of %s: %s", target.key, exc)
         return Age(target, measured_at, error=f"{type(exc).__name__}: {exc}")
-    verified = [p for p in listing.verified() if p.captured_at <= measured_at]
+    verified = [p for p in listing.verified_entries() if p.captured_at <= measured_at]
     newest = verified[-1] if verified else None
     states = listing.states()
-    newer = [p for p in listing.points if newest is None or p.captured_at > newest.captured_at]
+    newer = [p for p in listing.entries if newest is None or p.captured_at > newest.captured_at]
     not_counted = tuple(
         f"{p.recovery_point_id}: {states[p.recovery_point_id].state} ({states[p.recovery_point_id].reason})"
         for p in newer[-5:]
     )
-    warnings = (
-        [str(newest.details["retention_warning"])]
-        if newest and newest.details.get("retention_warning")
-        else []
-    )
+    warnings = [newest.retention_warning] if newest and newest.retention_warning else []
     warnings += _broken_chains(listing, states, since=measured_at - BROKEN_CHAIN_WARNING)
     return Age(
         target,
@@ -178,21 +174,15 @@ def _broken_chains(listing: Listing, states: dict[str, ChainState], *, since: da
     """A warning per chain member found broken since ``since`` (its own check failed), naming it,
     what broke it (the object, for a presence check) and how many points failed with it."""
     found = []
-    for point in listing.points:
-        own = point.verification
-        if own.state != "failed" or own.verified_at is None or own.verified_at < since:
+    for point in listing.entries:
+        if point.own_state != "failed" or point.verified_at is None or point.verified_at < since:
             continue
         if states[point.recovery_point_id].broken_member != point.recovery_point_id:
             continue  # failed through its chain: the member that broke is named instead
-        with_it = [
-            pid
-            for pid, st in states.items()
-            if st.broken_member == point.recovery_point_id and pid != point.recovery_point_id
-        ]
         found.append(
             f"broken chain: recovery point {point.recovery_point_id} failed at "
-            f"{own.verified_at:%Y-%m-%d %H:%M} UTC ({own.detail}); "
-            f"{len(with_it)} point(s) built on it failed with it"
+            f"{point.verified_at:%Y-%m-%d %H:%M} UTC ({point.own_detail}); "
+            f"{listing.failed_with(point.recovery_point_id)} point(s) built on it failed with it"
         )
     return found
 

@@ -233,3 +233,22 @@ def test_an_index_write_that_keeps_losing_names_the_index_and_the_fix(
     assert catalog.read(KIND, DATASET, "b").recovery_point_id == "b"  # the manifest stands
     monkeypatch.setattr(catalog.s3, "put_encrypted", put)
     assert [e.recovery_point_id for e in catalog.list_points(KIND, DATASET).entries] == ["a", "b"]
+
+
+def test_the_rpo_monitor_pass_reads_the_index_head_alone(catalog: Catalog) -> None:
+    from backup_pipelines.monitor.rpo import Target, measure
+
+    catalog.write(point("full", 0))
+    for hour in range(1, 80):
+        catalog.write(point(f"i{hour:03d}", hour, base="full"))
+    catalog.write(point("future", 500))  # a skewed clock: captured after "now"
+    now = T0 + timedelta(hours=80)
+    catalog.mark_verification(
+        point("i079", 79, base="full"), state="failed", checks=["presence"], detail="gone", at=now
+    )
+    counting = Counting(catalog.s3.client)
+    age = measure(catalog, Target(KIND, DATASET, 3600), now=now)
+    assert counting.calls == ["GetObject"]
+    assert age.newest_id == "i078" and age.age_seconds == 2 * 3600
+    assert age.not_counted == ("i079: failed (gone)", "future: verified (None)")
+    assert age.warning is not None and "broken chain: recovery point i079 failed at" in age.warning
