@@ -47,7 +47,7 @@ def test_a_misspelt_topic_fails_the_plan_naming_the_closest_topics_and_is_not_cr
 
 
 def test_a_topic_deleted_between_two_runs_fails_the_second_and_is_not_re_created(
-    embedded_stack: Any, write_config: Any, example_config: dict[str, Any]
+    embedded_stack: Any, s3: Any, write_config: Any, example_config: dict[str, Any]
 ) -> None:
     from confluent_kafka.admin import AdminClient
     from support.kafka import create_topic, produce_stamped, run_window, topic_names, weekly_archive
@@ -63,10 +63,21 @@ def test_a_topic_deleted_between_two_runs_fails_the_second_and_is_not_re_created
     _, (first,) = run_window(weekly, W1 - WEEK, W1)
     assert first.message_count == 3
 
+    bucket = weekly.cfg.storage.archive_bucket
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"kafka/{topic}/")["Contents"]}
+    assert keys == {entry.key for entry in first.objects}
+
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.delete_topics([topic])[topic].result(30)
+    # The broker still creates topics on a producer-style metadata request: a client that asked
+    # about the deleted topic that way would bring it back.
+    probe = f"autocreated-after-delete-{uuid.uuid4().hex}"
+    admin.list_topics(probe, timeout=30)
+    assert probe in topic_names(bootstrap), "precondition: the broker creates topics on metadata requests"
     with pytest.raises(SourceNotFoundError, match=f"Kafka topic {topic!r} does not exist on the cluster"):
         weekly.plan(W1, W1 + WEEK)
     assert topic not in topic_names(bootstrap), "the archive re-created the deleted topic"
     points = weekly.catalog.list_points("kafka_archive", topic).points
     assert [p.recovery_point_id for p in points] == [first.recovery_point_id]
+    after = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"kafka/{topic}/")["Contents"]}
+    assert after == keys, "the failed run wrote or removed archive files"
