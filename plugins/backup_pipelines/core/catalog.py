@@ -103,7 +103,7 @@ class Catalog:
         """Store the manifest (STANDARD class, encrypted) and its index entry; call this only when
         the data is complete."""
         written = self.manifests.write(manifest)
-        self._index([(manifest, written)])
+        self._index([(manifest.summary(objects_file=None), written)])  # as stored: schema 2
         log.info(
             "Catalog: wrote manifest s3://%s/%s (%s, %d objects, %d bytes, verification=%s, revision %d)",
             self.bucket,

@@ -134,7 +134,8 @@ class ManifestStore:
         self, kind: str, dataset: str, recovery_point_id: str, change: Callable[[Manifest], Manifest]
     ) -> tuple[Manifest, Written]:
         """Read the stored manifest (not its objects), apply ``change``, write it back with If-Match;
-        a lost race reads it again, so a concurrent change is never overwritten."""
+        a lost race reads it again, so a concurrent change is never overwritten. Returns the stored
+        summary (schema 2, objects not loaded) and how it was written."""
         key = self.key_for(kind, dataset, recovery_point_id)
         for attempt in range(ATTEMPTS):
             raw, etag, meta = self._get(key)
@@ -146,7 +147,8 @@ class ManifestStore:
             revision = meta.get(REVISION_META, "0")
             current = (etag, int(revision) if revision.isdigit() else 0, meta.get(OBJECTS_META, ""))
             try:
-                return updated, self._put(key, updated.summary(objects_file=name).to_json(), name, current)
+                summary = updated.summary(objects_file=name)
+                return summary, self._put(key, summary.to_json(), name, current)
             except ClientError as exc:
                 if not is_conflict(exc):
                     raise
