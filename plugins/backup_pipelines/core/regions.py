@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backup_pipelines.core.replica import replica_section
+from backup_pipelines.core.replica import held_for_replica, replica_section
 
 if TYPE_CHECKING:
     from backup_pipelines.core.catalog import Catalog
@@ -62,3 +62,11 @@ def replica_listing(cfg: BackupConfig, kind: str, dataset: str) -> Listing | Non
     except (BotoCoreError, ClientError) as exc:
         log.warning("DR catalog of %s/%s unreadable: %s", kind, dataset, exc)
         return None
+
+
+def held_for_dr(cfg: BackupConfig, kind: str, dataset: str, primary: Listing) -> set[str]:
+    """Primary points retention must keep until the DR region holds them (none without a replica);
+    every verified point when the DR catalog cannot be read."""
+    if cfg.storage.replica is None:
+        return set()
+    return held_for_replica(primary, replica_listing(cfg, kind, dataset))

@@ -16,8 +16,9 @@ region alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,7 +27,7 @@ from backup_pipelines.core.errors import ConfigError
 if TYPE_CHECKING:
     from backup_pipelines.core.config import BackupConfig
     from backup_pipelines.core.config.common import ReplicaStorage
-    from backup_pipelines.core.manifest import Listing, Manifest
+    from backup_pipelines.core.manifest import Listing
 
 _BASE_RE = re.compile(rb"<base_backup>(.*?)</base_backup>", re.DOTALL)
 
@@ -95,8 +96,9 @@ def rewrite_base_url(backup_file: bytes, old_url: str, new_url: str) -> bytes:
     return backup_file[: match.start()] + element + backup_file[match.end() :]
 
 
-def chain_ids(point: Manifest, by_id: dict[str, Manifest]) -> list[str]:
-    """``point`` and every base it needs that ``by_id`` holds (stops at a missing base)."""
+def chain_ids(point: Any, by_id: Mapping[str, Any]) -> list[str]:
+    """``point`` and every base it needs that ``by_id`` holds (stops at a missing base); points are
+    manifests or catalog index entries (``recovery_point_id`` and ``base``)."""
     ids, current = [], point
     while True:
         ids.append(current.recovery_point_id)
@@ -107,11 +109,18 @@ def chain_ids(point: Manifest, by_id: dict[str, Manifest]) -> list[str]:
 
 def held_for_replica(primary: Listing, replica: Listing | None) -> set[str]:
     """Primary points retention must keep because the DR region has not received them, with every
-    base they need (all verified points when the DR catalog could not be read: ``replica=None``)."""
-    by_id = primary.by_id()
-    held = {p.recovery_point_id for p in replica.points} if replica is not None else set()
+    base they need (all verified points when the DR catalog could not be read: ``replica=None``).
+    Works on the catalog index's entries when the listing has them (no manifest is read)."""
+    points = getattr(primary, "entries", None) or primary.points
+    by_id = {p.recovery_point_id: p for p in points}
+    states = primary.states()
+    held = (
+        {p.recovery_point_id for p in (getattr(replica, "entries", None) or replica.points)}
+        if replica
+        else set()
+    )
     keep: set[str] = set()
-    for point in primary.verified():
-        if point.recovery_point_id not in held:
+    for point in points:
+        if states[point.recovery_point_id].usable and point.recovery_point_id not in held:
             keep.update(chain_ids(point, by_id))
     return keep

@@ -132,10 +132,18 @@ class ReplicaService:
             plan = plan_dataset(primary, replica)
             result.waiting = plan.waiting
             by_id = {**replica.by_id(), **primary.by_id()}
+            not_ready: set[str] = set()
             for summary_point in plan.copy:
+                if summary_point.base in not_ready:  # its base is still thawing or replicating
+                    result.waiting[summary_point.recovery_point_id] = (
+                        f"its base {summary_point.base} is not ready"
+                    )
+                    not_ready.add(summary_point.recovery_point_id)
+                    continue
                 point = self.primary.read(kind, dataset, summary_point.recovery_point_id)  # with objects
                 outcome = self.points.replicate(point, by_id.get(point.base) if point.base else None)
                 if outcome.state in ("thawing", "pending"):
+                    not_ready.add(point.recovery_point_id)
                     result.thawing.append(f"{point.recovery_point_id} ({outcome.detail})")
                 else:
                     result.replicated.append(point.recovery_point_id)

@@ -27,6 +27,7 @@ def dataset(
     clickhouse_client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
     clickhouse_client.command(f"CREATE TABLE IF NOT EXISTS {db}.t (id UInt64) ENGINE = MergeTree ORDER BY id")
     cfg = json.loads(json.dumps(example_config))
+    cfg["storage"]["replica"] = None  # primary-only retention; the DR guard: tests/integration/replica
     cfg["clickhouse_snapshots"].update(
         {
             "prefix": "clickhouse-it/",

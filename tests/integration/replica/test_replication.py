@@ -185,6 +185,7 @@ def test_every_point_reaches_the_dr_region_checked_and_the_chain_restores_from_i
 def test_a_second_run_copies_nothing_and_a_damaged_primary_object_is_refused_by_name(
     cfg: Any, embedded_stack: Any, s3: Any
 ) -> None:
+    from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.errors import ReplicaError
     from backup_pipelines.core.regions import region_catalog
     from backup_pipelines.replica.service import ReplicaService
@@ -198,7 +199,7 @@ def test_a_second_run_copies_nothing_and_a_damaged_primary_object_is_refused_by_
     assert again.objects_copied == 0 and all(not d.replicated for d in again.datasets)
     assert _dr_keys(embedded_stack, "rep-it-archive-dr") == before
 
-    _archive_point(cfg, s3, "v2", [b"c" * 64], days_ago=0)
+    damaged = _archive_point(cfg, s3, "v2", [b"c" * 64], days_ago=0)
     s3.put_object(
         Bucket="rep-it-archive",
         Key="kafka/rep-events/v2/part-000.parquet",
@@ -213,3 +214,34 @@ def test_a_second_run_copies_nothing_and_a_damaged_primary_object_is_refused_by_
     ]
     assert "v1" in held and "v2" not in held
     assert "kafka/rep-events/v2/part-000.parquet" not in _dr_keys(embedded_stack, "rep-it-archive-dr")
+    Catalog.from_config(cfg).delete(damaged)  # out of the way of the next test
+
+
+def test_retention_in_step_the_primary_keeps_what_dr_lacks_and_dr_drops_what_the_primary_removed(
+    cfg: Any, embedded_stack: Any, s3: Any
+) -> None:
+    from backup_pipelines.core.catalog import Catalog
+    from backup_pipelines.core.regions import held_for_dr, region_catalog
+    from backup_pipelines.replica.service import ReplicaService
+
+    topic = "rep-events"
+    old = _archive_point(cfg, s3, "r1", [b"old" * 10], days_ago=30)
+    _archive_point(cfg, s3, "r2", [b"mid" * 10], days_ago=20)
+    ReplicaService.from_config(cfg).replicate()
+    newest = _archive_point(cfg, s3, "r3", [b"new" * 10], days_ago=5)
+    primary = Catalog.from_config(cfg)
+    held = held_for_dr(cfg, "kafka_archive", topic, primary.list_points("kafka_archive", topic))
+    assert "r3" in held and "r1" not in held and "r2" not in held
+
+    # primary retention removed r1 (data, then manifest): the next pass drops it from the DR region
+    s3.delete_object(Bucket=cfg.storage.archive_bucket, Key=old.objects[0].key)
+    primary.delete(old)
+    summary = ReplicaService.from_config(cfg).replicate()
+    events = next(d for d in summary.datasets if d.dataset == topic)
+    assert events.dropped == ["r1"] and "r3" in events.replicated
+    dr_ids = [
+        p.recovery_point_id for p in region_catalog(cfg, "dr").list_points("kafka_archive", topic).points
+    ]
+    assert "r1" not in dr_ids and {"r2", "r3"} <= set(dr_ids)
+    assert "kafka/rep-events/r1/part-000.parquet" not in _dr_keys(embedded_stack, "rep-it-archive-dr")
+    assert newest.objects[0].key in _dr_keys(embedded_stack, "rep-it-archive-dr")
