@@ -12,7 +12,13 @@ from backup_pipelines.core.kinds import DatasetKind
 KINDS = [k.value for k in DatasetKind]
 
 
+def _json(parser: argparse.ArgumentParser) -> None:
+    """``--json`` after the command too (``catalog ls --json``), as before it."""
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
+
+
 def _selection(parser: argparse.ArgumentParser) -> None:
+    _json(parser)
     parser.add_argument("--kind", choices=KINDS, help="only datasets of this catalog kind")
     parser.add_argument("--dataset", help="only this dataset (every configured one by default)")
 
@@ -35,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("recovery_point_id")
     show.add_argument("--kind", choices=KINDS, help="catalog kind, when the name is used by two kinds")
     show.add_argument("--objects", action="store_true", help="list the point's objects too")
+    _json(show)
     verify = commands.add_parser(
         "verify", help="compare each index with the manifests (exit 1 on a difference)"
     )

@@ -35,7 +35,7 @@ INDEX_FORMAT = "backup-pipelines.catalog-index"
 INDEX_VERSION = 1
 INDEX_NAME = "_index.jsonl"
 #: Bytes the monitor asks for to read the head; a larger head falls back to a whole GET.
-HEAD_BYTES = 64 * 1024
+HEAD_BYTES = 32 * 1024
 #: What the head carries besides counts: the newest points, the newest verified ones (so a point
 #: captured "in the future" by a skewed clock does not hide the one before) and the newest points
 #: that broke a chain (what the RPO monitor warns about), each with its resolved chain state.

@@ -117,3 +117,8 @@ def test_verify_finds_a_stale_index_and_rebuild_index_fixes_it(catalog: Catalog,
     code, out, _ = run(capsys, "--json", "catalog", "rebuild-index", "--dataset", "analytics")
     assert code == 0 and json.loads(out)[0]["newest_verified"] is None  # the chain's full failed
     assert run(capsys, "catalog", "verify", "--dataset", "analytics")[0] == 0
+
+
+def test_json_after_the_command_works_too(catalog: Catalog, capsys: Any) -> None:
+    code, out, _ = run(capsys, "catalog", "ls", "--dataset", "analytics", "--json")
+    assert code == 0 and len(json.loads(out)["points"]) == 3
