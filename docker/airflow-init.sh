@@ -20,4 +20,10 @@ for bucket in (cfg.storage.backup_bucket, cfg.storage.archive_bucket):
     if not hook.check_for_bucket(bucket):
         hook.create_bucket(bucket_name=bucket)
         print(f"created bucket {bucket}")
+if (dr := cfg.storage.replica) is not None:
+    dr_hook = S3Hook(aws_conn_id=dr.aws_connection)
+    for bucket in (dr.backup_bucket, dr.archive_bucket):
+        if not dr_hook.check_for_bucket(bucket):
+            dr_hook.create_bucket(bucket_name=bucket, region_name=dr.region)
+            print(f"created DR bucket {bucket} in {dr.region}")
 PY

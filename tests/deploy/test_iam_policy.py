@@ -20,6 +20,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "docs" / "iam-policy.json"
 # The dev package (embedded stack, demo, sample data) only ever talks to the local moto server.
@@ -266,6 +268,8 @@ def required_actions() -> dict[str, set[str]]:
         if "s3:GetObject" in needed:
             for action in _IMPLIED_SSE_KMS["read"]:
                 needed[action].add("implied: GetObject of SSE-KMS objects, multipart completion")
+    if "s3:PutBucketReplication" in needed:  # S3 replicates as the role the rules name
+        needed["iam:PassRole"].add("implied: PutBucketReplication hands S3 the replication role")
     sql = " ".join(p.read_text() for p in (ROOT / "include" / "sql").rglob("*.sql"))
     if re.search(r"\bBACKUP\b.*\bTO\s+S3\s*\(", sql, flags=re.S | re.I):
         for action in _CLICKHOUSE_BACKUP:
@@ -314,6 +318,9 @@ _BUCKET_LEVEL = {
     "s3:GetBucketObjectLockConfiguration",
     "s3:CreateBucket",
     "s3:GetBucketLocation",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketReplication",
+    "s3:PutBucketReplication",
 }
 
 
@@ -323,6 +330,8 @@ def test_s3_actions_are_scoped_to_the_configured_buckets() -> None:
     cfg = load_config(ROOT / "include" / "config" / "backup.yaml")
     buckets = {cfg.storage.backup_bucket, cfg.storage.archive_bucket}
     buckets |= {job.source[5:].split("/", 1)[0] for job in cfg.emr_archive.jobs}
+    if cfg.storage.replica is not None:  # the DR region's buckets
+        buckets |= {cfg.storage.replica.backup_bucket, cfg.storage.replica.archive_bucket}
     allowed_buckets = {f"arn:aws:s3:::{b}" for b in buckets}
     for action, statements in _policy_actions().items():
         for statement in statements:
@@ -348,9 +357,41 @@ def test_docs_list_the_same_actions_as_the_policy() -> None:
     section = re.search(r"^## Deploying\b.*?(?=^## |\Z)", readme, flags=re.M | re.S)
     assert section, "README.md has no '## Deploying' section"
     doc = section.group(0)
-    documented = set(re.findall(r"`((?:s3|kms|elasticmapreduce|emr-serverless):[A-Za-z]+)`", doc))
+    documented = set(re.findall(r"`((?:s3|kms|iam|elasticmapreduce|emr-serverless):[A-Za-z]+)`", doc))
     assert documented == set(_policy_actions()), (
         f"README Deploying section and docs/iam-policy.json disagree: "
         f"only in docs {sorted(documented - set(_policy_actions()))}, "
         f"only in policy {sorted(set(_policy_actions()) - documented)}"
     )
+
+
+def test_the_replication_role_reads_the_sources_and_writes_only_the_dr_buckets() -> None:
+    """docs/iam-replication-role.json: what S3 Replication (``mode: s3_replication``) runs as."""
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.replica.rules import replication_rules
+
+    cfg = load_config(ROOT / "include" / "config" / "backup.yaml")
+    assert cfg.storage.replica is not None
+    role = json.loads((ROOT / "docs" / "iam-replication-role.json").read_text())
+    grants: dict[str, set[str]] = defaultdict(set)
+    for statement in role["Statement"]:
+        for action in statement["Action"]:
+            grants[action].update(statement["Resource"])
+    sources = {cfg.storage.backup_bucket, cfg.storage.archive_bucket}
+    dr = {cfg.storage.replica.backup_bucket, cfg.storage.replica.archive_bucket}
+    assert grants["s3:GetReplicationConfiguration"] == {f"arn:aws:s3:::{b}" for b in sources}
+    assert grants["s3:GetObjectVersionForReplication"] == {f"arn:aws:s3:::{b}/*" for b in sources}
+    assert grants["s3:ReplicateObject"] == {f"arn:aws:s3:::{b}/*" for b in dr}
+    assert "s3:ReplicateDelete" not in grants, "retention deletes in each region itself, never by replication"
+    raw = yaml.safe_load((ROOT / "include" / "config" / "backup.yaml").read_text())
+    raw["storage"]["replica"].update(
+        {"mode": "s3_replication", "replication_role_arn": "arn:aws:iam::111122223333:role/r"}
+    )
+    from backup_pipelines.core.config import BackupConfig
+
+    rules = replication_rules(BackupConfig.model_validate(raw))
+    destinations = {r["Destination"]["Bucket"] for rs in rules.values() for r in rs}
+    assert destinations == {f"arn:aws:s3:::{b}" for b in dr}
+    assert set(rules) == sources
+    trust = json.loads((ROOT / "docs" / "iam-replication-role-trust.json").read_text())
+    assert trust["Statement"][0]["Principal"] == {"Service": "s3.amazonaws.com"}
