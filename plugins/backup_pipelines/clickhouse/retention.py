@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from backup_pipelines.clickhouse.backups import BackupStore
 from backup_pipelines.core.chains import resolve
 from backup_pipelines.core.kinds import DatasetKind
+from backup_pipelines.core.regions import held_for_dr
 
 if TYPE_CHECKING:
     from backup_pipelines.core.catalog import Catalog
@@ -171,10 +172,15 @@ class RetentionService:
             retention_days=self.section.retention_days,
             min_verified=self.section.min_verified,
         )
+        held = held_for_dr(self.cfg, KIND, dataset, listing)  # not in the DR region yet: kept
         for decision in decisions:
             label = f"{dataset}/{decision.recovery_point_id}"
             if decision.action == "keep":
                 self.report.kept.append(label)
+                continue
+            if decision.recovery_point_id in held:
+                self.report.kept.append(label)
+                log.warning("%s kept: the DR region has not received it yet", label)
                 continue
             manifest = listing.manifest(decision.recovery_point_id)
             locked = self.store.locked_objects(manifest.location, now=self.now) if self.lock else []
