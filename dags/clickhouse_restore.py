@@ -82,6 +82,13 @@ with DAG(
                 "in staging). Empty: only an empty or new database not used by any dataset.",
                 pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
             ),
+            "source": choice_param(
+                "Source region",
+                "primary: the primary region's catalog and backups. dr: the DR region's copies "
+                "(storage.replica), e.g. while the primary region is down.",
+                ["primary", "dr"],
+                default="primary",
+            ),
             "dry_run": flag_param("Dry run", "Only log the plan (point, chain, tables, target)."),
             "replay_since_capture": flag_param(
                 "Replay the events since the point's capture",

@@ -64,6 +64,13 @@ with DAG(
             "confirm_same_topic": flag_param(
                 "Allow replaying into the source topic itself", "Needed when the target topic is the topic."
             ),
+            "source": choice_param(
+                "Source region",
+                "primary: the primary region's catalog and archive. dr: the DR region's copies "
+                "(storage.replica), e.g. while the primary region is down.",
+                ["primary", "dr"],
+                default="primary",
+            ),
             "dry_run": flag_param(
                 "Dry run",
                 "Only list the files and the most records they hold: no restore, nothing produced.",

@@ -153,10 +153,14 @@ class ClickHouseRestoreOperator(BaseOperator):
         from backup_pipelines.clickhouse.restore import RestoreService
 
         params = RestoreParams.from_context(context)
-        service = RestoreService.from_config(load_config())
+        service = RestoreService.from_config(load_config(), source=params.source)
         plan = service.plan(params)
         self.log.info("Restore plan: %s", plan.model_dump(mode="json"))
         if params.dry_run:
             self.log.info("Dry run: nothing restored")
             return {**plan.model_dump(mode="json"), "dry_run": True}
-        return {**plan.model_dump(mode="json"), **service.run(plan, tables_given=bool(params.tables))}
+        return {
+            **plan.model_dump(mode="json"),
+            **service.run(plan, tables_given=bool(params.tables)),
+            "source": params.source,
+        }

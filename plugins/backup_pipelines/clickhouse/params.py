@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
@@ -50,6 +50,8 @@ class RestoreParams(RunParams):
     # Read by backup_pipelines.recovery's task after the restore: re-feed the ingest events since
     # the point's recorded offsets (ClickHouse datasets with an ``ingest`` config).
     replay_since_capture: bool = False
+    # Which region's catalog and replicas to restore from (storage.replica for "dr").
+    source: Literal["primary", "dr"] = "primary"
 
     @field_validator("target_time", mode="before")
     @classmethod

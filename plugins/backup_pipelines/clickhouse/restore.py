@@ -31,6 +31,7 @@ from backup_pipelines.core.errors import (
     VerificationError,
 )
 from backup_pipelines.core.manifest import Manifest
+from backup_pipelines.core.regions import Source, aws_conn_id, region_catalog
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,12 @@ class RestoreService:
         self.catalog = catalog
 
     @classmethod
-    def from_config(cls, cfg: BackupConfig) -> RestoreService:
+    def from_config(cls, cfg: BackupConfig, *, source: Source = "primary") -> RestoreService:
+        """On the primary region, or (``source="dr"``) on the DR region's catalog and replicas."""
         engine = ClickHouseEngine.from_config(cfg)
-        return cls(cfg, engine, Catalog.from_config(cfg, s3=engine.s3))
+        if source == "dr":
+            engine.aws_conn_id = aws_conn_id(cfg, "dr")  # before its S3 hook is first built
+        return cls(cfg, engine, region_catalog(cfg, source, s3=engine.s3))
 
     def plan(self, params: RestoreParams) -> RestorePlan:
         """The point, its chain and the target, every rule checked before anything is created."""

@@ -125,6 +125,7 @@ DEMO_PLAN: list[tuple[str, Callable[[datetime], list[DemoRun]]]] = [
     ("clickhouse_restore", _restore_dry_run),
     ("kafka_archive_replay", _replay),
     ("dr_drill", _drill),
+    ("dr_replication", _monitor),  # every point and the drill report to the DR region
     ("backup_rpo_monitor", _monitor),
 ]
 
@@ -181,14 +182,18 @@ def _duration(delta: timedelta) -> str:
 def _catalog_rows(now: datetime) -> list[tuple[Any, ...]]:
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.config import load_config
+    from backup_pipelines.core.regions import region_catalog
 
     cfg = load_config()
     catalog = Catalog.from_config(cfg)
+    dr = region_catalog(cfg, "dr") if cfg.storage.replica else None
     rows = []
     for kind, dataset, objectives in cfg.datasets():
         listing = catalog.list_points(kind, dataset)
         newest = listing.verified()[-1] if listing.verified() else None
         age = f"{(now - newest.captured_at).total_seconds() / 60:.1f} min" if newest else "none verified"
+        in_dr = dr.latest_verified(kind, dataset) if dr else None
+        dr_age = f"{(now - in_dr.captured_at).total_seconds() / 60:.1f} min" if in_dr else "none in DR"
         total = sum(p.size_bytes for p in listing.points)
         rows.append(
             (
@@ -199,6 +204,8 @@ def _catalog_rows(now: datetime) -> list[tuple[Any, ...]]:
                 total,
                 age,
                 _duration(objectives.rpo),
+                dr_age if dr else "no replica",
+                _duration(objectives.effective_dr_rpo),
             )
         )
     return rows
@@ -213,7 +220,17 @@ def _summary(
     lines = ["", "backup-pipelines demo summary", "seeded: " + describe(seeded)]
     lines += _table(
         "Recovery points in the catalog",
-        ("kind", "dataset", "points", "verified", "bytes", "newest verified age", "RPO"),
+        (
+            "kind",
+            "dataset",
+            "points",
+            "verified",
+            "bytes",
+            "newest verified age",
+            "RPO",
+            "DR newest",
+            "DR RPO",
+        ),
         _catalog_rows(datetime.now(UTC)),
     )
     lines += ["", "DR drill report (copied from the demo's S3 to " + str(REPORTS_DIR) + "/)"]

@@ -61,6 +61,8 @@ def seed_demo_data(stack: EmbeddedStack, now: datetime) -> dict[str, Any]:
 
     cfg = load_config()
     stack.create_buckets(cfg.storage.backup_bucket, cfg.storage.archive_bucket)
+    if (dr := cfg.storage.replica) is not None:  # the DR region: the stack's second moto server
+        stack.create_buckets(dr.backup_bucket, dr.archive_bucket, region="dr")
     client = ClickHouseHook(clickhouse_conn_id=cfg.connections.clickhouse).get_client()
     rows = seed_clickhouse(client, start=now - timedelta(days=40), end=now - timedelta(hours=3), rows=50_000)
     week_start = last_weekly_tick(now) - timedelta(days=7)

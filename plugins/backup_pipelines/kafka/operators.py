@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from backup_pipelines.core.assets import EmitsRecoveryPoints
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import ConfigError, ObjectNotRestoredError, OffsetGapError
+from backup_pipelines.core.regions import aws_conn_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -187,12 +188,13 @@ class KafkaReplayPlanOperator(BaseOperator):
     template_fields: Sequence[str] = ()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.core.catalog import Catalog
+        from backup_pipelines.core.regions import region_catalog
         from backup_pipelines.kafka.params import ReplayParams
         from backup_pipelines.kafka.replay import plan_replay
 
         cfg = load_config()
-        plan = plan_replay(cfg, Catalog.from_config(cfg), ReplayParams.from_context(context))
+        params = ReplayParams.from_context(context)
+        plan = plan_replay(cfg, region_catalog(cfg, params.source), params)
         files = plan.files
         self.log.info(
             "replay plan: %d file(s), %d bytes, up to %d records of %s -> %s%s",
@@ -240,7 +242,7 @@ class KafkaArchiveRestoreOperator(BaseOperator):
             return {"restored": 0, "dry_run": True}
         params = ReplayParams.from_context(context)  # restore_tier and restore_days checked there
         cfg = load_config()
-        s3 = BackupS3Hook(aws_conn_id=cfg.connections.aws)
+        s3 = BackupS3Hook(aws_conn_id=aws_conn_id(cfg, plan.source))
         pending = []
         for entry in plan.files:
             status = s3.request_restore(
@@ -256,7 +258,7 @@ class KafkaArchiveRestoreOperator(BaseOperator):
             trigger=S3RestoreTrigger(
                 bucket=plan.bucket,
                 keys=pending,
-                aws_conn_id=cfg.connections.aws,
+                aws_conn_id=aws_conn_id(cfg, plan.source),
                 poll_interval=self.poll_interval,
             ),
             method_name="execute_complete",
@@ -281,13 +283,14 @@ class KafkaReplayOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.core.s3 import BackupS3Hook
         from backup_pipelines.kafka.client import KafkaClient
-        from backup_pipelines.kafka.replay import replay_plan
+        from backup_pipelines.kafka.replay import ReplayPlan, replay_plan
 
         cfg = load_config()
+        source = ReplayPlan.model_validate(self.plan).source
         with tempfile.TemporaryDirectory(prefix="kafka-replay-") as spool:
             result = replay_plan(
                 KafkaClient.from_config(cfg),
-                BackupS3Hook(aws_conn_id=cfg.connections.aws),
+                BackupS3Hook(aws_conn_id=aws_conn_id(cfg, source)),
                 dict(self.plan),
                 Path(spool),
             )

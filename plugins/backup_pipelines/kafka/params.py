@@ -35,6 +35,8 @@ class ReplayParams(RunParams):
     max_messages: int | None = Field(default=None, ge=1)
     restore_tier: Literal["Expedited", "Standard", "Bulk"] = "Bulk"
     restore_days: int = Field(default=1, ge=1)
+    # Which region's catalog and archive files to replay from (storage.replica for "dr").
+    source: Literal["primary", "dr"] = "primary"
 
     @field_validator("start_time", "end_time", mode="before")
     @classmethod

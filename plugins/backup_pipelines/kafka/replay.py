@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -30,6 +30,7 @@ from backup_pipelines.core.errors import (
 )
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest
+from backup_pipelines.core.replica import replica_section
 from backup_pipelines.kafka.archive import to_ms
 from backup_pipelines.kafka.client import KafkaClient
 from backup_pipelines.kafka.cursor import ReadResult
@@ -55,6 +56,7 @@ class ReplayPlan(BaseModel):
     max_messages: int | None
     window: dict[str, int | None]
     files: list[dict[str, Any]]
+    source: Literal["primary", "dr"] = "primary"
 
 
 def plan_replay(cfg: BackupConfig, catalog: Catalog, params: ReplayParams) -> ReplayPlan:
@@ -96,7 +98,10 @@ def plan_replay(cfg: BackupConfig, catalog: Catalog, params: ReplayParams) -> Re
     return ReplayPlan(
         topic=topic,
         target_topic=target,
-        bucket=cfg.storage.archive_bucket,
+        bucket=cfg.storage.archive_bucket
+        if params.source == "primary"
+        else replica_section(cfg).archive_bucket,
+        source=params.source,
         dry_run=params.dry_run,
         max_messages=params.max_messages,
         window=window,

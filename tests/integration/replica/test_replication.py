@@ -114,7 +114,7 @@ def _dr_keys(embedded_stack: Any, bucket: str) -> list[str]:
 def test_every_point_reaches_the_dr_region_checked_and_the_chain_restores_from_it_alone(
     cfg: Any, embedded_stack: Any, clickhouse_client: Any, s3: Any
 ) -> None:
-    from backup_pipelines.clickhouse.engine import ClickHouseEngine
+    from backup_pipelines.clickhouse.params import RestoreParams
     from backup_pipelines.clickhouse.restore import RestoreService
     from backup_pipelines.core.catalog import Catalog
     from backup_pipelines.core.regions import region_catalog
@@ -168,13 +168,12 @@ def test_every_point_reaches_the_dr_region_checked_and_the_chain_restores_from_i
     # the primary's copy of the chain is gone: the DR region alone restores it, row for row
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="rep-it-backups", Prefix="ch-rep/")["Contents"]]
     s3.delete_objects(Bucket="rep-it-backups", Delete={"Objects": [{"Key": k} for k in keys]})
-    engine = ClickHouseEngine(
-        clickhouse_conn_id=cfg.connections.clickhouse, aws_conn_id="aws_dr", credentials="connection"
-    )
-    restore = RestoreService(cfg, engine, dr)
-    result = restore.restore_chain(dr.chain(newest), target_database="rep_it_from_dr")
-    assert result.ok, result.summary()
-    assert result.rows == {"events": 200 + 250 + 300}
+    restore = RestoreService.from_config(cfg, source="dr")  # clickhouse_restore's source: dr
+    plan = restore.plan(RestoreParams(dataset="rep_it", target_database="rep_it_from_dr", source="dr"))
+    assert plan.chain == ["p0", "p1", "p2"]
+    result = restore.run(plan, tables_given=False)
+    assert result["ok"], result
+    assert result["rows"] == {"events": 200 + 250 + 300}
     same = clickhouse_client.query(
         "SELECT count() FROM rep_it.events AS a INNER JOIN rep_it_from_dr.events AS b "
         "ON a.id = b.id AND a.payload = b.payload AND a.day = b.day"

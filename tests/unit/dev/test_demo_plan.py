@@ -32,5 +32,6 @@ def test_the_plan_covers_every_dag_in_the_catalogue() -> None:
         "clickhouse_restore",
         "kafka_archive_replay",
         "dr_drill",
+        "dr_replication",
         "backup_rpo_monitor",
     }
