@@ -235,6 +235,11 @@ def _summary(
     )
     lines += ["", "DR drill report (copied from the demo's S3 to " + str(REPORTS_DIR) + "/)"]
     lines.append(_drill_report_text(saved) or "(no drill report was written)")
+    lines += [
+        "",
+        "Backups page: `make airflow`, log in, then Backups in the navigation (/plugin/backups): "
+        "every dataset against its RPO, its chains and drills, and what the backups cost",
+    ]
     mails = stack.mailbox()
     lines += ["", f"emails received by the SMTP sink: {len(mails)} (in {DEMO_DIR / 'mail'}/)"]
     lines += [f"  {message['Subject']}" for message in mails]

@@ -9,6 +9,7 @@ as JSON under ``/api/``; the drill's report files and the runbooks, so every lin
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from backup_pipelines import PROJECT_ROOT
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import ConfigError
+from backup_pipelines.core.s3 import BackupS3Hook
 from backup_pipelines.ui import pages
 from backup_pipelines.ui.models import CostPage, DatasetPage, Overview
 from backup_pipelines.ui.service import RUNBOOKS, BackupsService
@@ -31,8 +33,15 @@ MEDIA_TYPES = {
 }
 
 
+@cache
+def _hook(aws_conn_id: str) -> BackupS3Hook:
+    """One S3 hook (one boto3 client, thread-safe) per connection for the process's requests."""
+    return BackupS3Hook(aws_conn_id=aws_conn_id)
+
+
 def _service() -> BackupsService:
-    return BackupsService.from_config(load_config())
+    cfg = load_config()
+    return BackupsService.from_config(cfg, s3=_hook(cfg.connections.aws))
 
 
 def _links(request: Request) -> dict[str, str]:

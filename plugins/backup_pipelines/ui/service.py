@@ -15,6 +15,7 @@ from backup_pipelines.core.config import BackupConfig, Objectives
 from backup_pipelines.core.errors import ConfigError
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Listing, Manifest
+from backup_pipelines.core.s3 import BackupS3Hook
 from backup_pipelines.monitor.alerts import DAG_DATASET_KINDS, configured_schedules
 from backup_pipelines.ui import cost
 from backup_pipelines.ui.drills import DrillHistory, DrillOutcome
@@ -76,8 +77,11 @@ class BackupsService:
         self.now = now or clock.utcnow()
 
     @classmethod
-    def from_config(cls, cfg: BackupConfig, *, now: datetime | None = None) -> BackupsService:
-        catalog = Catalog.from_config(cfg)
+    def from_config(
+        cls, cfg: BackupConfig, *, now: datetime | None = None, s3: BackupS3Hook | None = None
+    ) -> BackupsService:
+        """``s3``: a hook to reuse (the app keeps one per process: a new boto3 client costs ~0.5 s)."""
+        catalog = Catalog.from_config(cfg, s3=s3)
         drills = DrillHistory(catalog.s3, bucket=cfg.storage.backup_bucket, prefix=cfg.dr_drill.report_prefix)
         return cls(cfg, catalog, drills, now=now)
 
