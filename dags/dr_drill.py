@@ -69,6 +69,13 @@ with DAG(
             "seed": int_param(
                 "Seed of a random pick", "Repeats an earlier random pick. Empty: derived from the run id."
             ),
+            "source": choice_param(
+                "Source region",
+                "primary: restore from the primary region. dr: from the DR region's copies alone "
+                "(storage.replica), proving the DR region restores every dataset.",
+                ["primary", "dr"],
+                default="primary",
+            ),
         },
         cfg=cfg,
     )

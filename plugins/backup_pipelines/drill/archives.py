@@ -22,6 +22,7 @@ from backup_pipelines.core.errors import DrillInfrastructureError
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import Manifest, ObjectEntry
 from backup_pipelines.core.presence import CHECK_PRESENCE, Presence, object_key
+from backup_pipelines.core.regions import aws_conn_id, region_catalog
 from backup_pipelines.core.s3 import BackupS3Hook
 from backup_pipelines.drill.checks import Recorder, offsets_check, sha256_check
 from backup_pipelines.drill.plan import DatasetPlan, DrillPlan, scratch_topic
@@ -44,8 +45,8 @@ class ArchiveDrill:
 
     @classmethod
     def from_config(cls, cfg: BackupConfig, plan: DrillPlan) -> ArchiveDrill:
-        s3 = BackupS3Hook(aws_conn_id=cfg.connections.aws)
-        return cls(cfg, Catalog.from_config(cfg, s3=s3), plan, s3)
+        s3 = BackupS3Hook(aws_conn_id=aws_conn_id(cfg, plan.source))
+        return cls(cfg, region_catalog(cfg, plan.source, s3=s3), plan, s3)
 
     def point(self, entry: DatasetPlan) -> Manifest:
         assert entry.recovery_point_id is not None

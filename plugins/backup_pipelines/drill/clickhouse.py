@@ -27,6 +27,7 @@ from backup_pipelines.core.errors import (
     VerificationError,
 )
 from backup_pipelines.core.manifest import Manifest
+from backup_pipelines.core.regions import region_catalog
 from backup_pipelines.drill.checks import Recorder
 from backup_pipelines.drill.plan import DrillPlan, scratch_database
 from backup_pipelines.drill.probes import DrillProbes, classify_engine_failure, engine_message
@@ -82,7 +83,9 @@ class ClickHouseDrill:
 
     @classmethod
     def from_config(cls, cfg: BackupConfig, plan: DrillPlan) -> ClickHouseDrill:
-        return cls(cfg, Catalog.from_config(cfg), plan, DrillProbes.from_config(cfg))
+        return cls(
+            cfg, region_catalog(cfg, plan.source), plan, DrillProbes.from_config(cfg, source=plan.source)
+        )
 
     def run(self, kind: str, dataset: str) -> DatasetResult:
         """The dataset's result; raises ``DrillInfrastructureError`` (with ``.result``) when a check
@@ -159,7 +162,7 @@ class ClickHouseDrill:
         point = chain[-1]
         started = time.monotonic()
         try:
-            restored = RestoreService.from_config(self.cfg).restore_chain(
+            restored = RestoreService.from_config(self.cfg, source=self.plan.source).restore_chain(
                 chain,
                 target_database=database,
                 poll_interval=min(snapshots.poll_interval.total_seconds(), 1.0),

@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 from backup_pipelines.core import clock, runs
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import DrillInfrastructureError, VerificationError
+from backup_pipelines.core.regions import aws_conn_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,7 +33,7 @@ class DrillPlanOperator(BaseOperator):
     template_fields: Sequence[str] = ()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from backup_pipelines.core.catalog import Catalog
+        from backup_pipelines.core.regions import region_catalog
         from backup_pipelines.drill.params import DrillParams
         from backup_pipelines.drill.plan import plan_drill
 
@@ -41,7 +42,7 @@ class DrillPlanOperator(BaseOperator):
         now = clock.utcnow()
         due = context["dag_run"].run_after or now
         plan = plan_drill(
-            cfg, Catalog.from_config(cfg), params, run_id=runs.run_id(context), now=now, due=due
+            cfg, region_catalog(cfg, params.source), params, run_id=runs.run_id(context), now=now, due=due
         )
         return plan.model_dump(mode="json")
 
@@ -106,7 +107,7 @@ class ArchiveDrillOperator(_DatasetDrillOperator):
                 trigger=S3RestoreTrigger(
                     bucket=bucket,
                     keys=keys,
-                    aws_conn_id=cfg.connections.aws,
+                    aws_conn_id=aws_conn_id(cfg, plan.source),
                     poll_interval=cfg.dr_drill.restore_poll_interval.total_seconds(),
                     request_days=cfg.dr_drill.restore_days,
                     request_tier=cfg.dr_drill.restore_tier,
@@ -218,7 +219,7 @@ class DrillReportOperator(BaseOperator):
             now=now,
             due=context["dag_run"].run_after or now,
         )
-        location = ReportPublisher.from_config(cfg).publish(report)
+        location = ReportPublisher.from_config(cfg, source=report.source).publish(report)
         self.log.info("DR drill report %s\n%s", location, render_text_table(report))
         if not report.passed:
             failures = report.failures()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from backup_pipelines.core.params import RunParams
@@ -13,3 +15,5 @@ class DrillParams(RunParams):
 
     pick: PickMode | None = None
     seed: int | None = Field(default=None, ge=0)
+    # Which region the drill restores from (storage.replica for "dr"): dr proves the DR region alone.
+    source: Literal["primary", "dr"] = "primary"

@@ -9,7 +9,7 @@ import random
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -115,6 +115,7 @@ class DrillPlan(BaseModel):
     started_at: datetime
     report_date: str
     datasets: dict[str, DatasetPlan]
+    source: Literal["primary", "dr"] = "primary"  # the region whose catalog and copies are drilled
 
     def entry(self, kind: str, dataset: str) -> DatasetPlan:
         return self.datasets[f"{kind}/{dataset}"]
@@ -153,4 +154,5 @@ def plan_drill(
         started_at=now,
         report_date=due.date().isoformat(),
         datasets=datasets,
+        source=params.source,
     )

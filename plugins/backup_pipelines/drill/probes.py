@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from backup_pipelines.clickhouse.sql import quote_identifier, render_sql
 from backup_pipelines.core.config import SQL_ROOT
+from backup_pipelines.core.regions import Source, aws_conn_id
 
 if TYPE_CHECKING:
     from backup_pipelines.core.config import BackupConfig
@@ -110,11 +111,11 @@ class DrillProbes:
         self.aws_conn_id = aws_conn_id
 
     @classmethod
-    def from_config(cls, cfg: BackupConfig) -> DrillProbes:
+    def from_config(cls, cfg: BackupConfig, *, source: Source = "primary") -> DrillProbes:
         return cls(
             clickhouse_conn_id=cfg.connections.clickhouse,
             kafka_conn_id=cfg.connections.kafka,
-            aws_conn_id=cfg.connections.aws,
+            aws_conn_id=aws_conn_id(cfg, source),
         )
 
     # -- ClickHouse -------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def assemble_report(
         finished_at=now,
         pick=plan.pick if plan else cfg.dr_drill.pick,
         seed=plan.seed if plan else seed_for(run_id),
+        source=plan.source if plan else "primary",
         random_window_seconds=plan.window_seconds if plan else cfg.dr_drill.random_window.total_seconds(),
         datasets=datasets,
         tier1=tier1,
@@ -124,7 +125,15 @@ class ReportPublisher:
         self.s3 = s3
 
     @classmethod
-    def from_config(cls, cfg: BackupConfig) -> ReportPublisher:
+    def from_config(cls, cfg: BackupConfig, *, source: str = "primary") -> ReportPublisher:
+        """Reports go to the region the drill restored from: a DR drill writes to the DR backup bucket."""
+        if source == "dr" and (replica := cfg.storage.replica) is not None:
+            storage = cfg.storage.model_copy(
+                update={"backup_bucket": replica.backup_bucket, "encryption": replica.encryption}
+            )
+            return cls(
+                cfg.model_copy(update={"storage": storage}), BackupS3Hook(aws_conn_id=replica.aws_connection)
+            )
         return cls(cfg, BackupS3Hook(aws_conn_id=cfg.connections.aws))
 
     def publish(self, report: DrillReport) -> str:

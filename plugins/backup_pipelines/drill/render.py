@@ -40,6 +40,8 @@ def render_markdown(report: DrillReport) -> str:
         f"- recovery point pick: **{report.pick}**"
         + (f" within {fmt_seconds(report.random_window_seconds)}" if report.pick == "random" else "")
         + f", seed {report.seed}",
+        f"- restored from the **{report.source}** region"
+        + (" (storage.replica)" if report.source == "dr" else ""),
         f"- {_md_cell(report.freshness_before.describe())}" if report.freshness_before else "",
         "",
         "| " + " | ".join(TABLE_HEADER) + " |",
@@ -134,6 +136,7 @@ def render_html(report: DrillReport) -> str:
         + (f' (<a href="{esc(report.run_url, quote=True)}">open in Airflow</a>)' if report.run_url else "")
         + "; "
         f"pick <b>{esc(report.pick)}</b>, seed {report.seed}; "
+        f"restored from the <b>{esc(report.source)}</b> region; "
         f"{esc(report.started_at.isoformat())} to {esc(report.finished_at.isoformat())}</p>"
         + (f"<p>{esc(report.freshness_before.describe())}</p>" if report.freshness_before else "")
         + f"<table><tr>{head}</tr>{body}</table>"

@@ -184,6 +184,7 @@ class DrillReport(_Model):
     pick: PickMode
     seed: int
     random_window_seconds: float
+    source: str = "primary"  # the region restored from: primary, or dr (storage.replica)
     datasets: list[DatasetResult] = []
     tier1: list[CheckResult] = []
     cleanup: list[CheckResult] = []

@@ -115,6 +115,25 @@ def _cut_after(outage: Any, objects: int, monkeypatch: pytest.MonkeyPatch) -> li
     return done
 
 
+def _dr_drill(stack: Any, dr_bucket: str) -> dict[str, Any]:
+    """Run dr_drill with ``source: dr`` and return its report, read from the DR backup bucket."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from backup_pipelines import PROJECT_ROOT
+    from backup_pipelines.dev.airflow import run_dag_in_process
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "dr_drill.py"))
+    run = run_dag_in_process(bag.dags["dr_drill"], run_conf={"source": "dr", "pick": "latest"})
+    client = stack.s3_client("dr")
+    keys = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=dr_bucket, Prefix="reports/dr-drill/").get("Contents", [])
+    ]
+    found = [k for k in keys if k.endswith("/report.json")]
+    assert found, f"dr_drill ({run.state}) wrote no report to s3://{dr_bucket}/reports/dr-drill/: {keys}"
+    return dict(json.loads(client.get_object(Bucket=dr_bucket, Key=found[-1])["Body"].read()))
+
+
 def _mail(stack: Any, tag: str) -> list[str]:
     return [str(m["Subject"]) for m in stack.mailbox() if tag in str(m["Subject"])]
 
@@ -130,6 +149,7 @@ def test_primary_down_mid_run_restore_and_monitor_use_the_dr_region_then_copies_
     from backup_pipelines.core.regions import region_catalog
     from backup_pipelines.monitor.service import run_monitor
     from backup_pipelines.replica.service import ReplicaService
+    from backup_pipelines.replica.transfer import RegionTransfer
 
     tag, db, outage = regions["tag"], regions["db"], regions["outage"]
     cfg = load_config()
@@ -138,10 +158,11 @@ def test_primary_down_mid_run_restore_and_monitor_use_the_dr_region_then_copies_
     assert first.datasets[0].replicated == ["p0", "p1"]
 
     later = _points(db, clickhouse_client, ["p2", "p3"], offset=100_000, minutes_ago=20)
+    real_transfer = RegionTransfer.transfer
     copied_before_cut = _cut_after(outage, 3, monkeypatch)
     with pytest.raises(ReplicaError, match=rf"clickhouse_snapshot/{db}: .*(Connect|Endpoint|Connection)"):
         ReplicaService.from_config(cfg).replicate()
-    monkeypatch.undo()
+    monkeypatch.setattr(RegionTransfer, "transfer", real_transfer)  # (undo() would drop the config too)
     assert len(copied_before_cut) >= 3  # copies already past their GET finish into the replica
     dr = region_catalog(cfg, "dr")
     assert [p.recovery_point_id for p in dr.list_points(CH, db).points] == ["p0", "p1"]  # no half point
@@ -154,6 +175,18 @@ def test_primary_down_mid_run_restore_and_monitor_use_the_dr_region_then_copies_
     result = RestoreService(cfg, engine, dr).restore_chain(dr.chain(newest), target_database=f"{db}_dr")
     assert result.ok and result.rows == {"t": 3000}
     assert clickhouse_client.query(f"SELECT max(k) FROM {db}_dr.t").result_rows[0][0] == 10_000 + 1499
+
+    # dr_drill with source: dr, the primary still down: every dataset restored from the DR region alone
+    report = _dr_drill(embedded_stack, f"out-{tag}-b-dr")
+    assert report["source"] == "dr", report
+    (row,) = report["datasets"]
+    assert row["recovery_point_id"] == "p1", row
+    assert {(c["name"], c["status"]) for c in row["checks"]} >= {
+        ("clickhouse.chain_complete", "passed"),
+        ("clickhouse.restore", "passed"),
+        ("clickhouse.row_count", "passed"),
+    }, row["checks"]
+    assert dr.read(CH, db, "p1").verification.state == "verified"
 
     # the monitor: primary unreachable is an error and a breach, the DR region is measured and fresh
     monitor = run_monitor(cfg, run_id="outage", gauge=lambda *a, **k: None)
