@@ -12,26 +12,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from backup_pipelines.core.manifest import Listing, Manifest
+from backup_pipelines.core.index import IndexEntry
+from backup_pipelines.core.manifest import Listing
 from backup_pipelines.core.replica import chain_ids
 
 
 @dataclass
 class DatasetPlan:
-    """One dataset's replication work: points to copy, points waiting on a base, points to drop."""
+    """One dataset's replication work (index entries: only the points to copy or drop are read
+    whole): points to copy, points waiting on a base, points to drop."""
 
-    copy: list[Manifest] = field(default_factory=list)
+    copy: list[IndexEntry] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)  # point id -> why it waits
-    drop: list[Manifest] = field(default_factory=list)
+    drop: list[IndexEntry] = field(default_factory=list)
 
 
-def to_copy(primary: Listing, replica: Listing) -> tuple[list[Manifest], dict[str, str]]:
+def to_copy(primary: Listing, replica: Listing) -> tuple[list[IndexEntry], dict[str, str]]:
     """Verified primary points the replica lacks (oldest first), and those waiting on a base."""
-    held = {p.recovery_point_id for p in replica.points}
-    copy: list[Manifest] = []
+    held = {p.recovery_point_id for p in replica.entries}
+    copy: list[IndexEntry] = []
     waiting: dict[str, str] = {}
     coming = set(held)
-    for point in primary.verified():  # oldest first
+    for point in primary.verified_entries():  # oldest first
         if point.recovery_point_id in held:
             continue
         if point.base and point.base not in coming:
@@ -42,23 +44,23 @@ def to_copy(primary: Listing, replica: Listing) -> tuple[list[Manifest], dict[st
     return copy, waiting
 
 
-def to_drop(primary: Listing, replica: Listing) -> list[Manifest]:
+def to_drop(primary: Listing, replica: Listing) -> list[IndexEntry]:
     """Replica points the primary no longer has and nothing in the replica still needs."""
-    if not primary.points:
+    if not primary.entries:
         return []  # an empty primary catalog is a lost primary, not a retention decision
-    in_primary = {p.recovery_point_id for p in primary.points}
-    by_id = replica.by_id()
-    verified = replica.verified()
+    in_primary = {p.recovery_point_id for p in primary.entries}
+    by_id = {p.recovery_point_id: p for p in replica.entries}
+    verified = replica.verified_entries()
     keep: set[str] = set()
     if verified:
         keep.update(chain_ids(verified[-1], by_id))
-    for point in replica.points:
+    for point in replica.entries:
         if point.recovery_point_id in in_primary:
             keep.update(chain_ids(point, by_id))
     newest = verified[-1].captured_at if verified else None
     return [
         p
-        for p in replica.points
+        for p in replica.entries
         if p.recovery_point_id not in keep and newest is not None and p.captured_at < newest
     ]
 

@@ -21,8 +21,9 @@ from pydantic import BaseModel
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig
 from backup_pipelines.core.errors import BackupPipelinesError, ReplicaError
+from backup_pipelines.core.index import IndexEntry
 from backup_pipelines.core.kinds import DatasetKind
-from backup_pipelines.core.manifest import Listing, Manifest
+from backup_pipelines.core.manifest import Listing
 from backup_pipelines.core.regions import region_catalog, region_hook
 from backup_pipelines.core.replica import replica_location, replica_section
 from backup_pipelines.core.s3 import BackupS3Hook, split_s3_url
@@ -131,7 +132,6 @@ class ReplicaService:
             replica = self.dr.list_points(kind, dataset)
             plan = plan_dataset(primary, replica)
             result.waiting = plan.waiting
-            by_id = {**replica.by_id(), **primary.by_id()}
             not_ready: set[str] = set()
             for summary_point in plan.copy:
                 if summary_point.base in not_ready:  # its base is still thawing or replicating
@@ -141,7 +141,8 @@ class ReplicaService:
                     not_ready.add(summary_point.recovery_point_id)
                     continue
                 point = self.primary.read(kind, dataset, summary_point.recovery_point_id)  # with objects
-                outcome = self.points.replicate(point, by_id.get(point.base) if point.base else None)
+                base = self.primary.read(kind, dataset, point.base) if point.base else None
+                outcome = self.points.replicate(point, base)
                 if outcome.state in ("thawing", "pending"):
                     not_ready.add(point.recovery_point_id)
                     result.thawing.append(f"{point.recovery_point_id} ({outcome.detail})")
@@ -149,19 +150,19 @@ class ReplicaService:
                     result.replicated.append(point.recovery_point_id)
                     summary.objects_copied += outcome.objects_copied
                     summary.bytes_copied += outcome.bytes_copied
-            result.dropped = self.drop(plan.drop, self.dr.list_points(kind, dataset))
+            if plan.drop:
+                result.dropped = self.drop(plan.drop, self.dr.list_points(kind, dataset))
         except (BotoCoreError, ClientError, BackupPipelinesError) as exc:
             result.error = one_line(exc)
         return result
 
-    def drop(self, doomed: list[Manifest], replica: Listing) -> list[str]:
+    def drop(self, doomed: list[IndexEntry], replica: Listing) -> list[str]:
         """Delete replica points the primary's retention removed: data first, manifest last; an
         object another kept replica point lists stays."""
-        if not doomed:
-            return []
         gone = {p.recovery_point_id for p in doomed}
         kept_keys = {o.key for p in replica.points if p.recovery_point_id not in gone for o in p.objects}
-        for point in doomed:
+        for entry in doomed:
+            point = replica.manifest(entry.recovery_point_id)
             bucket, prefix = split_s3_url(point.location)
             keys = {o.key for o in point.objects}
             if point.kind == DatasetKind.CLICKHOUSE_SNAPSHOT and prefix:
