@@ -38,6 +38,11 @@ def test_each_service_answers_and_stop_leaves_nothing(tmp_path: Path) -> None:
         s3.create_bucket(Bucket="probe-bucket")
         s3.put_object(Bucket="probe-bucket", Key="k", Body=b"v")
         assert s3.get_object(Bucket="probe-bucket", Key="k")["Body"].read() == b"v"
+        # the DR region: a second S3 server, in us-west-2, that does not see the primary's buckets
+        stack.create_buckets("probe-bucket-dr", region="dr")
+        dr = stack.s3_client("dr")
+        assert dr.get_bucket_location(Bucket="probe-bucket-dr")["LocationConstraint"] == "us-west-2"
+        assert "probe-bucket" not in [b["Name"] for b in dr.list_buckets()["Buckets"]]
 
         metadata = AdminClient({"bootstrap.servers": stack.kafka_bootstrap}).list_topics(timeout=10)
         assert metadata.brokers, "the Kafka broker answered with no brokers"
@@ -55,7 +60,9 @@ def test_each_service_answers_and_stop_leaves_nothing(tmp_path: Path) -> None:
         env = stack.env()
         assert stack.s3_endpoint in env["AIRFLOW_CONN_AWS_DEFAULT"]
         assert f"chdb://{tmp_path}" in env["AIRFLOW_CONN_CLICKHOUSE_DEFAULT"]
-        assert (tmp_path / "stack.env").read_text().count("export AIRFLOW_CONN_") == 4
+        assert stack.s3_dr_endpoint in env["AIRFLOW_CONN_AWS_DR"]
+        assert "us-west-2" in env["AIRFLOW_CONN_AWS_DR"]
+        assert (tmp_path / "stack.env").read_text().count("export AIRFLOW_CONN_") == 5
         pids = stack.pids()
         ports = [s.port for s in stack.services.values()]
     finally:
