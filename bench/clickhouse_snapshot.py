@@ -45,6 +45,10 @@ SECTION = "clickhouse_snapshot"
 DB = "bench_snapshot"
 WIDE = "bench_wide"
 SLOT = datetime(2026, 11, 23, 14, tzinfo=UTC)
+HEADER = (
+    "| data | bare BACKUP (median) | snapshot task (median) | overhead (median) | overhead (worst run) "
+    "| within target | all runs bare/task (s) | load |"
+)
 
 
 def _load() -> float:
@@ -144,7 +148,8 @@ def _fill_rows(client: Any, rows: int) -> None:
     step = 2_000_000
     for first in range(0, rows, step):
         client.query(
-            f"INSERT INTO {table} SELECT number + {{first:UInt64}}, toDateTime('2026-11-01') + number % 86400, "
+            f"INSERT INTO {table} SELECT number + {{first:UInt64}}, "
+            "toDateTime('2026-11-01') + number % 86400, "
             "number % 50000, ['view','click','buy'][number % 3 + 1], concat('p-', toString(number % 1000)) "
             "FROM numbers({count:UInt64})",
             parameters={"first": first, "count": min(step, rows - first)},
@@ -195,7 +200,8 @@ def _task_vs_bare(
         "overhead_worst": max(over),
         "runs": runs,
         "loads": loads,
-        "line": f"{name}: bare/task {runs} s; overhead median {statistics.median(over):+.2f} s, worst {max(over):+.2f} s",
+        "line": f"{name}: bare/task {runs} s; overhead median {statistics.median(over):+.2f} s, "
+        f"worst {max(over):+.2f} s",
     }
 
 
@@ -259,7 +265,7 @@ def _resolution() -> dict[str, float]:
     from backup_pipelines.core.manifest import Listing, Manifest, Verification
 
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    points = []
+    points: list[Manifest] = []
     for n in range(10_000):
         when = start + timedelta(hours=n)
         points.append(
@@ -283,6 +289,10 @@ def _resolution() -> dict[str, float]:
     return {"resolve": resolve_s, "choose": time.perf_counter() - started}
 
 
+def _requests(requests: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(requests.items()))
+
+
 def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
     today = datetime.now(UTC).date().isoformat()
     command = (
@@ -299,14 +309,15 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
     short, long_ = chain[1], chain[-1]
     chain_rows = "\n".join(
         f"| {r['length']} | {r['seconds']:.2f} s | {r['bytes'] / 1e3:,.0f} KB | "
-        f"{sum(r['requests'].values())} ({', '.join(f'{k} {v}' for k, v in sorted(r['requests'].items()))}) | {r['load']} |"
+        f"{sum(r['requests'].values())} ({_requests(r['requests'])}) | {r['load']} |"
         for r in chain
         if r["length"] in (1, 2, 4, 8, 12, 16, 20, args.chain)
     )
     time_ratio, bytes_ratio = long_["seconds"] / short["seconds"], long_["bytes"] / short["bytes"]
     res = results["resolution"]
+    title = "task vs bare BACKUP, verify along a chain, chain resolution"
     text = f"""
-## ClickHouse hourly snapshot: task vs bare BACKUP, verify along a chain, chain resolution (`bench/clickhouse_snapshot.py`)
+## ClickHouse hourly snapshot: {title} (`bench/clickhouse_snapshot.py`)
 
 `.venv/bin/python {command}`, {today}, {os.cpu_count()} CPUs ({platform.machine()}), chDB in this
 process writing to a local moto S3 server (embedded stack); merges stopped on the source tables.
@@ -316,7 +327,7 @@ same 2 cores, so the spread is wide.
 **Task vs bare BACKUP** (alternating, {args.repeat} runs each; target: task <= bare + 0.3 s, judged
 on the worst run):
 
-| data | bare BACKUP (median) | snapshot task (median) | overhead (median) | overhead (worst run) | within target | all runs bare/task (s) | load |
+{HEADER}
 |---|---:|---:|---:|---:|:---:|---|---|
 {size_rows}
 

@@ -130,8 +130,8 @@ def test_the_old_chain_restores_every_row_of_the_old_tables(legacy: Any, clickho
 def test_the_drill_passes_every_old_point(legacy: Any, clickhouse_client: Any) -> None:
     from backup_pipelines.drill.archives import ArchiveDrill
     from backup_pipelines.drill.clickhouse import ClickHouseDrill
-    from backup_pipelines.drill.params import DrillParams
     from backup_pipelines.drill.housekeeping import cleanup_scratch
+    from backup_pipelines.drill.params import DrillParams
     from backup_pipelines.drill.plan import SCRATCH_PREFIX, plan_drill
     from backup_pipelines.drill.probes import DrillProbes
 
