@@ -42,6 +42,8 @@ def _config(example_config: dict[str, Any], dataset: str, **section: Any) -> dic
     # (seen by the export tests too); deadlines are not under test here.
     cfg["deadlines"] = {}
     cfg["defaults"]["retry_delay"] = "1s"
+    # No DR region: retention in step would keep every point the DR region has not received.
+    cfg["storage"]["replica"] = None
     cfg["clickhouse_snapshots"].update(
         {
             "prefix": "clickhouse-e2e/",

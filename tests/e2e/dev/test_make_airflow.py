@@ -168,7 +168,12 @@ def _manifests(stack: EmbeddedStack, kind: str) -> list[dict[str, Any]]:
 
     s3 = stack.s3_client()
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"catalog/{kind}/")
-    keys = [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith(".json")]
+    keys = [  # manifests only: not the index nor the object lists (schema 2) beside them
+        o["Key"]
+        for page in pages
+        for o in page.get("Contents", [])
+        if o["Key"].endswith(".json") and "/_" not in o["Key"]
+    ]
     return [json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in keys]
 
 
