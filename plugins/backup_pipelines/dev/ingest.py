@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from backup_pipelines.clickhouse.sql import quote_identifier
 from backup_pipelines.recovery.feed import source_of
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ COLUMNS = ["topic", "partition", "offset", "ts", "key", "value", "via"]
 
 
 def create_ingest_table(client: Any, database: str, table: str) -> None:
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    client.command(TABLE_SQL.format(db=database, table=table))
+    client.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
+    client.command(TABLE_SQL.format(db=quote_identifier(database), table=quote_identifier(table)))
 
 
 @dataclass
@@ -188,12 +189,13 @@ def demo_zero_loss(stack: Any, now: Any, workdir: Any) -> str:
         run_dag_in_process(dags["clickhouse_hourly_snapshot"], logical_date=now.replace(minute=0, second=0))
         produce_events(stack.kafka_bootstrap, topic, 600, 300, partitions=3)
         ingest.drain()
-        client.command(f"DROP TABLE {db}.stream SYNC")
+        stream = f"{quote_identifier(db)}.stream"
+        client.command(f"DROP TABLE {stream} SYNC")
         conf = {"dataset": db, "target_database": db, "confirm_overwrite": db, "replay_since_capture": True}
         run = run_dag_in_process(dags["clickhouse_restore"], run_conf=conf)
-        restored = client.query(f"SELECT count() FROM {db}.stream").result_rows[0][0]  # noqa: S608 - constant
+        restored = client.query(f"SELECT count() FROM {stream}").result_rows[0][0]  # noqa: S608 - constant
         ingest.drain()
-        final = client.query(f"SELECT count() FROM {db}.stream FINAL").result_rows[0][0]  # noqa: S608 - constant
+        final = client.query(f"SELECT count() FROM {stream} FINAL").result_rows[0][0]  # noqa: S608 - constant
     finally:
         if saved is None:
             os.environ.pop("BACKUP_PIPELINES_CONFIG", None)
