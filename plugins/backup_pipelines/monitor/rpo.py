@@ -86,6 +86,9 @@ class Age:
     breach: str | None = None
     # Points newer than the newest verified one, with why they do not count (at most five).
     not_counted: tuple[str, ...] = ()
+    # Datasets with ``ingest``: what a restore with Kafka replay recovers now
+    # (``recovery.effective.EffectiveRpo.as_status()``), next to the snapshot age above.
+    effective: dict[str, Any] | None = None
 
     @property
     def age_seconds(self) -> float | None:
@@ -115,7 +118,13 @@ class Age:
             f"{rpo}: {verdict}"
             + (f" ({self.breach})" if self.breach else "")
             + (self._why_newer() if not self.fresh else "")
+            + (f"; effective RPO {self.effective['text']}" if self.effective else "")
         )
+
+    @property
+    def effective_text(self) -> str | None:
+        """The effective RPO in words (snapshot + Kafka replay), None without ``ingest``."""
+        return str(self.effective["text"]) if self.effective else None
 
     def _why_newer(self) -> str:
         """Why newer points do not count, for a breach line ("" when there are none)."""
@@ -137,6 +146,7 @@ class Age:
             "warning": self.warning,
             "breach": self.breach,
             "not_counted": list(self.not_counted),
+            "effective_rpo": self.effective,
         }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,8 @@ def transition_email(change: Transition) -> notify.Message:
         ("Measured at", f"{age.measured_at:%Y-%m-%d %H:%M:%S} UTC"),
         ("Breach started", f"{since:%Y-%m-%d %H:%M:%S} UTC" if since else "-"),
     ]
+    if age.effective_text:
+        rows.append(("Effective RPO (snapshot + Kafka replay)", age.effective_text))
     if age.error:
         rows.append(("Catalog error", age.error))
     if age.warning:
@@ -87,6 +89,7 @@ class MonitorResult:
             "datasets": [a.as_status() for a in self.ages],
             "breached": [a.target.key for a in self.ages if not a.fresh],
             "warnings": {a.target.key: a.warning for a in self.ages if a.warning},
+            "effective_rpo": {a.target.key: a.effective_text for a in self.ages if a.effective_text},
             "emails": self.emails,
             "status": self.status_url,
         }
@@ -112,14 +115,13 @@ def run_monitor(
 
     ages = with_kafka_health(cfg, catalog, measure_all(catalog, targets(cfg), now=now), now=now)
     effective = effective_rpos(cfg, catalog, now=now)  # datasets with ingest: snapshot + Kafka replay
+    ages = [replace(a, effective=effective.get(a.target.key)) for a in ages]
     if cfg.storage.replica is not None:  # the DR region: measured even when the primary is down
         dr_catalog = region_catalog(cfg, "dr")
         ages += measure_all(dr_catalog, dr_targets(cfg), now=now)
         copies.append(StatusCopy("dr", dr_catalog.s3, dr_catalog.bucket, cfg.storage.replica.encryption))
     for age in ages:
         log.info("RPO: %s", age.describe())
-        if age.target.key in effective:
-            log.info("RPO: %s: effective RPO %s", age.target.key, effective[age.target.key]["text"])
         if age.warning:
             log.warning("RPO: %s: %s", age.target.key, age.warning)
         gauge(gauge_name(age.target), age_for_metrics(age))

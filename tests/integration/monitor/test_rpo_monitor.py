@@ -170,3 +170,54 @@ def test_a_kafka_topic_with_short_retention_is_flagged_in_every_monitor_run(
     [breach] = [m for m in embedded_stack.mailbox() if risky in str(m["Subject"])]
     assert breach["Subject"].startswith(f"[RPO BREACH] kafka_archive/{risky}")
     assert "retention.ms=259200000" in breach.get_body(("html",)).get_content()
+
+
+def test_a_dataset_fed_from_kafka_shows_its_effective_rpo_in_status_summary_and_email(
+    embedded_stack, s3, write_config, monitor_config
+) -> None:
+    """The snapshot is 3 h old (RPO 1 h: a breach), but it recorded its ingest offsets and the topic
+    still holds every event since: the monitor says what a restore with replay recovers now (0 s)
+    next to the snapshot age, in the status JSON, the task's summary and the breach email."""
+    from support.kafka import create_topic
+
+    from backup_pipelines.core.config import load_config
+    from backup_pipelines.dev.ingest import produce_events
+    from backup_pipelines.monitor.service import run_monitor
+
+    tag, cfg = monitor_config["tag"], dict(monitor_config["raw"])
+    fed, topic, group = f"fed_{tag}", f"ingest-{tag}", f"ingest-g-{tag}"
+    cfg["clickhouse_snapshots"] = {
+        **cfg["clickhouse_snapshots"],
+        "datasets": [
+            {
+                "name": fed,
+                "database": "analytics",
+                "objectives": {"rpo": "1h"},
+                "ingest": {"topics": [topic], "consumer_groups": [group]},
+            }
+        ],
+    }
+    write_config(cfg)
+    create_topic(embedded_stack.kafka_bootstrap, topic, 2)
+    produce_events(embedded_stack.kafka_bootstrap, topic, 0, 40, partitions=2)
+    now = datetime.now(UTC)
+    point = _write_point(
+        s3,
+        cfg,
+        fed,
+        now - timedelta(hours=3),
+        "verified",
+        details={"ingest_offsets": {group: {topic: {"0": 7, "1": 9}}}},
+    )
+
+    summary = run_monitor(load_config(), run_id=f"rpo-{tag}", gauge=lambda *a: None).summary()
+    key = f"clickhouse_snapshot/{fed}"
+    assert summary["breached"] == [key]  # the snapshot RPO is still what pages
+    assert summary["effective_rpo"][key].startswith(f"0s: {point} + Kafka since its offsets, no hole")
+    [status] = [d for d in _status(s3, cfg)["datasets"] if d["dataset"] == fed]
+    assert status["fresh"] is False and status["age_seconds"] > 3 * 3600 - 60
+    assert status["effective_rpo"]["seconds"] == 0.0 and status["effective_rpo"]["point"] == point
+    [breach] = [m for m in embedded_stack.mailbox() if fed in str(m["Subject"])]
+    body = breach.get_body(("html",)).get_content()
+    assert "Effective RPO (snapshot + Kafka replay)" in body and f"0s: {point}" in body
+    assert f"0s: {point}" in breach.get_body(("plain",)).get_content()
