@@ -278,11 +278,14 @@ class Catalog:
         return compare(loaded[0], built)
 
     # -- reading many points ---------------------------------------------------------------------
-    def list_points(self, kind: str, dataset: str) -> Listing:
+    def list_points(self, kind: str, dataset: str, *, fresh: bool = True) -> Listing:
         """Every recovery point of a dataset, oldest first, from its index; bad manifests set aside.
 
-        Decisions read the entries; whole manifests are read only for the points asked for."""
-        index = self.index(kind, dataset)
+        Decisions read the entries; whole manifests are read only for the points asked for.
+        ``fresh=False`` (the Backups page) reads the stored index alone, one GET, without listing
+        the manifests: every write updates the index, so it lags only a manifest whose writer died
+        before the index update (the next write or fresh read folds it in)."""
+        index = self.index(kind, dataset, fresh=fresh)
         return Listing(
             entries=index.entries,
             invalid=[InvalidManifest(key=i.key, reason=i.reason) for i in index.invalid],

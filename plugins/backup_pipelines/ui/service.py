@@ -1,6 +1,7 @@
-"""The Backups pages' data: every configured dataset from the catalog (``Catalog.list_points``, so the
-catalog's index where there is one), effective states from ``core.chains``, drills from their reports,
-costs from the config's price table. Read-only: nothing here writes to S3."""
+"""The Backups pages' data: every configured dataset from the catalog's stored index
+(``Catalog.list_points(fresh=False)``: one GET per dataset, no listing of its manifests),
+effective states from ``core.chains``, drills from their reports, costs from the config's price
+table. Read-only, but for a dataset without an index: the catalog builds it on first read."""
 
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ class BackupsService:
             known = ", ".join(f"{k}/{n}" for k, n, _ in self.cfg.datasets())
             raise ConfigError(f"no configured dataset {only[0]}/{only[1]} (configured: {known})")
         with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
-            listings = list(pool.map(lambda w: self.catalog.list_points(w[0], w[1]), wanted))
+            # The stored index as it is (one GET each): a page view must not list every manifest.
+            listings = list(pool.map(lambda w: self.catalog.list_points(w[0], w[1], fresh=False), wanted))
         return [Protected(k, n, o, listing) for (k, n, o), listing in zip(wanted, listings, strict=True)]
 
     def schedule(self, kind: str) -> str:

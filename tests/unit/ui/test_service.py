@@ -191,3 +191,22 @@ def test_costs_per_dataset_and_class_match_the_catalog(catalog: Catalog, service
 def test_an_unknown_dataset_is_refused_naming_the_configured_ones(service: BackupsService) -> None:
     with pytest.raises(ConfigError, match=r"no configured dataset clickhouse_snapshot/nope \(configured: "):
         service.dataset(CH, "nope")
+
+
+def test_a_page_view_reads_each_index_once_and_lists_no_manifest_folder(
+    catalog: Catalog, service: BackupsService
+) -> None:
+    """The overview reads a dataset that has points from its index alone (one GET), never a
+    listing of its manifests: its cost does not grow with the number of points. (A dataset with
+    no point yet has no index: its empty folder is listed, one request.)"""
+    _write(catalog, *(_point(f"p{i:03d}", 48 - i) for i in range(40)))
+    calls: list[tuple[str, str]] = []
+    service.catalog.s3.client.meta.events.register(
+        "before-parameter-build.s3",
+        lambda model, params, **_: calls.append((model.name, params.get("Prefix", params.get("Key", "")))),
+    )
+    overview = service.overview()
+    [row] = [d for d in overview.datasets if d.kind == CH]
+    assert (row.points, row.verified, row.newest_verified) == (40, 40, "p039")
+    folder = catalog.key_for(CH, "analytics", "x")[: -len("x.json")]
+    assert [c for c in calls if c[1].startswith(folder)] == [("GetObject", f"{folder}_index.jsonl")]
