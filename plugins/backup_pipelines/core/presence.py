@@ -1,10 +1,13 @@
 """Are a recovery point's objects still in S3 as its manifest records them?
 
 For every object the manifest lists: present, with the recorded size, and with the recorded ETag
-(an object replaced by another of the same size has another ETag). A point whose objects live in
-a folder of its own (ClickHouse backups, EMR days, export months) is checked with one listing of
-that folder; a point whose folder is shared with other points (a Kafka topic's archive) is checked
-object by object, so the cost follows the point, never the dataset's history.
+(an object replaced by another of the same size has another ETag). Points whose objects live in
+folders of their own (ClickHouse backups, EMR days, export months) are checked with listings of
+those folders: the folders of a chain, side by side under their dataset's folder, with one listing
+from the first to the last (pages of 1,000 keys, so a chain of small increments costs about what
+its full costs, not a listing per member). A point whose folder is shared with other points (a
+Kafka topic's archive) is checked object by object, so the cost follows the point, never the
+dataset's history.
 
 Network or permission errors raise: they mean the check could not run, not that data is missing.
 """
@@ -12,7 +15,8 @@ Network or permission errors raise: they mean the check could not run, not that 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,9 +66,11 @@ class Presence:
 
     def missing(self, points: Iterable[Manifest]) -> list[MissingObject]:
         """Every object of ``points`` that S3 no longer holds as recorded, in the points' order."""
+        points = list(points)
+        in_folders = self._stored_folders([p for p in points if p.kind not in SHARED_LOCATION_KINDS])
         found: list[MissingObject] = []
         for point in points:
-            stored = self._stored(point)
+            stored = in_folders if point.kind not in SHARED_LOCATION_KINDS else self._stored_shared(point)
             for entry in point.objects:
                 bucket, key = object_key(point, entry)
                 problem = _problem(entry, stored.get((bucket, key)))
@@ -73,10 +79,27 @@ class Presence:
             log.info("presence of %s: %d object(s) checked", point.label, len(point.objects))
         return found
 
-    def _stored(self, point: Manifest) -> dict[tuple[str, str], S3Object]:
-        if point.kind not in SHARED_LOCATION_KINDS:
+    def _stored_folders(self, points: list[Manifest]) -> dict[tuple[str, str], S3Object]:
+        """What S3 holds in the points' own folders: one listing per parent folder, from the first
+        point's folder to the last (keys of other folders in between are skipped)."""
+        groups: dict[tuple[str, str], set[str]] = {}
+        for point in points:
             bucket, prefix = split_s3_url(point.location)
-            return {(o.bucket, o.key): o for o in self.s3.iter_objects(bucket, prefix)}
+            folder = prefix.rstrip("/") + "/" if prefix else ""
+            parent = folder.rstrip("/").rpartition("/")[0]
+            groups.setdefault((bucket, parent + "/" if parent else ""), set()).add(folder)
+        stored: dict[tuple[str, str], S3Object] = {}
+        for (bucket, parent), folders in groups.items():
+            ordered = sorted(folders)
+            if len(ordered) == 1 or "" in folders:
+                listings = [self.s3.iter_objects(bucket, folder) for folder in ordered]
+            else:  # "<folder>" sorts before every "<folder>/..." key
+                listings = [self.s3.iter_objects(bucket, parent, start_after=ordered[0].rstrip("/"))]
+            for listing in listings:
+                stored.update(_in_folders(listing, ordered))
+        return stored
+
+    def _stored_shared(self, point: Manifest) -> dict[tuple[str, str], S3Object]:
         stored: dict[tuple[str, str], S3Object] = {}
         for entry in point.objects:
             bucket, key = object_key(point, entry)
@@ -84,6 +107,19 @@ class Presence:
                 if obj.key == key:
                     stored[(bucket, key)] = obj
         return stored
+
+
+def _in_folders(
+    listing: Iterable[S3Object], folders: list[str]
+) -> Iterator[tuple[tuple[str, str], S3Object]]:
+    """The listed objects inside one of ``folders`` (sorted); stops after the last folder."""
+    last = folders[-1]
+    for obj in listing:
+        if obj.key > last and not obj.key.startswith(last):
+            return
+        at = bisect_right(folders, obj.key) - 1
+        if at >= 0 and obj.key.startswith(folders[at]):
+            yield (obj.bucket, obj.key), obj
 
 
 def _problem(entry: ObjectEntry, obj: S3Object | None) -> str | None:

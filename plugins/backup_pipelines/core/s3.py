@@ -134,10 +134,12 @@ class BackupS3Hook(S3Hook):
         return self.get_conn()
 
     # -- listing and metadata ------------------------------------------------------------------
-    def iter_objects(self, bucket: str, prefix: str) -> Iterator[S3Object]:
-        """Every object under a prefix, page by page, in S3's (key) order: the one paginator."""
+    def iter_objects(self, bucket: str, prefix: str, *, start_after: str = "") -> Iterator[S3Object]:
+        """Every object under a prefix (after ``start_after``), page by page, in S3's (key) order:
+        the one paginator. Stopping early stops the listing: pages are requested as they are read."""
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        extra = {"StartAfter": start_after} if start_after else {}
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **extra):
             for obj in page.get("Contents", []):
                 yield S3Object(
                     bucket=bucket,
