@@ -331,6 +331,7 @@ class Catalog:
         Raises ``BrokenChainError`` naming the broken member when a base is missing, failed, or loops.
         """
         listing = listing or self.list_points(manifest.kind, manifest.dataset)
+        listing.preload(_bases_in_index(manifest, listing))  # one parallel read, not one per member
         chain = [manifest]
         seen = {manifest.recovery_point_id}
         while chain[0].base:
@@ -357,3 +358,14 @@ class Catalog:
             seen.add(base_id)
             chain.insert(0, base)
         return chain
+
+
+def _bases_in_index(manifest: Manifest, listing: Listing) -> list[str]:
+    """The ids of ``manifest``'s bases as the index entries link them (``chain`` checks each)."""
+    ids: list[str] = []
+    base = manifest.base
+    while base and base not in ids and base != manifest.recovery_point_id:
+        ids.append(base)
+        entry = listing.entry(base)
+        base = entry.base if entry is not None else None
+    return ids

@@ -261,6 +261,10 @@ class Listing:
         self._load([recovery_point_id])
         return self._manifests[recovery_point_id]
 
+    def preload(self, recovery_point_ids: Iterable[str]) -> None:
+        """Read these points' whole manifests in one batch (in parallel), for ``manifest`` to serve."""
+        self._load(list(recovery_point_ids))
+
     def entry(self, recovery_point_id: str) -> IndexEntry | None:
         return self._entry_by_id.get(recovery_point_id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -104,6 +104,26 @@ def test_chain_resolves_full_first(catalog: Catalog) -> None:
         catalog.write(manifest)
     chain = catalog.chain(catalog.read("clickhouse_snapshot", "analytics", "c"))
     assert [m.recovery_point_id for m in chain] == ["a", "b", "c"]
+
+
+def test_chain_reads_its_members_in_one_batch(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bases' manifests are read together (in parallel), not one member after the other."""
+    ids = [f"p{i:02d}" for i in range(12)]
+    for i, rp in enumerate(ids):
+        catalog.write(point(rp, i + 1, base=ids[i - 1] if i else None))
+    batches: list[list[str]] = []
+    read_many = catalog.manifests.read_many
+
+    def recording(kind: str, dataset: str, wanted: Iterable[str]) -> dict[str, Manifest]:
+        batches.append(sorted(wanted))
+        return read_many(kind, dataset, batches[-1])
+
+    monkeypatch.setattr(catalog.manifests, "read_many", recording)
+    listing = catalog.list_points("clickhouse_snapshot", "analytics")
+    chain = catalog.chain(listing.manifest("p11"), listing=listing)
+    assert [m.recovery_point_id for m in chain] == ids
+    assert batches == [["p11"], ids[:-1]]
+    assert [len(m.objects) for m in chain] == [1] * 12  # whole manifests, object lists included
 
 
 def test_chain_with_missing_or_failed_base_is_broken(catalog: Catalog) -> None:
