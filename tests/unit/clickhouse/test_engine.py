@@ -46,7 +46,31 @@ def test_wait_polls_until_done() -> None:
     engine.__dict__["client"] = client
     sleeps: list[float] = []
     status = engine.wait("id1", poll_interval=0.5, sleep=sleeps.append)
-    assert status.succeeded and status.num_files == 3 and sleeps == pytest.approx([0.05, 0.075])
+    assert status.succeeded and status.num_files == 3 and sleeps == pytest.approx([0.03, 0.03])
+
+
+def test_wait_notices_the_end_within_a_fixed_ceiling_however_long_the_backup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """30 ms between polls for the first 30 s, then 200 ms: never a fraction of the backup's time."""
+    clock = [1000.0]
+    monkeypatch.setattr("backup_pipelines.clickhouse.engine.time.monotonic", lambda: clock[0])
+    polls = iter(["CREATING_BACKUP"] * 1400 + ["BACKUP_CREATED"])
+    engine = ClickHouseEngine()
+    client = mock.Mock()
+    client.query.side_effect = lambda sql, parameters=None: mock.Mock(
+        result_rows=[("id1", next(polls), "", 3, 100, 100, None, None)]
+    )
+    engine.__dict__["client"] = client
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    assert engine.wait("id1", poll_interval=10.0, sleep=sleep).succeeded
+    assert max(sleeps[:900]) == pytest.approx(0.03)
+    assert max(sleeps) == pytest.approx(0.2) and sleeps[-1] == pytest.approx(0.2)
 
 
 def test_explicit_credentials_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -318,3 +318,12 @@ def test_delete_keys_sends_1000_keys_a_request(hook: BackupS3Hook) -> None:
     assert hook.delete_keys("dst", iter(keys)) == 2001
     assert sizes == [1000, 1000, 1]
     assert hook.list_objects("dst", "k/") == []
+
+
+def test_hooks_of_one_process_share_the_service_model_they_have_read(moto_s3: Any) -> None:
+    """The second hook's client is built without reading botocore's JSON again, and works."""
+    first, second = BackupS3Hook(aws_conn_id="aws_unit"), BackupS3Hook(aws_conn_id="aws_unit")
+    loaders = {id(h.get_session()._session.get_component("data_loader")) for h in (first, second)}
+    assert len(loaders) == 1
+    first.client.create_bucket(Bucket="shared-loader")
+    assert [b["Name"] for b in second.client.list_buckets()["Buckets"]] == ["shared-loader"]
