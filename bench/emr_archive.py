@@ -6,6 +6,8 @@ RSS is the run's own):
 
 - **bare**: one paginated listing of the source, then ``copy_object`` of every key on a
   ``ThreadPoolExecutor(16)``: no checksum, no verification, no manifest: the limit;
+- **bare-same**: the same loop sending the archive's request (conditional on the listed ETag,
+  SHA-256, encryption, storage class), so the server's share of the cost is in both;
 - **archive**: ``EmrArchiveService.archive`` of the same day into an empty archive bucket (the
   task's whole path: previous manifest, listings, verified copies, verifying listing, manifest);
 - **re-run**: the same archive again, unchanged.
@@ -42,6 +44,7 @@ SECTION = "emr_archive"
 DAY = "2026-01-01"
 CATALOG = "bench-catalog"
 WORKERS = 16
+BARE_MODES = ("bare", "bare-same")
 
 
 def _rss_kb() -> int:
@@ -97,8 +100,9 @@ def child(mode: str, src: str, dest: str) -> dict[str, Any]:
     from backup_pipelines.emr.archive import EmrArchiveService
 
     cfg = _config(src, dest)
-    if mode == "bare":
-        client = BackupS3Hook(aws_conn_id="aws_bench", max_pool_connections=WORKERS + 4).client
+    if mode in BARE_MODES:
+        hook = BackupS3Hook(aws_conn_id="aws_bench", max_pool_connections=WORKERS + 4)
+        client = hook.client
     else:
         service = EmrArchiveService.from_config(cfg)
         client = service.s3.client
@@ -106,17 +110,31 @@ def child(mode: str, src: str, dest: str) -> dict[str, Any]:
     calls, totals = _counting(client)
     before = _rss_kb()
     started = time.perf_counter()
-    if mode == "bare":
+    if mode in BARE_MODES:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=src, Prefix=f"job/dt={DAY}/")
-        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        listed = [(o["Key"], o["ETag"]) for page in pages for o in page.get("Contents", [])]
+        same: dict[str, Any] = {}
+        if mode == "bare-same":  # the archive's own request: conditional, SHA-256, encryption, class
+            storage = cfg.storage
+            same = {
+                "MetadataDirective": "COPY",
+                "ChecksumAlgorithm": "SHA256",
+                **hook.write_args(
+                    dest,
+                    encryption=storage.encryption,
+                    storage_class=cfg.emr_archive.storage_class,
+                    object_lock=None,
+                ),
+            }
+
+        def copy(item: tuple[str, str]) -> Any:
+            key, etag = item
+            extra = {"CopySourceIfMatch": etag, **same} if same else {}
+            return client.copy_object(Bucket=dest, Key=key, CopySource={"Bucket": src, "Key": key}, **extra)
+
         with ThreadPoolExecutor(WORKERS) as pool:
-            list(
-                pool.map(
-                    lambda k: client.copy_object(Bucket=dest, Key=k, CopySource={"Bucket": src, "Key": k}),
-                    keys,
-                )
-            )
-        objects = len(keys)
+            list(pool.map(copy, listed))
+        objects = len(listed)
     else:
         objects = service.archive(
             "job", day=DAY, source_url=f"s3://{src}/job/dt={DAY}/", interval=(None, None), run_id=mode
@@ -133,7 +151,7 @@ def child(mode: str, src: str, dest: str) -> dict[str, Any]:
         "rss_before_kb": before,
         "rss_peak_kb": peak,
     }
-    if mode != "bare":  # what the manifest itself takes: its JSON, and its model in memory
+    if mode not in BARE_MODES:  # what the manifest itself takes: its JSON, and its model in memory
         raw, _ = service.s3.get_bytes(CATALOG, f"catalog/emr_output/job/dt={DAY}.json") or (b"", "")
         tracemalloc.start()
         manifest = Manifest.from_json(raw, "bench")
@@ -187,9 +205,9 @@ def measure(client: Any, n: int, repeat: int, size: int) -> dict[str, list[dict[
     started = time.perf_counter()
     _seed(client, src, n, size)
     print(f"{n} objects seeded in {time.perf_counter() - started:.0f} s", flush=True)
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "archive": [], "rerun": []}
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bare-same": [], "archive": [], "rerun": []}
     for r in range(repeat):
-        order = ["bare", "archive"] if r % 2 == 0 else ["archive", "bare"]
+        order = ["bare", "bare-same", "archive"] if r % 2 == 0 else ["archive", "bare-same", "bare"]
         for mode in order:
             dest = f"bench-{mode}-{n}-{r}"
             client.create_bucket(Bucket=dest)
@@ -201,12 +219,13 @@ def measure(client: Any, n: int, repeat: int, size: int) -> dict[str, list[dict[
 
 HEADER = "\n".join(
     [
-        "| objects | bare s | archive s | archive / bare (target <= 1.25x) | archive's listings s "
+        "| objects | bare s | archive s | archive / bare (target <= 1.25x) "
+        "| bare, the archive's request s | archive / that | archive's listings s "
         "| archive / bare without listings | re-run s "
         "| requests per object, first run (target <= 1.1) | re-run (target <= 0.01) "
         "| archive peak RSS MB (before the run) | RSS growth per object, bytes | bare peak RSS MB "
         "| manifest JSON MB | manifest model in memory per object, bytes |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
 )
 
@@ -217,6 +236,7 @@ def _per_object(run: dict[str, Any]) -> float:
 
 def _row(n: int, runs: dict[str, list[dict[str, Any]]]) -> str:
     bare = statistics.median(r["seconds"] for r in runs["bare"])
+    same = statistics.median(r["seconds"] for r in runs.get("bare-same") or runs["bare"])
     arc = statistics.median(r["seconds"] for r in runs["archive"])
     bare_net = statistics.median(r["seconds"] - r["listing_seconds"] for r in runs["bare"])
     arc_net = statistics.median(r["seconds"] - r["listing_seconds"] for r in runs["archive"])
@@ -228,7 +248,8 @@ def _row(n: int, runs: dict[str, list[dict[str, Any]]]) -> str:
     peak_bare = max(r["rss_peak_kb"] for r in runs["bare"]) / 1024
     calls = ", ".join(f"{v} {k}" for k, v in sorted(first["calls"].items(), key=lambda kv: -kv[1]))
     return (
-        f"| {n:,} | {bare:.1f} | {arc:.1f} | **{arc / bare:.2f}x** | {listing:.1f} "
+        f"| {n:,} | {bare:.1f} | {arc:.1f} | **{arc / bare:.2f}x** | {same:.1f} | {arc / same:.2f}x "
+        f"| {listing:.1f} "
         f"| {arc_net / bare_net:.2f}x | {rerun:.1f} "
         f"| **{_per_object(first):.4f}** ({calls}) | **{_per_object(again):.4f}** "
         f"| {peak:.0f} ({before:.0f}) | {(peak - before) * 1024 * 1024 / n:,.0f} | {peak_bare:.0f} "
@@ -242,7 +263,8 @@ def report(results: dict[int, dict[str, list[dict[str, Any]]]], args: argparse.N
         f"- {n:,}: "
         + "; ".join(
             f"{mode} " + " / ".join(f"{r['seconds']:.1f}" for r in runs[mode])
-            for mode in ("bare", "archive", "rerun")
+            for mode in ("bare", "bare-same", "archive", "rerun")
+            if runs.get(mode)
         )
         for n, runs in results.items()
     )
@@ -253,10 +275,14 @@ def report(results: dict[int, dict[str, list[dict[str, Any]]]], args: argparse.N
 {datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs ({platform.machine()}), against a local moto S3
 server (one Python process) on the same machine. Objects of {args.size} bytes: the work is requests.
 **bare** = one listing, then `copy_object` of every key on a `ThreadPoolExecutor(16)` (no checksum,
-no verification, no manifest): the limit. **archive** = `EmrArchiveService.archive` of the day into an
-empty archive bucket (previous manifest, listings, 16-way verified copies, verifying listing,
-manifest); **re-run** = the same day again, unchanged. Each run in its own process, alternating;
-times are medians; requests are S3 API calls counted on the run's client (botocore `after-call`).
+no verification, no manifest): the limit. **bare, the archive's request** = the same loop sending
+the archive's `CopyObject` (conditional on the listed ETag, `ChecksumAlgorithm=SHA256`, encryption,
+storage class): what S3 (here: moto, one Python process on the same 2 cores) spends on those
+requests, so the ratio to it is the archive's own cost on the worker.
+**archive** = `EmrArchiveService.archive` of the day into an empty archive bucket (previous
+manifest, listings, 16-way verified copies, verifying listing, manifest); **re-run** = the same
+day again, unchanged. Each run in its own process, alternating; times are medians; requests are
+S3 API calls counted on the run's client (botocore `after-call`).
 
 {HEADER}
 {rows}
