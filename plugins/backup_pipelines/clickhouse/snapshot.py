@@ -196,7 +196,7 @@ class SnapshotService:
     ) -> tuple[Manifest | None, list[Manifest]]:
         """The base of the next backup and its chain; (None, []) for a full backup.
 
-        The chosen base's chain is checked in S3 first (one listing per member): a missing, resized
+        The chosen base's chain is checked in S3 first (one listing across its folders): a missing, resized
         or replaced object fails the member that holds it (and every point built on it), and the
         next choice is made without that chain, down to a full backup.
         """

@@ -1,7 +1,7 @@
 """Verification of a snapshot before it may count: cheap but real checks, and the verify service.
 
 0. every object of the chain (this point and its bases) is in S3 with its recorded size and ETag
-   (``core.presence``: one listing per member); a broken member is failed with its dependents;
+   (``core.presence``: one listing across the chain's folders); a broken member is failed with its dependents;
 1. ``system.backups`` says the backup was created (when the server still knows it);
 2. every file of the ``.backup`` listing is stored, with its size, here or in the base chain (the
    bases' files are found through their manifests' checksums, not by re-reading their listings);
@@ -188,7 +188,7 @@ class VerifyService:
 
     def check_presence(self, chain: list[Manifest], listing: Listing) -> None:
         """Every object a restore of the chain reads is in S3 as its manifest records it (one
-        listing per member); else the member holding the first missing object is failed, with
+        listing across the chain's folders); else the member holding the first missing object is failed, with
         every point built on it (this one included), and ``VerificationError`` names the object."""
         missing = Presence(self.verifier.store.s3).missing(chain)
         if not missing:

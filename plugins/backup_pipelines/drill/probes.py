@@ -170,7 +170,7 @@ class DrillProbes:
 
     def missing_objects(self, chain: Sequence[Manifest]) -> list[MissingObject]:
         """Objects the manifests of ``chain`` record that S3 no longer holds as recorded (gone,
-        resized or replaced): ``core.presence``, one listing per member. Network or permission
+        resized or replaced): ``core.presence``, one listing across the chain's folders. Network or permission
         errors raise: they mean the check could not run, not that data is missing."""
         from backup_pipelines.core.presence import Presence
 
