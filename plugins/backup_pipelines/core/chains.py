@@ -90,11 +90,23 @@ def _terminal(point: PointLike, by_id: Mapping[str, PointLike]) -> ChainState | 
     return None
 
 
+def _root_cause(member: str, reason: str | None) -> str | None:
+    """``reason`` without the "chain member X failed: " / "base X failed: " it may already carry,
+    so a reason names the broken member once, however deep the point is."""
+    for prefix in (f"chain member {member} failed: ", f"base {member} failed: "):
+        while reason and reason.startswith(prefix):
+            reason = reason[len(prefix) :]
+    return reason
+
+
 def _after_base(point_id: str, own: str, base: ChainState) -> ChainState:
     if base.state == "failed":
         member = base.broken_member or base.recovery_point_id
-        reason = f"chain member {member} failed: {base.reason}" if member != base.recovery_point_id else None
-        reason = reason or f"base {base.recovery_point_id} failed: {base.reason}"
+        cause = _root_cause(member, base.reason)
+        if member != base.recovery_point_id:
+            reason = f"chain member {member} failed: {cause}"
+        else:
+            reason = f"base {member} failed: {cause}"
         return ChainState(point_id, None, base.depth + 1, "failed", reason, member)
     if own != "verified":
         return ChainState(point_id, base.root, base.depth + 1, "unverified", "not verified yet")

@@ -46,6 +46,9 @@ def test_a_failed_full_fails_every_point_built_on_it_naming_the_member() -> None
         assert states[rp].broken_member == "F"
         assert "F" in (states[rp].reason or "") and "s3://b/x: object is missing" in (states[rp].reason or "")
     assert Listing([failed, *points[1:]]).verified() == []
+    # The member is named once, however deep the point: no "chain member F failed: " per level.
+    assert states["I1"].reason == "base F failed: s3://b/x: object is missing"
+    assert states["I3"].reason == "chain member F failed: s3://b/x: object is missing"
 
 
 def test_unverified_base_makes_dependents_unverified_not_failed() -> None:
