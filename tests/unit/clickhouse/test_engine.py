@@ -36,14 +36,20 @@ def test_wait_reports_a_failed_backup_with_its_error() -> None:
         engine.wait("id1", sleep=lambda _: None)
 
 
-def test_wait_polls_until_done() -> None:
-    states = iter(["CREATING_BACKUP", "CREATING_BACKUP", "BACKUP_CREATED"])
+def _polled(*states: str) -> ClickHouseEngine:
+    """An engine whose ``system.backups`` answers ``states`` one poll after the other."""
+    answers = iter(states)
     engine = ClickHouseEngine()
     client = mock.Mock()
     client.query.side_effect = lambda sql, parameters=None: mock.Mock(
-        result_rows=[("id1", next(states), "", 3, 100, 100, None, None)]
+        result_rows=[("id1", next(answers), "", 3, 100, 100, None, None)]
     )
     engine.__dict__["client"] = client
+    return engine
+
+
+def test_wait_polls_until_done() -> None:
+    engine = _polled("CREATING_BACKUP", "CREATING_BACKUP", "BACKUP_CREATED")
     sleeps: list[float] = []
     status = engine.wait("id1", poll_interval=0.5, sleep=sleeps.append)
     assert status.succeeded and status.num_files == 3 and sleeps == pytest.approx([0.03, 0.03])
@@ -55,13 +61,7 @@ def test_wait_notices_the_end_within_a_fixed_ceiling_however_long_the_backup(
     """30 ms between polls for the first 30 s, then 200 ms: never a fraction of the backup's time."""
     clock = [1000.0]
     monkeypatch.setattr("backup_pipelines.clickhouse.engine.time.monotonic", lambda: clock[0])
-    polls = iter(["CREATING_BACKUP"] * 1400 + ["BACKUP_CREATED"])
-    engine = ClickHouseEngine()
-    client = mock.Mock()
-    client.query.side_effect = lambda sql, parameters=None: mock.Mock(
-        result_rows=[("id1", next(polls), "", 3, 100, 100, None, None)]
-    )
-    engine.__dict__["client"] = client
+    engine = _polled(*["CREATING_BACKUP"] * 1400, "BACKUP_CREATED")
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
