@@ -2,7 +2,8 @@
 
 It runs after the ``restore`` task and does nothing (skipped) unless the form's
 ``replay_since_capture`` is set; with ``dry_run`` it shows the plan and changes nothing. Archive
-files in a cold storage class are restored first (the wait is deferred to the triggerer).
+files in a cold storage class are restored first (the wait is deferred to the triggerer); the
+catch-up is planned again after the wait, which can outlast the topic's oldest records.
 """
 
 from __future__ import annotations
@@ -44,16 +45,22 @@ class ReplaySinceCaptureOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.clickhouse.params import RestoreParams
-        from backup_pipelines.core.s3_restore import S3RestoreTrigger
-        from backup_pipelines.recovery.service import CatchUpService
 
         params = RestoreParams.from_context(context)
         if not params.replay_since_capture:
             raise AirflowSkipException("replay_since_capture is not set: the restore is the snapshot alone")
+        return self._catch_up(context, dry_run=params.dry_run)
+
+    def _catch_up(self, context: Context, *, dry_run: bool) -> dict[str, Any]:
+        """Plan; with archive files that cannot be read yet, request their restores and defer;
+        otherwise re-feed."""
+        from backup_pipelines.core.s3_restore import S3RestoreTrigger
+        from backup_pipelines.recovery.service import CatchUpService
+
         restored = context["ti"].xcom_pull(task_ids=self.restore_task_id) or {}
         cfg = load_config()
         service = CatchUpService.from_config(cfg)
-        plan = service.plan(restored, dry_run=params.dry_run or bool(restored.get("dry_run")))
+        plan = service.plan(restored, dry_run=dry_run or bool(restored.get("dry_run")))
         if plan.dry_run:
             self.log.info("Dry run: nothing replayed, no offset changed")
             return plan.summary()
@@ -68,7 +75,6 @@ class ReplaySinceCaptureOperator(BaseOperator):
                     poll_interval=self.poll_interval,
                 ),
                 method_name="execute_complete",
-                kwargs={"plan": plan.model_dump(mode="json")},
                 timeout=timedelta(hours=self.timeout_hours),
             )
         return service.run(plan).model_dump(mode="json")
@@ -76,12 +82,10 @@ class ReplaySinceCaptureOperator(BaseOperator):
     def execute_complete(
         self, context: Context, event: dict[str, Any], plan: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        from backup_pipelines.recovery.plan import CatchUpPlan
-        from backup_pipelines.recovery.service import CatchUpService
-
+        """Back from the wait: planned again, since during it (hours, for a Bulk restore) retention
+        deleted more of the topic (that part now comes from the archives: files not read yet are
+        restored first, deferring again) and the ingestion moved on. ``plan``: the kwargs of a
+        task deferred by an earlier version, not used."""
         if event.get("status") != "success":
             raise ObjectNotRestoredError(f"restore of the archive files failed: {event.get('message')}")
-        if plan is None:
-            raise ObjectNotRestoredError("the deferred catch-up lost its plan; the retry starts over")
-        service = CatchUpService.from_config(load_config())
-        return service.run(CatchUpPlan.model_validate(plan)).model_dump(mode="json")
+        return self._catch_up(context, dry_run=False)
