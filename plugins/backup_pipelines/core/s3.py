@@ -35,6 +35,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backup_pipelines.core import clock
+from backup_pipelines.core.boto_loader import SharedServiceModel
 from backup_pipelines.core.checksums import sha256_b64
 from backup_pipelines.core.errors import (
     ArchiveCopyError,
@@ -113,25 +114,7 @@ class RestoreStatus:
         return self.state in ("not_needed", "restored")
 
 
-_SHARED_LOADER: Any = None
-_SHARED_LOADER_LOCK = threading.Lock()
-
-
-def _shared_data_loader() -> Any:
-    """One botocore data loader per process: it keeps the S3 service model and endpoint rules it
-    has read (about 1 MB of JSON), so every client after the first is built in milliseconds
-    instead of ~0.1 s (0.4 s on a loaded machine): a task, the Backups page or a drill builds
-    several."""
-    global _SHARED_LOADER  # noqa: PLW0603 - a process-wide cache, built once under the lock
-    with _SHARED_LOADER_LOCK:
-        if _SHARED_LOADER is None:
-            from botocore.loaders import create_loader
-
-            _SHARED_LOADER = create_loader()
-        return _SHARED_LOADER
-
-
-class BackupS3Hook(S3Hook):
+class BackupS3Hook(SharedServiceModel, S3Hook):
     """An ``S3Hook`` with the backup operations of this package; thread-safe for parallel copies."""
 
     hook_name = "Backup S3"
@@ -141,14 +124,6 @@ class BackupS3Hook(S3Hook):
         super().__init__(*args, **kwargs)
         self._bytes_read, self._bytes_lock = 0, threading.Lock()
         self._lock_config: dict[str, bool] = {}
-
-    def get_session(self, region_name: str | None = None, deferrable: bool = False) -> Any:
-        """The provider's session, its botocore data loader shared with the process's other hooks."""
-        session = super().get_session(region_name=region_name, deferrable=deferrable)
-        core = getattr(session, "_session", None)  # boto3.Session's botocore session
-        if core is not None and hasattr(core, "register_component"):
-            core.register_component("data_loader", _shared_data_loader())
-        return session
 
     @property
     def bytes_read(self) -> int:

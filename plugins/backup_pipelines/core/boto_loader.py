@@ -1,0 +1,37 @@
+"""One botocore data loader per process, shared by this package's AWS hooks.
+
+botocore parses the S3 service model and its endpoint rules (about 1 MB of JSON) for every new
+session; a shared loader keeps what it has read, so every client after the first is built in
+milliseconds instead of ~0.1 s (0.4 s on a loaded machine). A task, the Backups page or a drill
+builds several.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_SHARED_LOADER: Any = None
+_SHARED_LOADER_LOCK = threading.Lock()
+
+
+def shared_data_loader() -> Any:
+    """The process's botocore data loader (built once, under a lock)."""
+    global _SHARED_LOADER  # noqa: PLW0603 - a process-wide cache, built once under the lock
+    with _SHARED_LOADER_LOCK:
+        if _SHARED_LOADER is None:
+            from botocore.loaders import create_loader
+
+            _SHARED_LOADER = create_loader()
+        return _SHARED_LOADER
+
+
+class SharedServiceModel:
+    """Mixin for a provider ``AwsBaseHook``: its sessions use the process's shared data loader."""
+
+    def get_session(self, region_name: str | None = None, deferrable: bool = False) -> Any:
+        session = super().get_session(region_name=region_name, deferrable=deferrable)  # type: ignore[misc]
+        core = getattr(session, "_session", None)  # boto3.Session's botocore session
+        if core is not None and hasattr(core, "register_component"):
+            core.register_component("data_loader", shared_data_loader())
+        return session
