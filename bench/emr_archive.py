@@ -200,7 +200,9 @@ def _seed(client: Any, bucket: str, n: int, size: int) -> None:
         )
 
 
-def measure(client: Any, n: int, repeat: int, size: int) -> dict[str, list[dict[str, Any]]]:
+def measure(
+    client: Any, n: int, repeat: int, size: int, *, bare: bool = True
+) -> dict[str, list[dict[str, Any]]]:
     src = f"bench-src-{n}"
     started = time.perf_counter()
     _seed(client, src, n, size)
@@ -208,7 +210,7 @@ def measure(client: Any, n: int, repeat: int, size: int) -> dict[str, list[dict[
     runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bare-same": [], "archive": [], "rerun": []}
     for r in range(repeat):
         order = ["bare", "bare-same", "archive"] if r % 2 == 0 else ["archive", "bare-same", "bare"]
-        for mode in order:
+        for mode in order if bare else ["archive"]:
             dest = f"bench-{mode}-{n}-{r}"
             client.create_bucket(Bucket=dest)
             runs[mode].append(_run_child(mode, src, dest))
@@ -234,25 +236,38 @@ def _per_object(run: dict[str, Any]) -> float:
     return sum(run["calls"].values()) / run["objects"]
 
 
-def _row(n: int, runs: dict[str, list[dict[str, Any]]]) -> str:
+def _vs_bare(runs: dict[str, list[dict[str, Any]]]) -> tuple[str, str]:
+    """The bare columns and the bare peak RSS ("-" where this size ran the archive alone)."""
+    if not runs.get("bare"):
+        return "| - | - | - | - | - ", "-"
     bare = statistics.median(r["seconds"] for r in runs["bare"])
     same = statistics.median(r["seconds"] for r in runs.get("bare-same") or runs["bare"])
     arc = statistics.median(r["seconds"] for r in runs["archive"])
     bare_net = statistics.median(r["seconds"] - r["listing_seconds"] for r in runs["bare"])
     arc_net = statistics.median(r["seconds"] - r["listing_seconds"] for r in runs["archive"])
     listing = statistics.median(r["listing_seconds"] for r in runs["archive"])
+    peak_bare = max(r["rss_peak_kb"] for r in runs["bare"]) / 1024
+    return (
+        f"| {bare:.1f} | {arc:.1f} | **{arc / bare:.2f}x** | {same:.1f} | {arc / same:.2f}x "
+        f"| {listing:.1f} | {arc_net / bare_net:.2f}x ",
+        f"{peak_bare:.0f}",
+    )
+
+
+def _row(n: int, runs: dict[str, list[dict[str, Any]]]) -> str:
+    arc = statistics.median(r["seconds"] for r in runs["archive"])
     rerun = statistics.median(r["seconds"] for r in runs["rerun"])
     first, again = runs["archive"][0], runs["rerun"][0]
     peak = max(r["rss_peak_kb"] for r in runs["archive"]) / 1024
     before = first["rss_before_kb"] / 1024
-    peak_bare = max(r["rss_peak_kb"] for r in runs["bare"]) / 1024
     calls = ", ".join(f"{v} {k}" for k, v in sorted(first["calls"].items(), key=lambda kv: -kv[1]))
+    bare_cells, peak_bare = _vs_bare(runs)
+    if not runs.get("bare"):
+        bare_cells = f"| - | {arc:.1f} | - | - | - | - | - "
     return (
-        f"| {n:,} | {bare:.1f} | {arc:.1f} | **{arc / bare:.2f}x** | {same:.1f} | {arc / same:.2f}x "
-        f"| {listing:.1f} "
-        f"| {arc_net / bare_net:.2f}x | {rerun:.1f} "
+        f"| {n:,} {bare_cells}| {rerun:.1f} "
         f"| **{_per_object(first):.4f}** ({calls}) | **{_per_object(again):.4f}** "
-        f"| {peak:.0f} ({before:.0f}) | {(peak - before) * 1024 * 1024 / n:,.0f} | {peak_bare:.0f} "
+        f"| {peak:.0f} ({before:.0f}) | {(peak - before) * 1024 * 1024 / n:,.0f} | {peak_bare} "
         f"| {first['manifest_bytes'] / 1e6:.1f} | {first['manifest_model_bytes'] / n:,.0f} |"
     )
 
@@ -311,7 +326,8 @@ def run_all(args: argparse.Namespace) -> dict[int, dict[str, list[dict[str, Any]
         client = boto3.client("s3", endpoint_url=endpoint, config=Config(max_pool_connections=WORKERS + 4))
         client.create_bucket(Bucket=CATALOG)
         for n in (int(s) for s in args.sizes.split(",")):
-            results[n] = measure(client, n, args.repeat if n < 100_000 else 1, args.size)
+            bare = args.bare_up_to is None or n <= args.bare_up_to
+            results[n] = measure(client, n, args.repeat if n < 100_000 else 1, args.size, bare=bare)
             if args.results:
                 Path(args.results).write_text(json.dumps(results, indent=1))
     finally:
@@ -332,6 +348,10 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--results", help="also write every run's figures to this JSON file, size by size")
     parser.add_argument("--from-results", help="only render the report from a --results file")
+    parser.add_argument(
+        "--bare-up-to", type=int, help="bare loops only up to this many objects (above: the archive alone)"
+    )
+    parser.add_argument("--also", help="report these earlier --results (other sizes) with this run's")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "SRC", "DEST"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -341,6 +361,9 @@ def main() -> int:
         results = {int(n): runs for n, runs in json.loads(Path(args.from_results).read_text()).items()}
     else:
         results = run_all(args)
+    if args.also:
+        earlier = {int(n): runs for n, runs in json.loads(Path(args.also).read_text()).items()}
+        results = dict(sorted({**earlier, **results}.items()))
     text = report(results, args)
     print(text)
     if not args.no_write:
