@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, task_group
+from airflow.sdk import DAG, TaskGroup
 
-from backup_pipelines.core.assets import recovery_points_alias
+from backup_pipelines.core.assets import recovery_point_asset
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.dagkit import dag_kwargs
@@ -17,8 +17,8 @@ from backup_pipelines.emr.operators import (
 DOC = """
 ### EMR daily output archive (ADR-16 Tier 2/3)
 
-For every job in `emr_archive.jobs`, one mapped task group archives the day of the run's data
-interval (`ds`):
+For every job in `emr_archive.jobs`, one task group (`job_<name>`) archives the day of the run's
+data interval (`ds`):
 
 1. **wait_for_output** waits for the job's success marker (`_SUCCESS`, configurable) under the
    job's `source` (and, when configured, for the EMR step / EMR Serverless run to succeed).
@@ -29,7 +29,8 @@ interval (`ds`):
    and one listing, then writes the manifest to the catalog, last. An object that cannot be copied
    does not stop the others; the task then fails naming each one, and writes no manifest.
    Re-runs and backfills of a date copy only what changed (listings only for an unchanged day,
-   whose manifest is left as it is).
+   whose manifest is left as it is). Its outlet is the job's asset, `backup://emr_output/<job>`:
+   one event per archived day.
 
 **apply_lifecycle_policy** merges the package's lifecycle rules into both buckets' rules by ID,
 keeping foreign rules: the EMR rule (GLACIER_IR after 30 days, DEEP_ARCHIVE after 180, never
@@ -53,18 +54,22 @@ with DAG(
 ) as dag:
     lifecycle = ApplyLifecyclePolicyOperator(task_id="apply_lifecycle_policy")
 
-    @task_group(group_id="archive_job")
-    def archive_job(job_name: str) -> None:
-        wait = EmrOutputMarkerSensor(
-            task_id="wait_for_output",
-            job_name=job_name,
-            aws_conn_id=cfg.connections.aws,
-            deferrable=settings.deferrable,
-            mode="poke" if settings.deferrable else "reschedule",
-            poke_interval=settings.poke_interval.total_seconds(),
-        )
-        # Mapped: each archive names its job's asset (backup://emr_output/<job>) through the alias.
-        outlets = [recovery_points_alias(DatasetKind.EMR_OUTPUT)]
-        wait >> EmrArchiveOperator(task_id="archive", job_name=job_name, outlets=outlets)
-
-    archive_job.expand(job_name=[job.name for job in settings.jobs])
+    for job in settings.jobs:
+        # One group per job, the job's asset declared (not an alias): Airflow creates it when it
+        # parses this file. Through an alias, the asset and its link to the alias are created by
+        # the first event, and two runs archiving the job at once (a backfill beside the scheduled
+        # run) both insert them: the API server fails the loser though its archive succeeded.
+        with TaskGroup(group_id=f"job_{job.name}".replace(".", "_").replace("-", "_")):
+            wait = EmrOutputMarkerSensor(
+                task_id="wait_for_output",
+                job_name=job.name,
+                aws_conn_id=cfg.connections.aws,
+                deferrable=settings.deferrable,
+                mode="poke" if settings.deferrable else "reschedule",
+                poke_interval=settings.poke_interval.total_seconds(),
+            )
+            wait >> EmrArchiveOperator(
+                task_id="archive",
+                job_name=job.name,
+                outlets=[recovery_point_asset(DatasetKind.EMR_OUTPUT, job.name)],
+            )

@@ -8,7 +8,7 @@
   both buckets).
 
 All three take the job *name* and read the rest from the config at run time, so the DAG file
-stays a thin loop-free mapping over job names.
+stays a thin loop over job names: one task group per job, its asset declared.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def test_each_archived_job_is_an_asset_event_with_its_point(emr_jobs: str, s3: A
             assert extra["bytes"] > 0 and extra["manifest"].endswith(
                 f"emr_output/{job}/dt={day.isoformat()}.json"
             )
-            assert events[0].source_task_id == "archive_job.archive"
+            assert events[0].source_task_id == f"job_{job.replace('-', '_')}.archive"
         # The run queued the downstream DAG (it runs once the scheduler sees the queue).
         from airflow.models.asset import AssetDagRunQueue
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ SNAPSHOT = "clickhouse_hourly_snapshot"
 EMR = "emr_daily_output_archive"
 KAFKA = "kafka_weekly_glacier_archive"
 BUCKET = "analytics-backups"  # storage.backup_bucket of the example config
+JOBS = ("sessionization", "user_features")  # emr_archive.jobs of the example config
 
 
 @dataclass
@@ -236,23 +238,80 @@ def test_a_backfill_of_hourly_snapshots_from_the_api_runs_and_pages_nobody(make_
 
 
 def test_a_backfill_of_daily_emr_archives_archives_each_day(make_airflow: MakeAirflow) -> None:
+    """Three past days and the scheduled run, their archives finishing at once: each run succeeds,
+    archives its day and records one event on each job's asset (the Assets view).
+
+    The first archives of a job on a new deployment are the ones at risk: an asset created by its
+    first event (an alias) is created by two runs at once and Airflow fails the loser. So Postgres
+    holds every asset event until two archive tasks of one job wait to record theirs, then lets them
+    through together."""
     from backup_pipelines.dev.seeding import last_daily_tick, seed_emr_days
 
     tick = last_daily_tick(datetime.now(UTC))
     starts = [tick - timedelta(days=d) for d in (4, 3, 2)]  # three past days; the scheduled run is tick-1d
     seed_emr_days(make_airflow.stack(), [s.date() for s in starts])
-    _backfill(make_airflow, EMR, starts[0], starts[-1])
+    with _asset_events_held(make_airflow, JOBS):
+        _backfill(make_airflow, EMR, starts[0], starts[-1])
     runs = make_airflow.wait(
         "3 backfill runs and the scheduled run", lambda: _all_finished(make_airflow, EMR, 3)
     )
-    assert {r["state"] for r in runs} == {"success"}, [(r["dag_run_id"], r["state"]) for r in runs]
+    assert {r["state"] for r in runs} == {"success"}, _why_failed(make_airflow, EMR, runs)
     archived = {
         (m["dataset"], m["interval_start"][:10]) for m in _manifests(make_airflow.stack(), "emr_output")
     }
+    assert make_airflow.api is not None
+    events = make_airflow.api.get("/assets/events", source_dag_id=EMR, limit=100)["asset_events"]
+    recorded = sorted((e["source_run_id"], e["uri"]) for e in events)
     for run in runs:
         day = run["data_interval_start"][:10]
-        for job in ("sessionization", "user_features"):
+        for job in JOBS:
             assert (job, day) in archived, f"{job} of {day} not archived: {sorted(archived)}"
+            assert recorded.count((run["dag_run_id"], f"backup://emr_output/{job}")) == 1, recorded
+
+
+@contextmanager
+def _asset_events_held(airflow: MakeAirflow, jobs: tuple[str, ...], *, hold: float = 8) -> Iterator[None]:
+    """Hold every asset event insert (a SHARE lock on ``asset_event``) from before the body until two
+    tasks of one job wait to record theirs, then let them through together.
+
+    At most ``hold`` seconds after the first one waits: a waiting task holds its task instance's
+    row (its heartbeats wait too) and its API client retries after 5 s, each try one more of the
+    API server's connections. How many waited together is printed."""
+    import psycopg
+
+    url = airflow.postgres.libpq_url(airflow.database)
+    with psycopg.connect(url) as lock, psycopg.connect(url, autocommit=True) as watch:
+        lock.execute("LOCK TABLE asset_event IN SHARE MODE")
+        try:
+            yield
+            deadline, waited, per_job = time.monotonic() + 300, [], [0]
+            while time.monotonic() < deadline:
+                assert airflow.proc.poll() is None, f"make airflow exited:\n{airflow.output()[-3000:]}"
+                # Autocommit: a fresh pg_stat_activity each time (a transaction keeps its first view).
+                waited = watch.execute(
+                    "select query, extract(epoch from clock_timestamp() - query_start) from pg_stat_activity"
+                    " where datname = %s and wait_event_type = 'Lock' and query like 'INSERT INTO asset%%'",
+                    (airflow.database,),
+                ).fetchall()
+                per_job = [sum(f"emr_output/{job}" in query for query, _ in waited) for job in jobs]
+                if max(per_job, default=0) >= 2 or max((w for _, w in waited), default=0) > hold:
+                    break
+                time.sleep(0.1)
+            print(f"asset events held: {len(waited)} task(s) waiting together, per job {per_job}")
+        finally:
+            lock.rollback()
+
+
+def _why_failed(airflow: MakeAirflow, dag_id: str, runs: list[dict[str, Any]]) -> str:
+    """The failed runs, their failed tasks and the API server's errors (a task can log success and
+    still be failed by the API server when it records the task's end)."""
+    tis = airflow.query(
+        "select run_id, task_id, map_index from task_instance where dag_id = %s and state = 'failed'", dag_id
+    )
+    log = airflow.base / "logs" / "airflow-api-server.log"
+    errors = [line for line in log.read_text(errors="replace").splitlines() if "[error" in line]
+    failed = [(r["dag_run_id"], r["state"]) for r in runs if r["state"] != "success"]
+    return f"runs {failed}; failed tasks {tis}; API server errors: {errors[-5:]}"
 
 
 # -- the UI in a real browser ------------------------------------------------------------------------

@@ -81,7 +81,11 @@ def test_every_task_that_writes_recovery_points_declares_its_outlets(dagbag: Any
         ]
         for d in cfg.clickhouse_snapshots.datasets
     }
-    writers[("emr_daily_output_archive", "archive_job.archive")] = [recovery_points_alias("emr_output")]
+    for job in cfg.emr_archive.jobs:  # declared, not an alias: see dags/emr_daily_output_archive.py
+        group = f"job_{job.name}".replace(".", "_").replace("-", "_")
+        writers[("emr_daily_output_archive", f"{group}.archive")] = [
+            recovery_point_asset("emr_output", job.name)
+        ]
     writers[("kafka_weekly_glacier_archive", "write_manifest")] = [
         recovery_point_asset("kafka_archive", t.name) for t in cfg.kafka_archive.topics
     ]
