@@ -1,7 +1,8 @@
 """
 ### Monthly aggregated exports to S3 Deep Archive (ADR tier 3)
 
-One mapped task per export in `deep_archive_exports.exports`. Each export is a SQL file under
+One task per export in `deep_archive_exports.exports` (`export_<name>`, its asset declared as its
+outlet). Each export is a SQL file under
 `include/sql/` whose month bounds are bound as ClickHouse query parameters (`{start:...}`,
 `{end:...}`). ClickHouse writes the result as zstd Parquet straight to S3, a file per
 `max_rows_per_file` rows; the files are reconciled (Parquet footers against a `count()` of the
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from backup_pipelines.core.assets import recovery_points_alias
+from backup_pipelines.core.assets import recovery_point_asset
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.params import flag_param, text_param
@@ -54,11 +55,14 @@ with DAG(
         cfg=cfg,
     )
 ):
-    DeepArchiveExportOperator.partial(
-        task_id="export",
-        pool=cfg.clickhouse_snapshots.pool,
-        map_index_template="{{ task.export_name }}",
-        outlets=[
-            recovery_points_alias(DatasetKind.DEEP_ARCHIVE_EXPORT)
-        ],  # backup://deep_archive_export/<name>
-    ).expand(export_name=[export.name for export in section.exports])
+    for export in section.exports:
+        # One task per export, its asset declared (backup://deep_archive_export/<name>), not an
+        # alias: Airflow creates a declared asset when it parses this file, while an alias's asset
+        # is created by its first event, and two runs recording that first event at once (a backfill
+        # beside the scheduled run) fail one of them (see dags/emr_daily_output_archive.py).
+        DeepArchiveExportOperator(
+            task_id=f"export_{export.name}".replace(".", "_").replace("-", "_"),
+            export_name=export.name,
+            pool=cfg.clickhouse_snapshots.pool,
+            outlets=[recovery_point_asset(DatasetKind.DEEP_ARCHIVE_EXPORT, export.name)],
+        )

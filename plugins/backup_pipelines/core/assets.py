@@ -1,8 +1,10 @@
 """Recovery points as Airflow Assets: one asset per dataset and kind, ``backup://<kind>/<dataset>``.
 
 A pipeline task that writes recovery points declares its outlets in the DAG file: the asset itself
-(``recovery_point_asset``) when the task is per dataset, or its kind's alias (``recovery_points_alias``)
-when it is mapped or writes several datasets. Its operator mixes in ``EmitsRecoveryPoints`` and calls
+(``recovery_point_asset``), one task per dataset, as every DAG here does. Its kind's alias
+(``recovery_points_alias``) is supported for a mapped task, but an alias's asset is created by its
+first event, and two runs recording that first event at once fail one of them in the API server
+(a unique-key violation): declare the assets. Its operator mixes in ``EmitsRecoveryPoints`` and calls
 ``emit_recovery_point`` once per point it wrote: the event's extra carries the point's id and state
 (its own verification state, as the catalog records it), capture time, bytes, class and catalog key.
 

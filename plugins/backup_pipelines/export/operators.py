@@ -1,4 +1,4 @@
-"""Operator for one configured export of one month (mapped, one task instance per export)."""
+"""Operator for one configured export of one month (one task per export: ``export_<name>``)."""
 
 from __future__ import annotations
 

@@ -89,7 +89,11 @@ def test_every_task_that_writes_recovery_points_declares_its_outlets(dagbag: Any
     writers[("kafka_weekly_glacier_archive", "write_manifest")] = [
         recovery_point_asset("kafka_archive", t.name) for t in cfg.kafka_archive.topics
     ]
-    writers[("monthly_deep_archive_export", "export")] = [recovery_points_alias("deep_archive_export")]
+    for export in cfg.deep_archive_exports.exports:  # declared too
+        task_id = f"export_{export.name}".replace(".", "_").replace("-", "_")
+        writers[("monthly_deep_archive_export", task_id)] = [
+            recovery_point_asset("deep_archive_export", export.name)
+        ]
     for (dag_id, task_id), outlets in writers.items():
         task = dagbag.dags[dag_id].get_task(task_id)
         assert isinstance(task, EmitsRecoveryPoints) or issubclass(task.operator_class, EmitsRecoveryPoints)
