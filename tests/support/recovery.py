@@ -12,6 +12,7 @@ KIND = "clickhouse_snapshot"
 
 
 def dags() -> dict[str, Any]:
+    """The ClickHouse snapshot and restore DAGs, each parsed from its file (no import error)."""
     from airflow.dag_processing.dagbag import DagBag
 
     from backup_pipelines import PROJECT_ROOT
@@ -22,6 +23,24 @@ def dags() -> dict[str, Any]:
         assert not bag.import_errors, bag.import_errors
         out[name] = bag.dags[name]
     return out
+
+
+def snapshot_between(bootstrap: str, topic: str, ingest: Any, *, before: int, after: int) -> list[Any]:
+    """``before`` events ingested, an hourly snapshot (its run must succeed), then ``after`` more
+    events ingested; the events' values, in production order."""
+    from datetime import UTC, datetime
+
+    from backup_pipelines.core.runs import hour_floor
+    from backup_pipelines.dev.airflow import run_dag_in_process
+    from backup_pipelines.dev.ingest import produce_events
+
+    values = produce_events(bootstrap, topic, 0, before, partitions=2)
+    assert ingest.drain() == before
+    hourly = dags()["clickhouse_hourly_snapshot"]
+    ran(run_dag_in_process(hourly, logical_date=hour_floor(datetime.now(UTC))))
+    values += produce_events(bootstrap, topic, before, after, partitions=2)
+    ingest.drain()
+    return values
 
 
 def config(example_config: dict[str, Any], db: str, topic: str, group: str, **ingest: Any) -> dict[str, Any]:

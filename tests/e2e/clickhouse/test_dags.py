@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import recovery as rec
 
 from backup_pipelines.core.runs import hour_floor
 from backup_pipelines.dev.airflow import run_dag_in_process
@@ -21,19 +22,6 @@ from backup_pipelines.dev.airflow import run_dag_in_process
 pytestmark = pytest.mark.e2e
 
 KIND = "clickhouse_snapshot"
-
-
-def _dags() -> dict[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
-
-    from backup_pipelines import PROJECT_ROOT
-
-    out = {}
-    for name in ("clickhouse_hourly_snapshot", "clickhouse_restore"):
-        bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / f"{name}.py"))
-        assert not bag.import_errors, bag.import_errors
-        out[name] = bag.dags[name]
-    return out
 
 
 def _config(example_config: dict[str, Any], dataset: str, **section: Any) -> dict[str, Any]:
@@ -121,7 +109,7 @@ def test_three_hourly_runs_build_a_chain_that_restores_every_row(
     from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(1)
-    dags = _dags()
+    dags = rec.dags()
     hourly, restore = dags["clickhouse_hourly_snapshot"], dags["clickhouse_restore"]
     catalog = Catalog.from_config(cfg)
     last = hour_floor(datetime.now(UTC))
@@ -202,7 +190,7 @@ def test_a_crashed_backup_leaves_no_manifest_and_the_next_run_recovers(
     from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(2)
-    hourly = _dags()["clickhouse_hourly_snapshot"]
+    hourly = rec.dags()["clickhouse_hourly_snapshot"]
     catalog = Catalog.from_config(cfg)
     slot = hour_floor(datetime.now(UTC)) - timedelta(hours=5)
     rp_id = slot.strftime("%Y%m%dT%H%MZ")
@@ -230,7 +218,7 @@ def test_missing_table_and_unreachable_s3_fail_clearly_and_delete_nothing(
     from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(3)
-    hourly = _dags()["clickhouse_hourly_snapshot"]
+    hourly = rec.dags()["clickhouse_hourly_snapshot"]
     catalog = Catalog.from_config(cfg)
     slot = hour_floor(datetime.now(UTC)) - timedelta(hours=1)
     _insert(clickhouse_client, db, 0, 100)
@@ -242,7 +230,7 @@ def test_missing_table_and_unreachable_s3_fail_clearly_and_delete_nothing(
     bad = _config(example_config, db)
     bad["clickhouse_snapshots"]["datasets"][0]["tables"] = ["events", "no_such_table"]
     write_config(bad)
-    hourly = _dags()["clickhouse_hourly_snapshot"]
+    hourly = rec.dags()["clickhouse_hourly_snapshot"]
     capfd.readouterr()
     run = run_dag_in_process(hourly, logical_date=slot + timedelta(hours=1))
     assert str(run.state).endswith("failed")
@@ -258,7 +246,7 @@ def test_missing_table_and_unreachable_s3_fail_clearly_and_delete_nothing(
     os.environ["AIRFLOW_CONN_AWS_DEAD"] = json.dumps(conn)
     try:
         write_config(dead)
-        hourly = _dags()["clickhouse_hourly_snapshot"]
+        hourly = rec.dags()["clickhouse_hourly_snapshot"]
         run = run_dag_in_process(hourly, logical_date=slot + timedelta(hours=2))
     finally:
         del os.environ["AIRFLOW_CONN_AWS_DEAD"]
@@ -279,7 +267,7 @@ def test_explicit_credentials_never_leak_to_logs_xcom_or_the_metadata_db(
         cfg = _config(example_config, db)
         cfg["connections"]["aws"] = "aws_sentinel"
         write_config(cfg)
-        dags = _dags()
+        dags = rec.dags()
         slot = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
         _insert(clickhouse_client, db, 0, 200)
         _ok(run_dag_in_process(dags["clickhouse_hourly_snapshot"], logical_date=slot))
@@ -321,7 +309,7 @@ def test_retention_dry_run_from_the_form_deletes_nothing(
     from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(7, retention_days=1, min_verified=1, full_every="1h")
-    hourly = _dags()["clickhouse_hourly_snapshot"]
+    hourly = rec.dags()["clickhouse_hourly_snapshot"]
     catalog = Catalog.from_config(cfg)
     bucket = cfg.storage.backup_bucket
     base = hour_floor(datetime.now(UTC)) - timedelta(hours=5)
@@ -350,7 +338,7 @@ def test_retaking_a_failed_slot_keeps_the_failed_copy_and_refuses_under_incremen
     from backup_pipelines.core.catalog import Catalog
 
     db, cfg = chain_env(8)
-    hourly = _dags()["clickhouse_hourly_snapshot"]
+    hourly = rec.dags()["clickhouse_hourly_snapshot"]
     catalog = Catalog.from_config(cfg)
     bucket = cfg.storage.backup_bucket
     first = hour_floor(datetime.now(UTC)) - timedelta(hours=3)
@@ -389,7 +377,7 @@ def test_a_misspelt_param_through_conf_fails_the_restore_before_anything_is_crea
 ) -> None:
     db, _cfg = chain_env(9)
     before = {r[0] for r in clickhouse_client.query("SELECT name FROM system.databases").result_rows}
-    restore = _dags()["clickhouse_restore"]
+    restore = rec.dags()["clickhouse_restore"]
     run = run_dag_in_process(
         restore, run_conf=_conf(dataset=db, target_database=None, target_tme="2000-01-01T00:00:00Z")
     )

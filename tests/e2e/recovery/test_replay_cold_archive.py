@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from support import recovery as rec
 
-from backup_pipelines.core.runs import hour_floor
 from backup_pipelines.dev.airflow import run_dag_in_process
 
 pytestmark = pytest.mark.e2e
@@ -68,14 +67,8 @@ def _seed(faulty_kafka: Any, client: Any, write_config: Any, example_config: dic
     db, topic, group, ingest = rec.setup(
         client, bootstrap, write_config, example_config, n, prefix="cold_archive"
     )
-    values = produce_events(bootstrap, topic, 0, 100, partitions=2)
-    assert ingest.drain() == 100
+    values = rec.snapshot_between(bootstrap, topic, ingest, before=100, after=200)
     dags = rec.dags()
-    rec.ran(
-        run_dag_in_process(dags["clickhouse_hourly_snapshot"], logical_date=hour_floor(datetime.now(UTC)))
-    )
-    values += produce_events(bootstrap, topic, 100, 200, partitions=2)
-    ingest.drain()
     # Small files (tens of records): a wider range needs more of them.
     weekly = weekly_archive(
         write_config, rec.config(example_config, db, topic, group), topic, file_max_bytes=1024

@@ -91,15 +91,8 @@ def test_replay_reads_the_archive_for_what_retention_deleted_then_the_topic(
         monkeypatch.setenv(key, value)
     bootstrap = faulty_kafka.bootstrap
     db, topic, group, ingest = rec.setup(clickhouse_client, bootstrap, write_config, example_config, "b")
-    values = produce_events(bootstrap, topic, 0, 100, partitions=2)
-    assert ingest.drain() == 100
+    values = rec.snapshot_between(bootstrap, topic, ingest, before=100, after=200)
     dags = rec.dags()
-    rec.ran(
-        run_dag_in_process(dags["clickhouse_hourly_snapshot"], logical_date=hour_floor(datetime.now(UTC)))
-    )
-
-    values += produce_events(bootstrap, topic, 100, 200, partitions=2)
-    ingest.drain()
     config = rec.config(example_config, db, topic, group)
     weekly = weekly_archive(write_config, config, topic)  # the same config, with the topic archived
     _, (archive,) = run_window(weekly, W1 - timedelta(days=7), W1)
