@@ -47,6 +47,20 @@ class Written:
     revision: int
 
 
+def objects_body(manifest: Manifest) -> bytes:
+    """The object list file's bytes: ``{"recovery_point_id":...,"objects":[...]}``, compact JSON.
+
+    Built one entry at a time (a compact JSON string each, joined), the same bytes as dumping the
+    whole list of dicts at once, without holding a dict per object beside the model: at 100,000
+    objects that dict copy was about 1 KB per object of the archive's peak memory."""
+    entries = ",".join(
+        json.dumps(o.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+        for o in manifest.objects
+    )
+    head = json.dumps(manifest.recovery_point_id)
+    return f'{{"recovery_point_id":{head},"objects":[{entries}]}}'.encode()
+
+
 class ManifestStore:
     """Reads and writes manifests and their object lists through the S3 gateway."""
 
@@ -64,13 +78,7 @@ class ManifestStore:
         """Store the object list (content-addressed) and return its name in the dataset folder."""
         if not manifest.objects:
             return manifest.objects_file
-        body = json.dumps(
-            {
-                "recovery_point_id": manifest.recovery_point_id,
-                "objects": [o.model_dump(mode="json", exclude_none=True) for o in manifest.objects],
-            },
-            separators=(",", ":"),
-        ).encode()
+        body = objects_body(manifest)
         name = f"{OBJECTS_FOLDER}{manifest.recovery_point_id}.{hashlib.sha256(body).hexdigest()[:16]}.json"
         self.s3.put_encrypted(
             self.bucket,
