@@ -154,13 +154,13 @@ def child(mode: str, src: str, dest: str) -> dict[str, Any]:
     if mode not in BARE_MODES:  # what the manifest itself takes: its JSON, and its model in memory
         raw, _ = service.s3.get_bytes(CATALOG, f"catalog/emr_output/job/dt={DAY}.json") or (b"", "")
         head = Manifest.from_json(raw, "bench")
-        listed = b""
+        object_list = b""
         if head.objects_file:  # schema 2: the object list is a file of its own beside the manifest
             key = f"catalog/emr_output/job/{head.objects_file}"
-            listed = (service.s3.get_bytes(CATALOG, key) or (b"", ""))[0]
+            object_list = (service.s3.get_bytes(CATALOG, key) or (b"", ""))[0]
         tracemalloc.start()
         manifest = service.catalog.read("emr_output", "job", head.recovery_point_id)
-        result["manifest_bytes"] = len(raw) + len(listed)
+        result["manifest_bytes"] = len(raw) + len(object_list)
         result["manifest_model_bytes"] = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         del manifest
