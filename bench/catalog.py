@@ -27,7 +27,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from _report import write_section  # bench/ is the script's own folder
+from _moto import moto_s3  # bench/ is the script's own folder
+from _report import write_section
 
 SECTION = "catalog"
 BUCKET = "bench-catalog"
@@ -217,19 +217,6 @@ def measure(client: Any, catalog: Any, meter: Meter, n: int, repeat: int) -> dic
     return result
 
 
-def _start_moto() -> tuple[subprocess.Popen, str]:
-    from backup_pipelines.dev.processes import HOST, free_port, wait_for_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, name="moto", proc=proc)
-    return proc, f"http://{HOST}:{port}"
-
-
 def run_all(sizes: list[int], repeat: int) -> dict[int, dict[str, Any]]:
     import boto3
     from botocore.config import Config
@@ -257,8 +244,7 @@ def run_all(sizes: list[int], repeat: int) -> dict[int, dict[str, Any]]:
 
     results: dict[int, dict[str, Any]] = {}
     for n in sizes:  # one server per size: each starts from an empty catalog
-        proc, endpoint = _start_moto()
-        try:
+        with moto_s3() as endpoint:
             client = boto3.client(
                 "s3", endpoint_url=endpoint, config=Config(max_pool_connections=WORKERS + 4)
             )
@@ -266,13 +252,6 @@ def run_all(sizes: list[int], repeat: int) -> dict[int, dict[str, Any]]:
             meter = Meter(client)
             catalog = Catalog(ClientS3Hook(client), bucket=BUCKET, prefix=PREFIX)
             results[n] = measure(client, catalog, meter, n, repeat)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
     return results
 
 

@@ -38,7 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _report import write_section  # bench/ is the script's own folder
+from _moto import moto_s3  # bench/ is the script's own folder
+from _report import write_section
 
 SECTION = "emr_archive"
 DAY = "2026-01-01"
@@ -165,19 +166,6 @@ def child(mode: str, src: str, dest: str) -> dict[str, Any]:
         tracemalloc.stop()
         del manifest
     return result
-
-
-def _start_moto() -> tuple[subprocess.Popen, str]:
-    from backup_pipelines.dev.processes import HOST, free_port, wait_for_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, name="moto", proc=proc)
-    return proc, f"http://{HOST}:{port}"
 
 
 def _run_child(mode: str, src: str, dest: str) -> dict[str, Any]:
@@ -315,20 +303,11 @@ All runs, seconds:
 
 
 def run_all(args: argparse.Namespace) -> dict[int, dict[str, list[dict[str, Any]]]]:
-    proc, endpoint = _start_moto()
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AIRFLOW_CONN_AWS_BENCH": json.dumps({"conn_type": "aws", "extra": {"endpoint_url": endpoint}}),
-        }
-    )
-    results: dict[int, dict[str, list[dict[str, Any]]]] = {}
-    try:
-        import boto3
-        from botocore.config import Config
+    import boto3
+    from botocore.config import Config
 
+    results: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    with moto_s3() as endpoint:
         client = boto3.client("s3", endpoint_url=endpoint, config=Config(max_pool_connections=WORKERS + 4))
         client.create_bucket(Bucket=CATALOG)
         for n in (int(s) for s in args.sizes.split(",")):
@@ -336,13 +315,6 @@ def run_all(args: argparse.Namespace) -> dict[int, dict[str, list[dict[str, Any]
             results[n] = measure(client, n, args.repeat if n < 100_000 else 1, args.size, bare=bare)
             if args.results:
                 Path(args.results).write_text(json.dumps(results, indent=1))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:  # a server holding 100,000s of objects may take its time
-            proc.kill()
-            proc.wait(10)
     return results
 
 

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,25 +32,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _report import write_section  # bench/ is the script's own folder
+from _moto import moto_s3  # bench/ is the script's own folder
+from _report import write_section
 
 SECTION = "ui_overview"
 BUCKET = "bench-backups"
 TARGET_SECONDS = 1.0
 FIRST = "overview, first request"
-
-
-def _start_moto() -> tuple[subprocess.Popen, str]:
-    from backup_pipelines.dev.processes import HOST, free_port, wait_for_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, name="moto", proc=proc)
-    return proc, f"http://{HOST}:{port}"
 
 
 def _config() -> Any:
@@ -213,16 +200,7 @@ def main() -> int:
     from backup_pipelines.dev.airflow import airflow_env
 
     os.environ.update(airflow_env(home))
-    proc, endpoint = _start_moto()
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AIRFLOW_CONN_AWS_BENCH": json.dumps({"conn_type": "aws", "extra": {"endpoint_url": endpoint}}),
-        }
-    )
-    try:
+    with moto_s3() as endpoint:
         import boto3
 
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
@@ -234,9 +212,6 @@ def main() -> int:
 
         indexed = hasattr(Catalog, "rebuild_index")
         text = report(measure(cfg, args.repeat), args, indexed)
-    finally:
-        proc.terminate()
-        proc.wait(60)
     print(text)
     write_section(SECTION, text)
     return 0

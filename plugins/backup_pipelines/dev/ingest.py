@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backup_pipelines.clickhouse.sql import quote_identifier
 from backup_pipelines.recovery.feed import source_of
 
 log = logging.getLogger(__name__)
 
+# Names are bound as ClickHouse ``Identifier`` query parameters, never pasted into the SQL.
 TABLE_SQL = (
-    "CREATE TABLE IF NOT EXISTS {db}.{table} (topic String, partition UInt32, offset UInt64, "
+    "CREATE TABLE IF NOT EXISTS {db:Identifier}.{table:Identifier} "
+    "(topic String, partition UInt32, offset UInt64, "
     "ts DateTime64(3, 'UTC'), key String, value String, via String) "
     "ENGINE = ReplacingMergeTree ORDER BY (topic, partition, offset)"
 )
@@ -31,8 +32,9 @@ COLUMNS = ["topic", "partition", "offset", "ts", "key", "value", "via"]
 
 
 def create_ingest_table(client: Any, database: str, table: str) -> None:
-    client.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
-    client.command(TABLE_SQL.format(db=quote_identifier(database), table=quote_identifier(table)))
+    names = {"db": database, "table": table}
+    client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters=names)
+    client.command(TABLE_SQL, parameters=names)
 
 
 @dataclass
@@ -102,7 +104,7 @@ class IngestConsumer:
                     rows.append(_row(message))
                     last[(message.topic(), message.partition())] = message.offset()
                 if rows:
-                    self.client.insert(f"{self.database}.{self.table}", rows, column_names=COLUMNS)
+                    self.client.insert(self.table, rows, column_names=COLUMNS, database=self.database)
                     inserted += len(rows)
                     if commit:
                         _commit(consumer, last)
@@ -189,13 +191,17 @@ def demo_zero_loss(stack: Any, now: Any, workdir: Any) -> str:
         run_dag_in_process(dags["clickhouse_hourly_snapshot"], logical_date=now.replace(minute=0, second=0))
         produce_events(stack.kafka_bootstrap, topic, 600, 300, partitions=3)
         ingest.drain()
-        stream = f"{quote_identifier(db)}.stream"
-        client.command(f"DROP TABLE {stream} SYNC")
+        stream = {"db": db}
+        client.command("DROP TABLE {db:Identifier}.stream SYNC", parameters=stream)
         conf = {"dataset": db, "target_database": db, "confirm_overwrite": db, "replay_since_capture": True}
         run = run_dag_in_process(dags["clickhouse_restore"], run_conf=conf)
-        restored = client.query(f"SELECT count() FROM {stream}").result_rows[0][0]  # noqa: S608 - constant
+        restored = client.query("SELECT count() FROM {db:Identifier}.stream", parameters=stream).result_rows[
+            0
+        ][0]
         ingest.drain()
-        final = client.query(f"SELECT count() FROM {stream} FINAL").result_rows[0][0]  # noqa: S608 - constant
+        final = client.query(
+            "SELECT count() FROM {db:Identifier}.stream FINAL", parameters=stream
+        ).result_rows[0][0]
     finally:
         if saved is None:
             os.environ.pop("BACKUP_PIPELINES_CONFIG", None)

@@ -118,7 +118,7 @@ class Age:
             f"{rpo}: {verdict}"
             + (f" ({self.breach})" if self.breach else "")
             + (self._why_newer() if not self.fresh else "")
-            + (f"; effective RPO {self.effective['text']}" if self.effective else "")
+            + (f"; effective RPO {self.effective_text}" if self.effective_text else "")
         )
 
     @property
