@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -277,9 +277,10 @@ class BackupS3Hook(SharedServiceModel, S3Hook):
         self,
         bucket: str,
         key: str,
-        body: bytes,
+        body: bytes | IO[bytes],
         *,
         encryption: Encryption,
+        sha256: str | None = None,
         storage_class: str = "STANDARD",
         object_lock: ObjectLockRetention | None = None,
         content_type: str = "application/octet-stream",
@@ -290,9 +291,14 @@ class BackupS3Hook(SharedServiceModel, S3Hook):
     ) -> str:
         """Put bytes with encryption, storage class, a checked SHA-256 and Object Lock retention.
 
+        ``body`` may be a seekable file (sent in chunks, never read into memory whole) with its
+        ``sha256`` (base64) computed as it was written; for bytes the SHA-256 is computed here.
+
         ``if_match`` (an ETag) or ``if_none_match="*"`` make the write conditional: S3 answers 412
         ``PreconditionFailed`` when the object changed (or exists). Returns the new ETag.
         """
+        if sha256 is None and not isinstance(body, bytes):
+            raise TypeError("put_encrypted: a file body needs its sha256")
         args = self.write_args(
             bucket,
             encryption=encryption,
@@ -313,7 +319,7 @@ class BackupS3Hook(SharedServiceModel, S3Hook):
             Metadata=encode_metadata(metadata or {}),
             **args,
         )
-        expected = sha256_b64(body)
+        expected = sha256 if sha256 is not None else sha256_b64(body)  # type: ignore[arg-type]
         returned = response.get("ChecksumSHA256")
         if returned and returned != expected:
             raise ChecksumMismatchError(
