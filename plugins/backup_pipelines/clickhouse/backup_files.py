@@ -62,6 +62,8 @@ class BackupContents:
     files: list[BackupFile]
     base_backup: str | None
     timestamp: str | None
+    uuid: str | None = None
+    base_backup_uuid: str | None = None
 
     def part_count_files(self) -> dict[tuple[str, str], list[BackupFile]]:
         """``count.txt`` of every part, grouped by (table, part)."""
@@ -74,12 +76,16 @@ class BackupContents:
         return out
 
     def tables(self) -> list[str]:
-        names = set()
+        return sorted(self.table_metadata())
+
+    def table_metadata(self) -> dict[str, BackupFile]:
+        """Each table's ``metadata/<db>/<table>.sql`` entry (its CREATE statement), by table name."""
+        out: dict[str, BackupFile] = {}
         for item in self.files:
             parts = item.name.split("/")
             if len(parts) >= 3 and parts[0] == "metadata" and parts[-1].endswith(".sql"):
-                names.add(unquote(parts[-1][:-4]))
-        return sorted(names)
+                out[unquote(parts[-1][:-4])] = item
+        return out
 
 
 def parse_backup_metadata(raw: bytes | str) -> BackupContents:
@@ -119,7 +125,13 @@ def _parse(raw: bytes | str) -> BackupContents:
                 data_file=node.findtext("data_file") or "",
             )
         )
-    return BackupContents(files, root.findtext("base_backup"), root.findtext("timestamp"))
+    return BackupContents(
+        files,
+        root.findtext("base_backup"),
+        root.findtext("timestamp"),
+        uuid=root.findtext("uuid"),
+        base_backup_uuid=root.findtext("base_backup_uuid"),
+    )
 
 
 @dataclass(frozen=True)

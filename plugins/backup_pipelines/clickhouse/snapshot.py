@@ -279,6 +279,7 @@ class SnapshotService:
                 "parts": parts,
                 **rows.details(),
                 "backup_id": status.id,
+                "backup_uuid": contents.uuid,
                 "backup_type": "incremental" if base else "full",
                 "base_location": base.location if base else None,
                 "files": len(contents.files),

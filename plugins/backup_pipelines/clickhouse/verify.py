@@ -6,7 +6,11 @@
 2. every file of the ``.backup`` listing is stored, with its size, here or in the base chain (the
    bases' files are found through their manifests' checksums, not by re-reading their listings);
 3. row counts recomputed from the listing match the manifest;
-4. ``RESTORE ... structure_only`` of every table into a scratch database succeeds.
+4. ``RESTORE ... structure_only`` into a scratch database succeeds for every table of a full, and
+   for every table of an increment whose CREATE statement is new or changed; a table whose
+   statement is its verified base's byte for byte (same size and checksum in the ``.backup``, the
+   ``.backup`` naming that base's folder and UUID) is not restored again, since ClickHouse would
+   reopen every base's ``.backup`` for the same bytes (its time would grow with the chain).
 
 A point that passes is marked ``verified`` in the catalog; one that fails is marked ``failed`` and
 is never used as a base.
@@ -15,6 +19,7 @@ is never used as a base.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,11 +93,50 @@ class SnapshotVerifier:
                 False, checks, f"row counts {rows} differ from manifest {manifest.row_counts}"
             )
         checks.append(f"row counts from parts: {sum(rows.values())} rows in {len(rows)} tables")
-        problem = self.structure_restores(manifest, database, contents.tables())
+        inherited, problem = self.inherited_structure(contents, chain_list)
         if problem:
             return VerificationResult(False, checks, problem)
-        checks.append(f"RESTORE structure_only: {len(contents.tables())} tables")
+        to_restore = [t for t in contents.tables() if t not in inherited]
+        problem = self.structure_restores(manifest, database, to_restore) if to_restore else None
+        if problem:
+            return VerificationResult(False, checks, problem)
+        if inherited:
+            checks.append(
+                f"structure: {len(inherited)} tables' metadata byte for byte that of verified base "
+                f"{chain_list[-2].recovery_point_id} (restored by ClickHouse when its chain was verified; "
+                "base UUID matches)"
+            )
+        checks.append(f"RESTORE structure_only: {len(to_restore)} tables")
         return VerificationResult(True, checks)
+
+    def inherited_structure(
+        self, contents: BackupContents, chain: Sequence[Manifest]
+    ) -> tuple[set[str], str | None]:
+        """Tables of an increment whose CREATE statement is the verified base's, byte for byte.
+
+        Their structure-only RESTORE proved nothing new: ClickHouse restored the same bytes when
+        the base's chain was verified, and would now open every base's ``.backup`` to read them
+        again (its time grows with the chain). Only an increment on a verified base whose
+        ``.backup`` names that base (its folder and the UUID recorded when it was taken) qualifies;
+        anything else (a full, a base taken before UUIDs were recorded) is restored in full.
+        Returns (tables, problem): a problem is a ``.backup`` ClickHouse would refuse to open."""
+        if len(chain) < 2 or not all(m.is_verified for m in chain[:-1]):
+            return set(), None
+        base = chain[-2]
+        recorded = base.details.get("backup_uuid")
+        if not recorded or not contents.uuid or contents.base_backup_uuid is None:
+            return set(), None  # no UUID to match, or nothing read from the base: restore in full
+        _bucket, base_prefix = split_s3_url(base.location)
+        if contents.base_backup_uuid != recorded or base_prefix not in (contents.base_backup or ""):
+            return set(), (
+                f"the .backup names base UUID {contents.base_backup_uuid} at "
+                f"{_redacted_url(contents.base_backup)}, but its base {base.recovery_point_id} is UUID "
+                f"{recorded} at {base.location}: ClickHouse would refuse to open the chain"
+            )
+        inherited = {
+            table for table, item in contents.table_metadata().items() if item.size and not item.stored_here
+        }
+        return inherited, None
 
     def structure_restores(self, manifest: Manifest, database: str, tables: list[str]) -> str | None:
         """None when ``RESTORE ... structure_only`` recreates every table, else what went wrong."""
@@ -140,6 +184,14 @@ class SnapshotVerifier:
             if not _in(bases, item):
                 missing.append(item.name)
         return missing
+
+
+def _redacted_url(base_backup: str | None) -> str:
+    """The base's URL as the ``.backup`` names it, without any credentials written beside it."""
+    if not base_backup:
+        return "no base"
+    found = re.search(r"(https?://[^'\"\s,)]+|s3://[^'\"\s,)]+)", base_backup)
+    return found.group(1) if found else "an unreadable base"
 
 
 def _in(index: ChainIndex, item: BackupFile) -> bool:

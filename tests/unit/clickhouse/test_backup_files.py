@@ -12,7 +12,9 @@ def test_recovery_point_id_comes_from_the_interval_end() -> None:
 
 
 BACKUP_XML = """<config><version>1</version><timestamp>2026-11-23 14:00:05</timestamp>
-<base_backup>S3('http://s3/b/ds/20261123T1300Z/')</base_backup><contents>
+<uuid>5f1c0a4e-1111-4222-8333-944455556666</uuid>
+<base_backup>S3('http://s3/b/ds/20261123T1300Z/')</base_backup>
+<base_backup_uuid>0a1b2c3d-0000-4000-8000-000000000001</base_backup_uuid><contents>
 <file><name>data/db/t/all_1_1_0/count.txt</name><size>4</size><checksum>aa</checksum><use_base>true</use_base></file>
 <file><name>data/db/t/all_2_2_0/count.txt</name><size>3</size><checksum>bb</checksum></file>
 <file><name>data/db/t/all_2_2_0/data.bin</name><size>2095</size><checksum>cc</checksum></file>
@@ -31,3 +33,9 @@ def test_backup_metadata_lists_parts_tables_and_what_lives_in_the_base() -> None
     by_name = {f.name: f for f in contents.files}
     assert not by_name["data/db/t/all_1_1_0/count.txt"].stored_here
     assert by_name["data/db/t/all_2_2_0/data.bin"].stored_here
+    assert (contents.uuid, contents.base_backup_uuid) == (
+        "5f1c0a4e-1111-4222-8333-944455556666",
+        "0a1b2c3d-0000-4000-8000-000000000001",
+    )
+    metadata = contents.table_metadata()
+    assert not metadata["t"].stored_here and metadata["u-x"].stored_here  # t's statement is the base's
