@@ -356,8 +356,8 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
 
 `.venv/bin/python {command}`, {today}, {os.cpu_count()} CPUs ({platform.machine()}), chDB in this
 process writing to a local moto S3 server (embedded stack); merges stopped on the source tables.
-Load average (1 min) read before each measurement; other test suites were running on the same 2
-cores, so the spread is wide.
+Load average (1 min) read before each measurement (the benchmark's own chDB and moto threads
+count in it).
 
 **Task vs bare BACKUP** (alternating, {args.repeat} runs each; target: task <= bare + 0.3 s, judged
 on the worst run):
@@ -366,11 +366,11 @@ on the worst run):
 |---|---:|---:|---:|---:|:---:|---|---|
 {size_rows}
 
-The task notices the end of the backup within 30 ms for its first 30 s (`IN_PROCESS_POLL_FAST`),
-within 0.2 s after (`IN_PROCESS_POLL_CEILING`; the poll used to back off by 1.5x up to
-`poll_interval`, 10 s by default). The rest of the overhead is building the S3 client (once per
-process), the catalog read, the base chain's presence check, the `.backup` listing, part rows and
-the manifest write with its index update.
+In chDB the task sends its `BACKUP` without `ASYNC`, so the statement returns when the backup has
+ended (it used to poll `system.backups`, first backing off by 1.5x up to `poll_interval`, 10 s by
+default, then every 30 ms, each poll a query competing with the backup). The rest of the overhead
+is building the S3 client (once per process), the catalog read, the base chain's presence check,
+the `.backup` listing, part rows and the manifest write with its index update.
 
 **Verify along a chain** ({args.tables} tables, a new part in every tenth table per hour; each verify
 as the DAG runs it; bytes = every S3 response body received, listings and GETs):

@@ -260,7 +260,11 @@ class ClickHouseEngine:
         location: str,
         base_location: str | None = None,
     ) -> str:
-        """Start ``BACKUP ... ASYNC``; returns the backup id to wait on."""
+        """Start ``BACKUP ... ASYNC``; returns the backup id to wait on.
+
+        In chDB (``is_embedded``) the backup runs in this process whatever the statement, so it is
+        sent without ``ASYNC`` and returns when the backup has ended: no polling latency, and no
+        ``system.backups`` queries competing with the backup; ``wait`` then reads its status once."""
         backup_id = f"{self.backup_id_prefix(dataset, rp_id)}{uuid.uuid4().hex[:8]}"
         statement = render_backup(
             database=database,
@@ -270,6 +274,7 @@ class ClickHouseEngine:
             base_url=self.http_url(base_location) if base_location else None,
             credentials=self.s3_credentials(),
             on_cluster=self.on_cluster,
+            blocking=self.is_embedded,
         )
         log.info(
             "Starting %s backup %s of %s (%d tables: %s) to %s",
@@ -283,7 +288,8 @@ class ClickHouseEngine:
         try:
             rows = self.query(statement.sql, statement.params)
         except Exception as exc:
-            raise BackupFailedError(f"BACKUP of {database} to {location} was refused: {exc}") from None
+            ended = "failed" if self.is_embedded else "was refused"
+            raise BackupFailedError(f"BACKUP of {database} to {location} {ended}: {exc}") from None
         return str(rows[0][0]) if rows else backup_id
 
     def start_restore(

@@ -109,8 +109,10 @@ def render_backup(
     base_url: str | None = None,
     credentials: S3Credentials | None = None,
     on_cluster: str | None = None,
+    blocking: bool = False,
 ) -> BackupStatement:
-    """``BACKUP TABLE ... TO S3(...) SETTINGS [base_backup = S3(...),] id = '...' ASYNC``."""
+    """``BACKUP TABLE ... TO S3(...) SETTINGS [base_backup = S3(...),] id = '...' ASYNC``; without
+    ``ASYNC`` when ``blocking`` (the statement returns once the backup has ended)."""
     if not tables:
         raise ValueError("a backup needs at least one table")
     with_token = bool(credentials and credentials.session_token)
@@ -128,6 +130,7 @@ def render_backup(
         on_cluster=on_cluster_clause(on_cluster),
         destination=s3_expr("url", credentials is not None, with_token),
         settings=", ".join(settings),
+        mode="" if blocking else " ASYNC",
     )
     return BackupStatement(sql, params)
 

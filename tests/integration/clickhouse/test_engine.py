@@ -50,3 +50,28 @@ def test_chain_is_described_verified_and_restored(clickhouse_client: Any) -> Non
 
     only_t = restores.restore_chain([full, inc], target_database=f"{db}_restored_t", tables=["t"])
     assert only_t.rows == {"t": 1500}
+
+
+def test_an_embedded_backup_returns_when_it_has_ended_and_a_failure_names_the_location(
+    clickhouse_client: Any,
+) -> None:
+    """chDB's BACKUP is sent without ASYNC: when the statement returns, system.backups already
+    says BACKUP_CREATED (no polling); a failed one raises with the location and ClickHouse's reason."""
+    from backup_pipelines.core.errors import BackupFailedError
+
+    db = "hook_test_blocking"
+    clickhouse_client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    clickhouse_client.command(f"CREATE TABLE IF NOT EXISTS {db}.t (x UInt64) ENGINE = MergeTree ORDER BY x")
+    clickhouse_client.insert(f"{db}.t", [(i,) for i in range(100)], column_names=["x"])
+    engine = service().engine
+    assert engine.is_embedded
+    location = f"s3://{service().cfg.storage.backup_bucket}/blocking/{db}/1/"
+    args = {"dataset": db, "rp_id": "20260101T0100Z", "database": db, "tables": ["t"], "location": location}
+
+    backup_id = engine.start_backup(**args)
+
+    status = engine.backup_status(backup_id)
+    assert status is not None and status.status == "BACKUP_CREATED"
+    with pytest.raises(BackupFailedError, match=rf"BACKUP of {db} to {location} failed: .*already exists"):
+        engine.start_backup(**args)
+    clickhouse_client.command(f"DROP DATABASE {db}")

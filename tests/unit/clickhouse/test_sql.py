@@ -54,6 +54,14 @@ def test_server_side_credentials_and_full_backup() -> None:
     assert statement.params == {"url": "http://s3/b/k/"}
 
 
+def test_a_blocking_backup_has_no_async_clause() -> None:
+    """chDB's backup runs in the task's process: the statement returns when it has ended."""
+    statement = render_backup(
+        database="db", tables=["t"], url="http://s3/b/k/", backup_id="bp-x-1", blocking=True
+    )
+    assert statement.sql == "BACKUP TABLE `db`.`t` TO S3({url:String}) SETTINGS id = 'bp-x-1'"
+
+
 def test_session_tokens_are_bound_too() -> None:
     statement = render_backup(
         database="db",
