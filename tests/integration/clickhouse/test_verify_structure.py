@@ -62,7 +62,11 @@ def _verified(point: Manifest) -> Manifest:
     return point.model_copy(update={"verification": Verification(state="verified", checks=["test"])})
 
 
-def _spy_restores(verifier: Any) -> list[list[str]]:
+def _verifier(snapshots: Any) -> tuple[Any, list[list[str]]]:
+    """The verifier, and the tables of every structure-only RESTORE it starts."""
+    from backup_pipelines.clickhouse.verify import SnapshotVerifier
+
+    verifier = SnapshotVerifier(snapshots.engine, snapshots.store)
     restored: list[list[str]] = []
     original = verifier.engine.start_restore
 
@@ -71,15 +75,12 @@ def _spy_restores(verifier: Any) -> list[list[str]]:
         return str(original(**kwargs))
 
     verifier.engine.start_restore = start_restore
-    return restored
+    return verifier, restored
 
 
 def test_only_new_or_changed_statements_are_restored_along_the_chain(chain: Any) -> None:
-    from backup_pipelines.clickhouse.verify import SnapshotVerifier
-
     snapshots, points = chain
-    verifier = SnapshotVerifier(snapshots.engine, snapshots.store)
-    restored = _spy_restores(verifier)
+    verifier, restored = _verifier(snapshots)
     assert all(p.details["backup_uuid"] for p in points)
 
     verified: list[Manifest] = []
@@ -102,11 +103,8 @@ def test_only_new_or_changed_statements_are_restored_along_the_chain(chain: Any)
 
 
 def test_a_backup_naming_another_base_uuid_is_refused(chain: Any) -> None:
-    from backup_pipelines.clickhouse.verify import SnapshotVerifier
-
     snapshots, points = chain
-    verifier = SnapshotVerifier(snapshots.engine, snapshots.store)
-    restored = _spy_restores(verifier)
+    verifier, restored = _verifier(snapshots)
     full, inc = points[0], points[1]
     other = _verified(full)
     other.details = {**other.details, "backup_uuid": "00000000-0000-0000-0000-000000000000"}
@@ -122,11 +120,8 @@ def test_a_backup_naming_another_base_uuid_is_refused(chain: Any) -> None:
 
 
 def test_bases_without_a_recorded_uuid_or_not_verified_are_restored_in_full(chain: Any) -> None:
-    from backup_pipelines.clickhouse.verify import SnapshotVerifier
-
     snapshots, points = chain
-    verifier = SnapshotVerifier(snapshots.engine, snapshots.store)
-    restored = _spy_restores(verifier)
+    verifier, restored = _verifier(snapshots)
     full, inc = points[0], points[1]
     older = _verified(full)
     older.details = {k: v for k, v in older.details.items() if k != "backup_uuid"}
