@@ -18,7 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from backup_pipelines import __version__
-from backup_pipelines.clickhouse.backup_files import BackupStatus, backup_location, recovery_point_id
+from backup_pipelines.clickhouse.backup_files import (
+    BackupContents,
+    BackupStatus,
+    backup_location,
+    recovery_point_id,
+)
 from backup_pipelines.clickhouse.backups import BackupStore
 from backup_pipelines.clickhouse.engine import ClickHouseEngine
 from backup_pipelines.clickhouse.parts import capture, masked_visible_rows
@@ -28,7 +33,8 @@ from backup_pipelines.core.config import BackupConfig, ClickHouseDataset
 from backup_pipelines.core.errors import ConfigError, UnsafeOperationError
 from backup_pipelines.core.ingest import capture_ingest_offsets
 from backup_pipelines.core.kinds import DatasetKind
-from backup_pipelines.core.manifest import Listing, Manifest
+from backup_pipelines.core.manifest import Listing, Manifest, ObjectEntry
+from backup_pipelines.core.parallel import concurrently
 from backup_pipelines.core.presence import CHECK_PRESENCE, Presence, describe_missing
 from backup_pipelines.core.s3 import split_s3_url
 
@@ -140,7 +146,10 @@ class SnapshotService:
         self.engine.s3.check_bucket(bucket, role="backup bucket")
         rp_id = recovery_point_id(end)
         location = backup_location(bucket, self.section.prefix, dataset.name, rp_id)
-        existing = self.catalog.get(KIND, dataset.name, rp_id)
+        existing, listing = concurrently(
+            lambda: self.catalog.get(KIND, dataset.name, rp_id),
+            lambda: self.catalog.list_points(KIND, dataset.name),
+        )
         if existing is not None and existing.verification.state != "failed":
             log.info(
                 "Slot %s of %s already captured at %s (%s): nothing to do",
@@ -150,7 +159,6 @@ class SnapshotService:
                 existing.verification.state,
             )
             return SnapshotSummary.of(existing, "noop")
-        listing = self.catalog.list_points(KIND, dataset.name)
         if existing is not None:
             location = self._retake_location(existing, listing)
         reattach = None if self.engine.is_embedded else self.engine.running_backup(dataset.name, rp_id)
@@ -233,8 +241,11 @@ class SnapshotService:
 
     def finish(self, plan: SnapshotPlan, status: BackupStatus) -> SnapshotSummary:
         """Describe the finished backup and write its manifest: the recovery point exists from here on."""
-        base = self.catalog.read(KIND, plan.dataset, plan.base_id) if plan.base_id else None
-        manifest = self.describe(plan, status, base)
+        base, stored = concurrently(
+            lambda: self.catalog.read(KIND, plan.dataset, plan.base_id) if plan.base_id else None,
+            lambda: self.stored(plan.location),
+        )
+        manifest = self.describe(plan, status, base, stored=stored)
         self.catalog.write(manifest)
         log.info(
             "Captured %s %s of %s: %d rows in %d tables, %d bytes stored (%s)",
@@ -248,10 +259,23 @@ class SnapshotService:
         )
         return SnapshotSummary.of(manifest, "captured")
 
-    def describe(self, plan: SnapshotPlan, status: BackupStatus, base: Manifest | None) -> Manifest:
+    def stored(self, location: str) -> tuple[BackupContents, list[ObjectEntry]]:
+        """A finished backup's ``.backup`` listing and its objects in S3 (read at once)."""
+        contents, objects = concurrently(
+            lambda: self.store.read_contents(location), lambda: self.store.list_objects(location)
+        )
+        return contents, objects
+
+    def describe(
+        self,
+        plan: SnapshotPlan,
+        status: BackupStatus,
+        base: Manifest | None,
+        *,
+        stored: tuple[BackupContents, list[ObjectEntry]] | None = None,
+    ) -> Manifest:
         """The manifest of a finished backup: tables, parts, rows, sizes, base and versions."""
-        contents = self.store.read_contents(plan.location)
-        objects = self.store.list_objects(plan.location)
+        contents, objects = stored or self.stored(plan.location)
         checksums = {f.name: f.checksum for f in contents.files}
         _bucket, prefix = split_s3_url(plan.location)
         for obj in objects:
