@@ -50,7 +50,7 @@ class Written:
     revision: int
 
 
-SPOOL_BYTES = 8 * 1024 * 1024  # an object list larger than this is spooled to a temporary file
+SPOOL_BYTES = 1024 * 1024  # an object list larger than this (about 5,000 objects) goes to a temporary file
 
 
 def write_objects(manifest: Manifest, out: IO[bytes]) -> Any:
