@@ -236,6 +236,10 @@ class VerifyService:
                 f"backup {rp_id} of {dataset.name} failed verification: {result.detail}; "
                 "it will never be used as a base"
             )
+        verified = manifest.model_copy(update={"verification": updated.verification})
+        self.catalog.remember_chain(  # the next point's chain: one read (revisions as indexed now)
+            [*chain[:-1], verified], self.catalog.list_points(KIND, dataset.name, fresh=False)
+        )
         return SnapshotSummary.of(updated, "verified")
 
     def check_presence(self, chain: list[Manifest], listing: Listing) -> None:

@@ -24,6 +24,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from backup_pipelines.core import clock
+from backup_pipelines.core.chain_cache import CHAINED_KINDS, ChainCache
 from backup_pipelines.core.chains import dependents
 from backup_pipelines.core.errors import BrokenChainError, ManifestError
 from backup_pipelines.core.index import DatasetIndex, IndexEntry, IndexHead, compare
@@ -63,6 +64,7 @@ class Catalog:
         self.encryption = encryption or Encryption()
         self.manifests = ManifestStore(s3, bucket=bucket, prefix=prefix, encryption=self.encryption)
         self.indexes = IndexStore(s3, bucket=bucket, prefix=prefix, encryption=self.encryption)
+        self.chains = ChainCache(self.manifests)
 
     @classmethod
     def from_config(cls, cfg: BackupConfig, *, s3: BackupS3Hook | None = None) -> Catalog:
@@ -191,6 +193,10 @@ class Catalog:
 
     def delete_point(self, kind: str, dataset: str, recovery_point_id: str) -> None:
         self.manifests.delete(kind, dataset, recovery_point_id)
+        if kind in CHAINED_KINDS:  # its chain file, if verify wrote one (a missing key is no error)
+            self.s3.client.delete_object(
+                Bucket=self.bucket, Key=self.chains.key(kind, dataset, recovery_point_id)
+            )
         self.indexes.update(kind, dataset, lambda index: index.remove(recovery_point_id))
         log.info("Catalog: deleted manifest %s", self.url_for(kind, dataset, recovery_point_id))
 
@@ -324,6 +330,11 @@ class Catalog:
             return None
         return ((now or clock.utcnow()) - newest.captured_at).total_seconds()
 
+    def remember_chain(self, chain: list[Manifest], listing: Listing) -> None:
+        """Cache a verified chain's manifests in one file (``core.chain_cache``), for the next point's
+        ``chain`` to read once; ``listing`` gives each member's revision as the index holds it."""
+        self.chains.remember(chain, listing)
+
     def chain(self, manifest: Manifest, *, listing: Listing | None = None) -> list[Manifest]:
         """The recovery points needed to restore ``manifest``: its full base first, itself last.
         Reads only the chain's manifests.
@@ -331,6 +342,11 @@ class Catalog:
         Raises ``BrokenChainError`` naming the broken member when a base is missing, failed, or loops.
         """
         listing = listing or self.list_points(manifest.kind, manifest.dataset)
+        cached = self.chains.load(manifest, listing)  # the base's chain file: one read
+        if cached is not None:
+            for member, its_base in zip([*cached[1:], manifest], cached, strict=True):
+                _check_base(member, its_base)
+            return [*cached, manifest]
         listing.preload(_bases_in_index(manifest, listing))  # one parallel read, not one per member
         chain = [manifest]
         seen = {manifest.recovery_point_id}
@@ -350,14 +366,19 @@ class Catalog:
                     f"recovery point {chain[0].recovery_point_id} of {manifest.kind} dataset "
                     f"{manifest.dataset!r} depends on base {base_id}, whose manifest is missing or unusable"
                 )
-            if base.verification.state == "failed":
-                raise BrokenChainError(
-                    f"recovery point {chain[0].recovery_point_id} depends on base {base_id}, "
-                    f"which failed verification: {base.verification.detail}"
-                )
+            _check_base(chain[0], base)
             seen.add(base_id)
             chain.insert(0, base)
         return chain
+
+
+def _check_base(point: Manifest, base: Manifest) -> None:
+    """A base that failed verification breaks every point built on it."""
+    if base.verification.state == "failed":
+        raise BrokenChainError(
+            f"recovery point {point.recovery_point_id} depends on base {base.recovery_point_id}, "
+            f"which failed verification: {base.verification.detail}"
+        )
 
 
 def _bases_in_index(manifest: Manifest, listing: Listing) -> list[str]:

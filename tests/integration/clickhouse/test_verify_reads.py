@@ -73,3 +73,58 @@ def test_verify_of_a_long_chain_reads_only_the_new_listing(
     assert older.ok, older.detail
     assert listed == [[m.location for m in chain[:-1]]]
     clickhouse_client.command(f"DROP DATABASE {DB}")
+
+
+def test_verify_as_the_dag_runs_it_reads_the_same_along_a_growing_chain(
+    embedded_stack: Any, clickhouse_client: Any, write_config: Any, example_config: dict[str, Any]
+) -> None:
+    """Each verified point leaves its chain in one file: the next verify reads that file instead of
+    every base's manifest and object list, so its reads stay the same from the third point to the
+    seventh, and every point is verified."""
+    from datetime import UTC, datetime
+
+    from backup_pipelines.clickhouse.verify import VerifyService
+    from backup_pipelines.core.config import load_config
+
+    dataset = "verify_reads_dag"
+    example_config["clickhouse_snapshots"]["datasets"] = [
+        {"name": dataset, "database": DB, "tables": ["t"], "objectives": {"rpo": "1h", "rto": "30m"}}
+    ]
+    write_config(example_config)
+    clickhouse_client.command(f"DROP DATABASE IF EXISTS {DB}")
+    clickhouse_client.command(f"CREATE DATABASE {DB}")
+    clickhouse_client.command(f"CREATE TABLE {DB}.t (id UInt64, b String) ENGINE = MergeTree ORDER BY id")
+
+    def insert(n: int) -> None:
+        rows = [(n * 100 + i, bytes([i % 256]) * (i % 5)) for i in range(100)]  # binary and empty values
+        clickhouse_client.insert(f"{DB}.t", rows, column_names=["id", "b"])
+
+    snapshots = service(load_config())
+    hours = range(7)
+    backup_chain(
+        snapshots,
+        dataset=dataset,
+        database=DB,
+        tables=["t"],
+        rp_ids=[f"20260302T{h:02d}00Z" for h in hours],
+        before_each=insert,
+    )
+    verify = VerifyService(snapshots.cfg, snapshots.engine, snapshots.catalog)
+    gets: list[int] = []
+    for h in hours:
+        calls = 0
+
+        def count(**_: Any) -> None:
+            nonlocal calls
+            calls += 1
+
+        client = snapshots.engine.s3.client
+        client.meta.events.register("before-call.s3.GetObject", count)
+        summary = verify.verify_slot(dataset, datetime(2026, 3, 2, h, tzinfo=UTC))
+        client.meta.events.unregister("before-call.s3.GetObject", count)
+        assert summary.model_dump()["verification"] == "verified"
+        gets.append(calls)
+
+    assert len(set(gets[2:])) == 1, f"GETs per verify from the third point on: {gets}"
+    assert gets[-1] < gets[0] + 4, gets
+    clickhouse_client.command(f"DROP DATABASE {DB}")

@@ -1,0 +1,126 @@
+"""A verified chain's manifests in one file, so the next point's chain costs one read, not two per member.
+
+``_chains/<id>.json`` in the dataset's catalog folder holds the whole manifests (object lists
+included) of the chain ending at point ``id``, each with the revision the index recorded for it
+when the file was written. Verify writes it once a point of a chain is verified; ``Catalog.chain``
+reads the base's file instead of every base's manifest and object list.
+
+It is a cache, never the truth: it is used only when every member still has, in the index, the
+revision it was cached at and the chain links the same points. A member re-marked since (its
+revision moved on), a retake, a missing or unreadable file: the manifests are read as before.
+The file goes with its point (``Catalog.delete_point``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from backup_pipelines.core.errors import ManifestError
+from backup_pipelines.core.kinds import DatasetKind
+from backup_pipelines.core.manifest import MANIFEST_STORAGE_CLASS, Listing, Manifest
+
+if TYPE_CHECKING:
+    from backup_pipelines.core.manifest_store import ManifestStore
+
+log = logging.getLogger(__name__)
+
+CHAINS_FOLDER = "_chains/"
+#: Kinds whose points have bases (chains); only their deletions remove a chain file.
+CHAINED_KINDS = frozenset({DatasetKind.CLICKHOUSE_SNAPSHOT})
+
+
+class ChainCache:
+    """Reads and writes chain files beside the manifests, through the manifest store's gateway."""
+
+    def __init__(self, manifests: ManifestStore) -> None:
+        self.manifests = manifests
+        self.s3 = manifests.s3
+
+    def key(self, kind: str, dataset: str, recovery_point_id: str) -> str:
+        return f"{self.manifests.folder(kind, dataset)}{CHAINS_FOLDER}{recovery_point_id}.json"
+
+    def remember(self, chain: list[Manifest], listing: Listing) -> None:
+        """Store ``chain`` (full manifests, oldest first) under its last point, each member with its
+        revision in ``listing``; a member the listing does not know is not cached at all."""
+        revisions = []
+        for member in chain:
+            entry = listing.entry(member.recovery_point_id)
+            if entry is None or entry.revision <= 0:
+                log.info(
+                    "chain of %s not cached: %s has no revision in the index", chain[-1].label, member.label
+                )
+                return
+            revisions.append(entry.revision)
+        body = (
+            '{"members":['
+            + ",".join(
+                f'{{"revision":{revision},"manifest":{member.model_dump_json()}}}'
+                for revision, member in zip(revisions, chain, strict=True)
+            )
+            + "]}"
+        ).encode()
+        last = chain[-1]
+        key = self.key(last.kind, last.dataset, last.recovery_point_id)
+        try:
+            self.s3.put_encrypted(
+                self.manifests.bucket,
+                key,
+                body,
+                encryption=self.manifests.encryption,
+                storage_class=MANIFEST_STORAGE_CLASS,
+                content_type="application/json",
+            )
+        except (BotoCoreError, ClientError) as exc:  # a cache: the point stays verified without it
+            log.warning(
+                "chain of %s not cached at s3://%s/%s: %s", last.label, self.manifests.bucket, key, exc
+            )
+
+    def load(self, manifest: Manifest, listing: Listing) -> list[Manifest] | None:
+        """The bases of ``manifest`` (oldest first) from its base's chain file, when every member
+        is still what the index records; None to read the manifests instead."""
+        if not manifest.base:
+            return None
+        key = self.key(manifest.kind, manifest.dataset, manifest.base)
+        found = self.s3.get_bytes(self.manifests.bucket, key)
+        if found is None:
+            return None
+        try:
+            members = [
+                (int(m["revision"]), Manifest.model_validate(m["manifest"]))
+                for m in json.loads(found[0])["members"]
+            ]
+        except (ValueError, KeyError, TypeError, ManifestError) as exc:
+            log.warning(
+                "chain file s3://%s/%s is unreadable (%s); reading the manifests",
+                self.manifests.bucket,
+                key,
+                exc,
+            )
+            return None
+        stale = self._stale(manifest, members, listing)
+        if stale:
+            log.info("chain file of %s not used: %s; reading the manifests", manifest.base, stale)
+            return None
+        return [m for _, m in members]
+
+    @staticmethod
+    def _stale(manifest: Manifest, members: list[tuple[int, Manifest]], listing: Listing) -> str | None:
+        """Why the cached members are not the chain the index holds now (None: they are)."""
+        if not members or members[-1][1].recovery_point_id != manifest.base:
+            return "it does not end with the base"
+        previous = None
+        for revision, member in members:
+            if (member.kind, member.dataset) != (manifest.kind, manifest.dataset):
+                return f"{member.label} is another dataset's"
+            if member.base != previous:
+                return f"{member.label} links base {member.base}, expected {previous}"
+            entry = listing.entry(member.recovery_point_id)
+            if entry is None or entry.revision != revision:
+                now = "gone" if entry is None else f"at revision {entry.revision}"
+                return f"{member.label} was cached at revision {revision}, the index has it {now}"
+            previous = member.recovery_point_id
+        return None

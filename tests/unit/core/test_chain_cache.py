@@ -1,0 +1,110 @@
+"""The chain file: the next point's chain read once, never trusted past what the index says now."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from support.catalog import manifest, moto_catalog
+
+from backup_pipelines.core.catalog import Catalog
+from backup_pipelines.core.errors import BrokenChainError
+from backup_pipelines.core.manifest import Manifest, ObjectEntry
+
+BUCKET = "chains"
+KIND, DATASET = "clickhouse_snapshot", "analytics"
+
+
+@pytest.fixture
+def catalog() -> Iterator[Catalog]:
+    with moto_catalog(BUCKET) as catalog:
+        yield catalog
+
+
+def _point(rp_id: str, hours_ago: int, base: str | None) -> Manifest:
+    objects = [
+        ObjectEntry(
+            key=f"{KIND}/{DATASET}/{rp_id}/f{i}.bin", size=i + 1, etag=f"e{i}", checksum=f"c{rp_id}{i}"
+        )
+        for i in range(3)
+    ]
+    return manifest(rp_id, hours_ago=hours_ago, base=base, bucket=BUCKET, objects=objects)
+
+
+def _chain(catalog: Catalog, length: int) -> list[Manifest]:
+    points = []
+    for n in range(length):
+        point = _point(f"p{n}", length - n, points[-1].recovery_point_id if points else None)
+        catalog.write(point)
+        points.append(point)
+    return points
+
+
+def _gets(catalog: Catalog) -> Counter[str]:
+    seen: Counter[str] = Counter()
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        seen[params["Key"].rsplit("/", 2)[-2] + "/" if "/_" in params["Key"] else "manifest"] += 1
+
+    catalog.s3.client.meta.events.register("before-parameter-build.s3.GetObject", count)
+    return seen
+
+
+def test_a_remembered_chain_is_read_once_with_every_member_whole(catalog: Catalog) -> None:
+    points = _chain(catalog, 5)
+    catalog.remember_chain(points[:4], catalog.list_points(KIND, DATASET))
+    listing = catalog.list_points(KIND, DATASET)
+    gets = _gets(catalog)
+
+    chain = catalog.chain(points[4], listing=listing)
+
+    assert [m.recovery_point_id for m in chain] == ["p0", "p1", "p2", "p3", "p4"]
+    assert [m.objects for m in chain] == [p.objects for p in points]
+    assert gets == {"_chains/": 1}, "one read: the base's chain file, no manifest or object list"
+
+
+def test_a_member_re_marked_since_is_read_from_its_manifest(catalog: Catalog) -> None:
+    points = _chain(catalog, 4)
+    catalog.remember_chain(points[:3], catalog.list_points(KIND, DATASET))
+    catalog.mark_verification(points[1], state="verified", checks=["drill"], detail="re-checked by a drill")
+    gets = _gets(catalog)
+
+    chain = catalog.chain(points[3], listing=catalog.list_points(KIND, DATASET))
+
+    assert chain[1].verification.detail == "re-checked by a drill", "the manifest as it is now, not the cache"
+    assert gets["_chains/"] == 1 and gets["manifest"] >= 3
+
+
+def test_a_base_failed_since_the_file_was_written_still_breaks_the_chain(catalog: Catalog) -> None:
+    points = _chain(catalog, 4)
+    catalog.remember_chain(points[:3], catalog.list_points(KIND, DATASET))
+    catalog.mark_verification(points[0], state="failed", checks=["objects_present"], detail="f0.bin is gone")
+
+    with pytest.raises(BrokenChainError, match="depends on base p2, which failed verification: .*p0"):
+        catalog.chain(points[3], listing=catalog.list_points(KIND, DATASET))
+
+
+def test_an_unreadable_chain_file_is_ignored_and_the_manifests_read(
+    catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    points = _chain(catalog, 3)
+    key = catalog.chains.key(KIND, DATASET, "p1")
+    catalog.s3.client.put_object(Bucket=BUCKET, Key=key, Body=b'{"members": [{"revision": 1, "manif')
+
+    chain = catalog.chain(points[2], listing=catalog.list_points(KIND, DATASET))
+
+    assert [m.recovery_point_id for m in chain] == ["p0", "p1", "p2"]
+    assert f"chain file s3://{BUCKET}/{key} is unreadable" in caplog.text
+
+
+def test_deleting_a_point_deletes_its_chain_file(catalog: Catalog) -> None:
+    points = _chain(catalog, 2)
+    catalog.remember_chain(points, catalog.list_points(KIND, DATASET))
+    key = catalog.chains.key(KIND, DATASET, "p1")
+    assert catalog.s3.get_bytes(BUCKET, key) is not None
+
+    catalog.delete(points[1])
+
+    assert catalog.s3.get_bytes(BUCKET, key) is None
