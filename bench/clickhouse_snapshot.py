@@ -382,10 +382,11 @@ From length 2 to {args.chain} (target: within 1.2x): verify time x{time_ratio:.2
 structure-only RESTORE alone x{restore_ratio:.2f}; verify without it x{own[1] / own[0]:.2f}
 ({own[0]:.2f} -> {own[1]:.2f} s); bytes read x{bytes_ratio:.2f}; requests x{requests_ratio:.2f}.
 Verify reads only the new point's `.backup` and finds the bases' files through their manifests'
-checksums; the chain's presence is one listing across its folders; the members' manifests and
-object lists are read in one parallel batch (two small GETs per member: the requests that still
-grow). The RESTORE of an increment is ClickHouse's: it opens every base's `.backup` itself (each
-lists the whole logical backup), so its time grows with the chain whatever this package does.
+checksums; the chain's presence is one listing across its folders; the bases' manifests and
+object lists come from the base's chain file (one GET, written when the base was verified), not
+two GETs per member. ClickHouse's structure-only RESTORE runs for the full and for tables whose
+`CREATE` statement an increment changed: restoring an unchanged statement would make ClickHouse
+open every base's `.backup` (each lists the whole logical backup), a time that grew with the chain.
 
 **Chain resolution** at 10,000 points (fulls every 24): effective states of all points in
 {res["resolve"] * 1000:.0f} ms, base choice in {res["choose"] * 1000:.0f} ms (target < 0.5 s; it used to
