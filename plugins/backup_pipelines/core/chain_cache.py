@@ -58,7 +58,8 @@ class ChainCache:
         body = (
             '{"members":['
             + ",".join(
-                f'{{"revision":{revision},"manifest":{member.model_dump_json()}}}'
+                f'{{"revision":{revision},"manifest":{member.model_dump_json(exclude={"objects"})},'
+                f'"objects":[{",".join(o.model_dump_json(exclude_none=True) for o in member.objects)}]}}'
                 for revision, member in zip(revisions, chain, strict=True)
             )
             + "]}"
@@ -90,10 +91,10 @@ class ChainCache:
             return None
         try:
             members = [
-                (int(m["revision"]), Manifest.model_validate(m["manifest"]))
+                (int(m["revision"]), Manifest.model_validate({**m["manifest"], "objects": m["objects"]}))
                 for m in json.loads(found[0])["members"]
             ]
-        except (ValueError, KeyError, TypeError, ManifestError) as exc:
+        except (ValueError, KeyError, TypeError, ManifestError) as exc:  # ValidationError is a ValueError
             log.warning(
                 "chain file s3://%s/%s is unreadable (%s); reading the manifests",
                 self.manifests.bucket,
