@@ -1,9 +1,11 @@
 """A verified chain's manifests in one file, so the next point's chain costs one read, not two per member.
 
-``_chains/<id>.json`` in the dataset's catalog folder holds the whole manifests (object lists
+``_chains/<id>.json.gz`` in the dataset's catalog folder holds the whole manifests (object lists
 included) of the chain ending at point ``id``, each with the revision the index recorded for it
-when the file was written. Verify writes it once a point of a chain is verified; ``Catalog.chain``
-reads the base's file instead of every base's manifest and object list.
+when the file was written; gzip, since each member repeats much of its base (a ClickHouse point's
+details list every part of the logical backup), so the file stays near the size of one member.
+Verify writes it once a point of a chain is verified; ``Catalog.chain`` reads the base's file
+instead of every base's manifest and object list.
 
 It is a cache, never the truth: it is used only when every member still has, in the index, the
 revision it was cached at and the chain links the same points. A member re-marked since (its
@@ -13,6 +15,7 @@ The file goes with its point (``Catalog.delete_point``).
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from typing import TYPE_CHECKING
@@ -41,7 +44,7 @@ class ChainCache:
         self.s3 = manifests.s3
 
     def key(self, kind: str, dataset: str, recovery_point_id: str) -> str:
-        return f"{self.manifests.folder(kind, dataset)}{CHAINS_FOLDER}{recovery_point_id}.json"
+        return f"{self.manifests.folder(kind, dataset)}{CHAINS_FOLDER}{recovery_point_id}.json.gz"
 
     def remember(self, chain: list[Manifest], listing: Listing) -> None:
         """Store ``chain`` (full manifests, oldest first) under its last point, each member with its
@@ -64,6 +67,7 @@ class ChainCache:
             )
             + "]}"
         ).encode()
+        body = gzip.compress(body, compresslevel=6, mtime=0)
         last = chain[-1]
         key = self.key(last.kind, last.dataset, last.recovery_point_id)
         try:
@@ -73,7 +77,7 @@ class ChainCache:
                 body,
                 encryption=self.manifests.encryption,
                 storage_class=MANIFEST_STORAGE_CLASS,
-                content_type="application/json",
+                content_type="application/gzip",
             )
         except (BotoCoreError, ClientError) as exc:  # a cache: the point stays verified without it
             log.warning(
@@ -92,9 +96,16 @@ class ChainCache:
         try:
             members = [
                 (int(m["revision"]), Manifest.model_validate({**m["manifest"], "objects": m["objects"]}))
-                for m in json.loads(found[0])["members"]
+                for m in json.loads(gzip.decompress(found[0]))["members"]
             ]
-        except (ValueError, KeyError, TypeError, ManifestError) as exc:  # ValidationError is a ValueError
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            KeyError,
+            TypeError,
+            ManifestError,
+        ) as exc:  # gzip, JSON, model
             log.warning(
                 "chain file s3://%s/%s is unreadable (%s); reading the manifests",
                 self.manifests.bucket,
