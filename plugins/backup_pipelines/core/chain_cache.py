@@ -1,9 +1,10 @@
 """A verified chain's manifests in one file, so the next point's chain costs one read, not two per member.
 
 ``_chains/<id>.json.gz`` in the dataset's catalog folder holds the whole manifests (object lists
-included) of the chain ending at point ``id``, each with the revision the index recorded for it
-when the file was written; gzip, since each member repeats much of its base (a ClickHouse point's
-details list every part of the logical backup), so the file stays near the size of one member.
+included) of the chain ending at point ``id``, one JSON line per member (oldest first), each with
+the revision the index recorded for it when the file was written. Gzip, since each member repeats
+much of its base (a ClickHouse point's details list every part of the logical backup); a line
+loaded with the base's file is written again as it was, not serialized again.
 Verify writes it once a point of a chain is verified; ``Catalog.chain`` reads the base's file
 instead of every base's manifest and object list.
 
@@ -42,6 +43,7 @@ class ChainCache:
     def __init__(self, manifests: ManifestStore) -> None:
         self.manifests = manifests
         self.s3 = manifests.s3
+        self._lines: dict[tuple[str, str, str, int], bytes] = {}
 
     def key(self, kind: str, dataset: str, recovery_point_id: str) -> str:
         return f"{self.manifests.folder(kind, dataset)}{CHAINS_FOLDER}{recovery_point_id}.json.gz"
@@ -58,16 +60,8 @@ class ChainCache:
                 )
                 return
             revisions.append(entry.revision)
-        body = (
-            '{"members":['
-            + ",".join(
-                f'{{"revision":{revision},"manifest":{member.model_dump_json(exclude={"objects"})},'
-                f'"objects":[{",".join(o.model_dump_json(exclude_none=True) for o in member.objects)}]}}'
-                for revision, member in zip(revisions, chain, strict=True)
-            )
-            + "]}"
-        ).encode()
-        body = gzip.compress(body, compresslevel=6, mtime=0)
+        lines = [self._line(revision, member) for revision, member in zip(revisions, chain, strict=True)]
+        body = gzip.compress(b"\n".join(lines), compresslevel=1, mtime=0)
         last = chain[-1]
         key = self.key(last.kind, last.dataset, last.recovery_point_id)
         try:
@@ -93,19 +87,15 @@ class ChainCache:
         found = self.s3.get_bytes(self.manifests.bucket, key)
         if found is None:
             return None
+        members: list[tuple[int, Manifest]] = []
+        lines: dict[tuple[str, str, str, int], bytes] = {}
         try:
-            members = [
-                (int(m["revision"]), Manifest.model_validate({**m["manifest"], "objects": m["objects"]}))
-                for m in json.loads(gzip.decompress(found[0]))["members"]
-            ]
-        except (
-            OSError,
-            EOFError,
-            ValueError,
-            KeyError,
-            TypeError,
-            ManifestError,
-        ) as exc:  # gzip, JSON, model
+            for line in gzip.decompress(found[0]).splitlines():
+                data = json.loads(line)
+                member = Manifest.model_validate({**data["manifest"], "objects": data["objects"]})
+                members.append((int(data["revision"]), member))
+                lines[(member.kind, member.dataset, member.recovery_point_id, members[-1][0])] = line
+        except (OSError, EOFError, ValueError, KeyError, TypeError, ManifestError) as exc:  # gzip, JSON
             log.warning(
                 "chain file s3://%s/%s is unreadable (%s); reading the manifests",
                 self.manifests.bucket,
@@ -117,7 +107,19 @@ class ChainCache:
         if stale:
             log.info("chain file of %s not used: %s; reading the manifests", manifest.base, stale)
             return None
+        self._lines = lines  # the next ``remember`` of this chain reuses them as they are
         return [m for _, m in members]
+
+    def _line(self, revision: int, member: Manifest) -> bytes:
+        """One member's line: its manifest without objects, its objects without empty fields, and its
+        revision; a line loaded with that revision of that point is reused byte for byte (a
+        revision's manifest never changes: every write is a new revision)."""
+        key = (member.kind, member.dataset, member.recovery_point_id, revision)
+        if key in self._lines:
+            return self._lines[key]
+        objects = ",".join(o.model_dump_json(exclude_none=True) for o in member.objects)
+        manifest = member.model_dump_json(exclude={"objects"})
+        return f'{{"revision":{revision},"manifest":{manifest},"objects":[{objects}]}}'.encode()
 
     @staticmethod
     def _stale(manifest: Manifest, members: list[tuple[int, Manifest]], listing: Listing) -> str | None:

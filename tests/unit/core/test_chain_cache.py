@@ -108,3 +108,21 @@ def test_deleting_a_point_deletes_its_chain_file(catalog: Catalog) -> None:
     catalog.delete(points[1])
 
     assert catalog.s3.get_bytes(BUCKET, key) is None
+
+
+def test_the_next_file_reuses_the_loaded_members_lines_and_adds_the_new_point(catalog: Catalog) -> None:
+    import gzip
+
+    points = _chain(catalog, 4)
+    catalog.remember_chain(points[:3], catalog.list_points(KIND, DATASET))
+    listing = catalog.list_points(KIND, DATASET)
+    chain = catalog.chain(points[3], listing=listing)
+    catalog.remember_chain(chain, listing)
+
+    def lines(rp_id: str) -> list[bytes]:
+        found = catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, rp_id))
+        assert found is not None
+        return gzip.decompress(found[0]).splitlines()
+
+    assert lines("p3")[:3] == lines("p2"), "the bases' lines as they were loaded"
+    assert len(lines("p3")) == 4 and b'"recovery_point_id":"p3"' in lines("p3")[3]
