@@ -151,13 +151,8 @@ class SnapshotService:
             lambda: self.catalog.list_points(KIND, dataset.name),
         )
         if existing is not None and existing.verification.state != "failed":
-            log.info(
-                "Slot %s of %s already captured at %s (%s): nothing to do",
-                rp_id,
-                dataset.name,
-                existing.captured_at.isoformat(),
-                existing.verification.state,
-            )
+            when = f"{existing.captured_at.isoformat()} ({existing.verification.state})"
+            log.info("Slot %s of %s already captured at %s: nothing to do", rp_id, dataset.name, when)
             return SnapshotSummary.of(existing, "noop")
         if existing is not None:
             location = self._retake_location(existing, listing)

@@ -289,11 +289,8 @@ class BackupS3Hook(SharedServiceModel, S3Hook):
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> str:
-        """Put bytes with encryption, storage class, a checked SHA-256 and Object Lock retention.
-
-        ``body`` may be a seekable file (sent in chunks, never read into memory whole) with its
-        ``sha256`` (base64) computed as it was written; for bytes the SHA-256 is computed here.
-
+        """Put bytes (or a seekable file, sent in chunks, with its base64 ``sha256``) with encryption,
+        storage class, a checked SHA-256 and Object Lock retention.
         ``if_match`` (an ETag) or ``if_none_match="*"`` make the write conditional: S3 answers 412
         ``PreconditionFailed`` when the object changed (or exists). Returns the new ETag.
         """
