@@ -126,3 +126,23 @@ def test_the_next_file_reuses_the_loaded_members_lines_and_adds_the_new_point(ca
 
     assert lines("p3")[:3] == lines("p2"), "the bases' lines as they were loaded"
     assert len(lines("p3")) == 4 and b'"recovery_point_id":"p3"' in lines("p3")[3]
+
+
+def test_a_chain_file_that_cannot_be_written_is_a_warning_not_a_failure(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botocore.exceptions import ClientError
+
+    points = _chain(catalog, 2)
+
+    def refused(*_: Any, **__: Any) -> str:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+
+    monkeypatch.setattr(catalog.s3, "put_encrypted", refused)
+    catalog.remember_chain(points, catalog.list_points(KIND, DATASET))  # does not raise
+
+    assert (
+        "chain of clickhouse_snapshot/analytics/p1 not cached" in caplog.text
+        and "AccessDenied" in caplog.text
+    )
+    assert catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, "p1")) is None
