@@ -38,6 +38,7 @@ from backup_pipelines.core.errors import (
     VerificationError,
 )
 from backup_pipelines.core.manifest import Listing, Manifest
+from backup_pipelines.core.parallel import concurrently
 from backup_pipelines.core.presence import CHECK_PRESENCE, Presence, describe_missing
 from backup_pipelines.core.s3 import split_s3_url
 
@@ -58,7 +59,21 @@ class SnapshotVerifier:
         self.engine = engine
         self.store = store
 
-    def verify(self, manifest: Manifest, *, chain: Sequence[Manifest] = ()) -> VerificationResult:
+    def read_contents(self, manifest: Manifest) -> BackupContents | VerificationError:
+        """The point's ``.backup`` listing, or why it cannot be read (a finding, not a crash)."""
+        try:
+            return self.store.read_contents(manifest.location)
+        except VerificationError as exc:
+            return exc
+
+    def verify(
+        self,
+        manifest: Manifest,
+        *,
+        chain: Sequence[Manifest] = (),
+        contents: BackupContents | VerificationError | None = None,
+    ) -> VerificationResult:
+        """``contents``: the ``.backup`` listing when already read (``read_contents``)."""
         checks: list[str] = []
         backup_id = str(manifest.details.get("backup_id", ""))
         status = self.engine.backup_status(backup_id) if backup_id else None
@@ -71,10 +86,9 @@ class SnapshotVerifier:
         chain_list = list(chain) or [manifest]
         if chain_list[-1].recovery_point_id != manifest.recovery_point_id:
             raise BrokenChainError(f"chain given for {manifest.recovery_point_id} does not end with it")
-        try:
-            contents = self.store.read_contents(manifest.location)
-        except VerificationError as exc:
-            return VerificationResult(False, checks, str(exc))
+        contents = contents if contents is not None else self.read_contents(manifest)
+        if isinstance(contents, VerificationError):
+            return VerificationResult(False, checks, str(contents))
         missing = self.missing_files(manifest, contents, chain_list)
         if missing:
             return VerificationResult(
@@ -214,7 +228,10 @@ class VerifyService:
     def verify_slot(self, dataset_name: str, end: datetime) -> SnapshotSummary:
         dataset = find_dataset(self.cfg, dataset_name)
         rp_id = recovery_point_id(end)
-        manifest = self.catalog.get(KIND, dataset.name, rp_id)
+        manifest, listing = concurrently(
+            lambda: self.catalog.get(KIND, dataset.name, rp_id),
+            lambda: self.catalog.list_points(KIND, dataset.name),
+        )
         if manifest is None:
             raise RecoveryPointNotFoundError(
                 f"no manifest for slot {rp_id} of {dataset.name}: the snapshot did not complete"
@@ -222,10 +239,11 @@ class VerifyService:
         if manifest.is_verified:
             log.info("Slot %s of %s is already verified: nothing to do", rp_id, dataset.name)
             return SnapshotSummary.of(manifest, "noop")
-        listing = self.catalog.list_points(KIND, dataset.name)
         chain = self.catalog.chain(manifest, listing=listing)
-        self.check_presence(chain, listing)
-        result = self.verifier.verify(manifest, chain=chain)
+        _, contents = concurrently(  # the chain's listing while the .backup listing is read
+            lambda: self.check_presence(chain, listing), lambda: self.verifier.read_contents(manifest)
+        )
+        result = self.verifier.verify(manifest, chain=chain, contents=contents)
         updated = self.catalog.mark_verification(
             manifest, state="verified" if result.ok else "failed", checks=result.checks, detail=result.detail
         )
