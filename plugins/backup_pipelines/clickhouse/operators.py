@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from backup_pipelines.clickhouse.params import SnapshotRunParams
-from backup_pipelines.core import clock, runs
+from backup_pipelines.core import clock, heap, runs
 from backup_pipelines.core.assets import EmitsRecoveryPoints
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.errors import BackupFailedError
@@ -49,6 +49,7 @@ class ClickHouseSnapshotOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.clickhouse.snapshot import SnapshotPlan, SnapshotService
 
+        heap.freeze_once()
         cfg = load_config()
         SnapshotRunParams.from_context(context)
         service = SnapshotService.from_config(cfg)
@@ -114,6 +115,7 @@ class ClickHouseVerifyOperator(EmitsRecoveryPoints, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from backup_pipelines.clickhouse.verify import VerifyService
 
+        heap.freeze_once()
         service = VerifyService.from_config(load_config())
         summary = service.verify_slot(self.dataset, runs.hourly_slot(context)[1])
         self.emit_recovery_point_of(context, "clickhouse_snapshot", self.dataset, summary.recovery_point_id)
