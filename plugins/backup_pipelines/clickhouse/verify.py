@@ -239,9 +239,8 @@ class VerifyService:
         if manifest.is_verified:
             log.info("Slot %s of %s is already verified: nothing to do", rp_id, dataset.name)
             return SnapshotSummary.of(manifest, "noop")
-        chain = self.catalog.chain(manifest, listing=listing)
-        _, contents = concurrently(  # the chain's listing while the .backup listing is read
-            lambda: self.check_presence(chain, listing), lambda: self.verifier.read_contents(manifest)
+        chain, contents = concurrently(  # the chain and its presence while the .backup is read
+            lambda: self.present_chain(manifest, listing), lambda: self.verifier.read_contents(manifest)
         )
         result = self.verifier.verify(manifest, chain=chain, contents=contents)
         updated = self.catalog.mark_verification(
@@ -259,6 +258,12 @@ class VerifyService:
             [*chain[:-1], verified], self.catalog.list_points(KIND, dataset.name, fresh=False)
         )
         return SnapshotSummary.of(updated, "verified")
+
+    def present_chain(self, manifest: Manifest, listing: Listing) -> list[Manifest]:
+        """The point's chain, every object of it checked in S3 (``check_presence``)."""
+        chain = self.catalog.chain(manifest, listing=listing)
+        self.check_presence(chain, listing)
+        return chain
 
     def check_presence(self, chain: list[Manifest], listing: Listing) -> None:
         """Every object a restore of the chain reads is in S3 as its manifest records it (one
