@@ -24,4 +24,5 @@ def test_the_first_call_freezes_what_exists_and_later_calls_do_nothing(fresh: No
     kept = [[n] for n in range(1000)]  # noqa: F841 - tracked objects made after the first task
 
     assert heap.freeze_once() is False
-    assert gc.get_freeze_count() == frozen, "objects made later are collected as usual"
+    # nothing added (frozen objects freed since, by reference count, may lower the count)
+    assert gc.get_freeze_count() <= frozen, "objects made later are collected as usual"
