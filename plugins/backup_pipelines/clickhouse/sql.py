@@ -11,12 +11,12 @@ of the SQL text); ``BackupStatement.params`` may hold them, so statements are ne
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from backup_pipelines.core import sql_files
 from backup_pipelines.core.config import SQL_ROOT
 from backup_pipelines.core.errors import SourceNotFoundError
 
@@ -45,13 +45,12 @@ def quote_setting_literal(value: str) -> str:
 
 def load_sql(name: str) -> str:
     """A statement from include/sql/clickhouse/, without its leading comment lines."""
-    text = (SQL_DIR / name).read_text()
-    return "\n".join(line for line in text.splitlines() if not line.startswith("--")).strip()
+    return sql_files.load_sql(f"{SQL_DIR.name}/{name}")
 
 
 def render_sql(name: str, **fragments: str) -> str:
-    """Fill ``$name`` slots of a SQL file with pre-quoted fragments (never with raw values)."""
-    return string.Template(load_sql(name)).substitute(fragments)
+    """Fill ``$name`` slots of a SQL file of include/sql/clickhouse/ with pre-quoted fragments."""
+    return sql_files.render_sql(f"{SQL_DIR.name}/{name}", **fragments)
 
 
 def s3_expr(url_param: str, with_credentials: bool, with_token: bool) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from backup_pipelines.core.errors import BackupFailedError, ExportReconciliationError, ExportSqlError
+from backup_pipelines.core.sql_files import render_sql
 
 if TYPE_CHECKING:
     from backup_pipelines.core.s3 import BackupS3Hook, S3Object
@@ -91,14 +92,16 @@ class ExportEngine:
     def describe(self, sql: str, params: dict[str, Any], *, label: str) -> list[tuple[str, str]]:
         """Column names and types the query returns (no data is read)."""
         try:
-            rows = self.client.query(f"DESCRIBE ({sql}\n)", parameters=params).result_rows
+            rows = self.client.query(
+                render_sql("export/describe.sql", query=sql), parameters=params
+            ).result_rows
         except Exception as exc:
             raise query_error(exc, label, "describing the result") from exc
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def count(self, sql: str, params: dict[str, Any], *, label: str) -> int:
         try:
-            statement = f"SELECT count() FROM ({sql}\n)"  # noqa: S608 - SQL from include/sql/, values bound
+            statement = render_sql("export/count_rows.sql", query=sql)
             rows = self.client.query(statement, parameters=params).result_rows
         except Exception as exc:
             raise query_error(exc, label, "counting the rows") from exc
@@ -134,27 +137,22 @@ class ExportEngine:
         bound: dict[str, Any] = {
             **params,
             "bp_url": self.s3_url(bucket, key_template),
+            "bp_format": FORMAT,
             "bp_rows": max_rows_per_file,
         }
+        keys = ""  # server_side: ClickHouse's own credentials
         if credentials == "connection":
             from airflow.sdk.log import mask_secret
 
             creds = self.s3.get_credentials()
             mask_secret(creds.secret_key)
             bound |= {"bp_key": creds.access_key, "bp_secret": creds.secret_key}
-            target = "s3({bp_url:String}, {bp_key:String}, {bp_secret:String}"
+            keys = ", {bp_key:String}, {bp_secret:String}"
             if creds.token:
                 mask_secret(creds.token)
                 bound["bp_token"] = creds.token
-                target += ", {bp_token:String}"
-            target += f", '{FORMAT}')"
-        else:
-            target = f"s3({{bp_url:String}}, '{FORMAT}')"
-        statement = (
-            f"INSERT INTO FUNCTION {target}\n"
-            "PARTITION BY intDiv(rowNumberInAllBlocks(), {bp_rows:UInt64})\n"
-            f"{sql}\n"
-        )
+                keys += ", {bp_token:String}"
+        statement = render_sql("export/write_parquet.sql", keys=keys, query=sql)
         settings = {
             "output_format_parquet_compression_method": COMPRESSION,
             "max_insert_threads": 1,  # one writer: row numbers, hence file numbers, stay sequential
