@@ -40,7 +40,7 @@ from backup_pipelines.core.assets import recovery_point_asset
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.params import flag_param
-from backup_pipelines.dagkit import dag_kwargs
+from backup_pipelines.dagkit import dag_kwargs, node_id
 
 cfg = load_config()
 section = cfg.clickhouse_snapshots
@@ -62,7 +62,7 @@ with DAG(
     datasets = [d.name for d in section.datasets]
     groups = []
     for name in datasets:
-        with TaskGroup(group_id=f"dataset_{name}".replace(".", "_").replace("-", "_")) as group:
+        with TaskGroup(group_id=node_id("dataset", name)) as group:
             snapshot = ClickHouseSnapshotOperator(task_id="snapshot", dataset=name, pool=section.pool)
             verify = ClickHouseVerifyOperator(
                 task_id="verify",

@@ -7,7 +7,7 @@ from airflow.sdk import DAG, TaskGroup
 from backup_pipelines.core.assets import recovery_point_asset
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.kinds import DatasetKind
-from backup_pipelines.dagkit import dag_kwargs
+from backup_pipelines.dagkit import dag_kwargs, node_id
 from backup_pipelines.emr.operators import (
     ApplyLifecyclePolicyOperator,
     EmrArchiveOperator,
@@ -59,7 +59,7 @@ with DAG(
         # parses this file. Through an alias, the asset and its link to the alias are created by
         # the first event, and two runs archiving the job at once (a backfill beside the scheduled
         # run) both insert them: the API server fails the loser though its archive succeeded.
-        with TaskGroup(group_id=f"job_{job.name}".replace(".", "_").replace("-", "_")):
+        with TaskGroup(group_id=node_id("job", job.name)):
             wait = EmrOutputMarkerSensor(
                 task_id="wait_for_output",
                 job_name=job.name,

@@ -30,7 +30,7 @@ from backup_pipelines.core.assets import recovery_point_asset
 from backup_pipelines.core.config import load_config
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.params import flag_param, text_param
-from backup_pipelines.dagkit import dag_kwargs
+from backup_pipelines.dagkit import dag_kwargs, node_id
 from backup_pipelines.export.operators import DeepArchiveExportOperator
 
 cfg = load_config()
@@ -61,7 +61,7 @@ with DAG(
         # is created by its first event, and two runs recording that first event at once (a backfill
         # beside the scheduled run) fail one of them (see dags/emr_daily_output_archive.py).
         DeepArchiveExportOperator(
-            task_id=f"export_{export.name}".replace(".", "_").replace("-", "_"),
+            task_id=node_id("export", export.name),
             export_name=export.name,
             pool=cfg.clickhouse_snapshots.pool,
             outlets=[recovery_point_asset(DatasetKind.DEEP_ARCHIVE_EXPORT, export.name)],

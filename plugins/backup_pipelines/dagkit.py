@@ -17,6 +17,11 @@ from backup_pipelines.monitor import alerts
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 
+def node_id(prefix: str, name: str) -> str:
+    """A task or task group id for a configured name: ``<prefix>_<name>``, ``.`` and ``-`` as ``_``."""
+    return f"{prefix}_{name}".replace(".", "_").replace("-", "_")
+
+
 def dag_kwargs(
     dag_id: str,
     *,

@@ -253,10 +253,7 @@ class VerifyService:
                 f"backup {rp_id} of {dataset.name} failed verification: {result.detail}; "
                 "it will never be used as a base"
             )
-        verified = manifest.model_copy(update={"verification": updated.verification})
-        self.catalog.remember_chain(  # the next point's chain: one read (revisions as indexed now)
-            [*chain[:-1], verified], self.catalog.list_points(KIND, dataset.name, fresh=False)
-        )
+        self.catalog.remember_chain([*chain[:-1], updated])  # the next point's chain: one read
         return SnapshotSummary.of(updated, "verified")
 
     def present_chain(self, manifest: Manifest, listing: Listing) -> list[Manifest]:

@@ -65,6 +65,7 @@ class Catalog:
         self.manifests = ManifestStore(s3, bucket=bucket, prefix=prefix, encryption=self.encryption)
         self.indexes = IndexStore(s3, bucket=bucket, prefix=prefix, encryption=self.encryption)
         self.chains = ChainCache(self.manifests)
+        self._written: dict[tuple[str, str], DatasetIndex] = {}  # the index each write left, by dataset
 
     @classmethod
     def from_config(cls, cfg: BackupConfig, *, s3: BackupS3Hook | None = None) -> Catalog:
@@ -125,7 +126,9 @@ class Catalog:
         def change(index: DatasetIndex) -> bool:
             return any([index.upsert(entry) for entry in entries])
 
-        return self.indexes.update(kind, dataset, change)
+        index = self.indexes.update(kind, dataset, change)
+        self._written[(kind, dataset)] = index
+        return index
 
     def mark_verification(
         self,
@@ -330,10 +333,15 @@ class Catalog:
             return None
         return ((now or clock.utcnow()) - newest.captured_at).total_seconds()
 
-    def remember_chain(self, chain: list[Manifest], listing: Listing) -> None:
+    def remember_chain(self, chain: list[Manifest]) -> None:
         """Cache a verified chain's manifests in one file (``core.chain_cache``), for the next point's
-        ``chain`` to read once; ``listing`` gives each member's revision as the index holds it."""
-        self.chains.remember(chain, listing)
+        ``chain`` to read once, each member with its revision in the index this catalog last wrote
+        for the dataset (the verification just recorded), read only if it wrote none."""
+        last = chain[-1]
+        index = self._written.get((last.kind, last.dataset)) or self.index(
+            last.kind, last.dataset, fresh=False
+        )
+        self.chains.remember(chain, {e.recovery_point_id: e.revision for e in index.entries})
 
     def chain(self, manifest: Manifest, *, listing: Listing | None = None) -> list[Manifest]:
         """The recovery points needed to restore ``manifest``: its full base first, itself last.

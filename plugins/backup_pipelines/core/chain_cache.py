@@ -19,11 +19,11 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backup_pipelines.core.errors import ManifestError
 from backup_pipelines.core.kinds import DatasetKind
 from backup_pipelines.core.manifest import MANIFEST_STORAGE_CLASS, Listing, Manifest
 
@@ -48,19 +48,17 @@ class ChainCache:
     def key(self, kind: str, dataset: str, recovery_point_id: str) -> str:
         return f"{self.manifests.folder(kind, dataset)}{CHAINS_FOLDER}{recovery_point_id}.json.gz"
 
-    def remember(self, chain: list[Manifest], listing: Listing) -> None:
+    def remember(self, chain: list[Manifest], revisions: Mapping[str, int]) -> None:
         """Store ``chain`` (full manifests, oldest first) under its last point, each member with its
-        revision in ``listing``; a member the listing does not know is not cached at all."""
-        revisions = []
-        for member in chain:
-            entry = listing.entry(member.recovery_point_id)
-            if entry is None or entry.revision <= 0:
-                log.info(
-                    "chain of %s not cached: %s has no revision in the index", chain[-1].label, member.label
-                )
-                return
-            revisions.append(entry.revision)
-        lines = [self._line(revision, member) for revision, member in zip(revisions, chain, strict=True)]
+        revision in the index (``revisions``); a member without one is not cached at all."""
+        revs = [revisions.get(member.recovery_point_id, 0) for member in chain]
+        unknown = next((m for m, revision in zip(chain, revs, strict=True) if revision <= 0), None)
+        if unknown is not None:
+            log.info(
+                "chain of %s not cached: %s has no revision in the index", chain[-1].label, unknown.label
+            )
+            return
+        lines = [self._line(revision, member) for revision, member in zip(revs, chain, strict=True)]
         body = gzip.compress(b"\n".join(lines), compresslevel=1, mtime=0)
         last = chain[-1]
         key = self.key(last.kind, last.dataset, last.recovery_point_id)
@@ -95,7 +93,7 @@ class ChainCache:
                 member = Manifest.model_validate({**data["manifest"], "objects": data["objects"]})
                 members.append((int(data["revision"]), member))
                 lines[(member.kind, member.dataset, member.recovery_point_id, members[-1][0])] = line
-        except (OSError, EOFError, ValueError, KeyError, TypeError, ManifestError) as exc:  # gzip, JSON
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:  # gzip, JSON, the model
             log.warning(
                 "chain file s3://%s/%s is unreadable (%s); reading the manifests",
                 self.manifests.bucket,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import logging
 import tempfile
@@ -73,13 +72,6 @@ def write_objects(manifest: Manifest, out: IO[bytes]) -> Any:
         put(f",{text}" if i else text)
     put("]}")
     return digest
-
-
-def objects_body(manifest: Manifest) -> bytes:
-    """The object list file's bytes (``write_objects`` into memory)."""
-    out = io.BytesIO()
-    write_objects(manifest, out)
-    return out.getvalue()
 
 
 class ManifestStore:

@@ -289,13 +289,13 @@ class BackupS3Hook(SharedServiceModel, S3Hook):
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> str:
-        """Put bytes (or a seekable file, sent in chunks, with its base64 ``sha256``) with encryption,
-        storage class, a checked SHA-256 and Object Lock retention.
-        ``if_match`` (an ETag) or ``if_none_match="*"`` make the write conditional: S3 answers 412
-        ``PreconditionFailed`` when the object changed (or exists). Returns the new ETag.
-        """
-        if sha256 is None and not isinstance(body, bytes):
-            raise TypeError("put_encrypted: a file body needs its sha256")
+        """Put bytes (or a seekable file with its base64 ``sha256``) with encryption, storage class,
+        a SHA-256 S3 checks (botocore does not hash the body again) and Object Lock retention.
+        ``if_match`` (an ETag) or ``if_none_match="*"``: a conditional write (412 when it lost)."""
+        if sha256 is None:
+            if not isinstance(body, bytes):
+                raise TypeError("put_encrypted: a file body needs its sha256")
+            sha256 = sha256_b64(body)
         args = self.write_args(
             bucket,
             encryption=encryption,
@@ -312,15 +312,15 @@ class BackupS3Hook(SharedServiceModel, S3Hook):
             Key=key,
             Body=body,
             ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=sha256,
             ContentType=content_type,
             Metadata=encode_metadata(metadata or {}),
             **args,
         )
-        expected = sha256 if sha256 is not None else sha256_b64(body)  # type: ignore[arg-type]
         returned = response.get("ChecksumSHA256")
-        if returned and returned != expected:
+        if returned and returned != sha256:
             raise ChecksumMismatchError(
-                f"s3://{bucket}/{key}: S3 stored SHA-256 {returned}, the bytes sent hash to {expected}"
+                f"s3://{bucket}/{key}: S3 stored SHA-256 {returned}, the bytes sent hash to {sha256}"
             )
         return str(response["ETag"])
 

@@ -17,6 +17,7 @@ from backup_pipelines.core.assets import (
 )
 from backup_pipelines.core.errors import ConfigError
 from backup_pipelines.core.manifest import ObjectEntry
+from backup_pipelines.dagkit import node_id
 
 
 class _Writer(EmitsRecoveryPoints):
@@ -82,7 +83,7 @@ def test_every_task_that_writes_recovery_points_declares_its_outlets(dagbag: Any
         for d in cfg.clickhouse_snapshots.datasets
     }
     for job in cfg.emr_archive.jobs:  # declared, not an alias: see dags/emr_daily_output_archive.py
-        group = f"job_{job.name}".replace(".", "_").replace("-", "_")
+        group = node_id("job", job.name)
         writers[("emr_daily_output_archive", f"{group}.archive")] = [
             recovery_point_asset("emr_output", job.name)
         ]
@@ -90,7 +91,7 @@ def test_every_task_that_writes_recovery_points_declares_its_outlets(dagbag: Any
         recovery_point_asset("kafka_archive", t.name) for t in cfg.kafka_archive.topics
     ]
     for export in cfg.deep_archive_exports.exports:  # declared too
-        task_id = f"export_{export.name}".replace(".", "_").replace("-", "_")
+        task_id = node_id("export", export.name)
         writers[("monthly_deep_archive_export", task_id)] = [
             recovery_point_asset("deep_archive_export", export.name)
         ]

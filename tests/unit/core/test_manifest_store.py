@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
 from support.catalog import manifest
 
-from backup_pipelines.core.manifest import ObjectEntry
-from backup_pipelines.core.manifest_store import objects_body
+from backup_pipelines.core.manifest import Manifest, ObjectEntry
+from backup_pipelines.core.manifest_store import write_objects
+
+
+def objects_body(point: Manifest) -> bytes:
+    """The object list file's bytes, as ``write_objects`` streams them."""
+    out = io.BytesIO()
+    write_objects(point, out)
+    return out.getvalue()
 
 
 def test_the_object_list_is_the_compact_json_of_every_entry_byte_for_byte() -> None:
