@@ -243,8 +243,13 @@ class VerifyService:
             lambda: self.present_chain(manifest, listing), lambda: self.verifier.read_contents(manifest)
         )
         result = self.verifier.verify(manifest, chain=chain, contents=contents)
-        updated = self.catalog.mark_verification(
-            manifest, state="verified" if result.ok else "failed", checks=result.checks, detail=result.detail
+        updated = self.catalog.mark_verification(  # a verified chain is cached for the next point's
+            manifest,
+            state="verified" if result.ok else "failed",
+            checks=result.checks,
+            detail=result.detail,
+            listing=listing,
+            bases=chain[:-1],
         )
         for check in result.checks:
             log.info("check passed: %s", check)
@@ -253,7 +258,6 @@ class VerifyService:
                 f"backup {rp_id} of {dataset.name} failed verification: {result.detail}; "
                 "it will never be used as a base"
             )
-        self.catalog.remember_chain([*chain[:-1], updated])  # the next point's chain: one read
         return SnapshotSummary.of(updated, "verified")
 
     def present_chain(self, manifest: Manifest, listing: Listing) -> list[Manifest]:

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from backup_pipelines.core import clock
 from backup_pipelines.core.chain_cache import CHAINED_KINDS, ChainCache
-from backup_pipelines.core.chains import dependents
-from backup_pipelines.core.errors import BrokenChainError, ManifestError
+from backup_pipelines.core.chains import chain_of, dependents
+from backup_pipelines.core.errors import ManifestError
 from backup_pipelines.core.index import DatasetIndex, IndexEntry, IndexHead, compare
 from backup_pipelines.core.index_store import IndexStore
 from backup_pipelines.core.manifest import (
@@ -37,6 +37,7 @@ from backup_pipelines.core.manifest import (
     VerificationStateName,
 )
 from backup_pipelines.core.manifest_store import ManifestStore, Written
+from backup_pipelines.core.parallel import concurrently
 
 if TYPE_CHECKING:
     from backup_pipelines.core.config import BackupConfig, Encryption
@@ -139,10 +140,13 @@ class Catalog:
         detail: str | None = None,
         at: datetime | None = None,
         listing: Listing | None = None,
+        bases: list[Manifest] | None = None,
     ) -> Manifest:
         """Record a point's own verification (on the stored manifest, If-Match, retried on conflict).
         A failure also fails every point whose chain goes through it, each with a detail naming
-        the broken member (and what broke it)."""
+        the broken member (and what broke it). ``bases`` (a verified point's, oldest first): its
+        chain file is written while the index is updated (``remember_chain``; the bases' revisions
+        from ``listing``, the point's the one just written)."""
         when = at or clock.utcnow()
         verification = Verification(state=state, verified_at=when, checks=checks, detail=detail)
         stored, written = self.manifests.modify(
@@ -151,8 +155,13 @@ class Catalog:
             manifest.recovery_point_id,
             lambda m: m.model_copy(update={"verification": verification}),
         )
-        index = self._index([(stored, written)])
         updated = manifest.model_copy(update={"verification": stored.verification})
+        update_index = partial(self._index, [(stored, written)])
+        if bases is None or state != "verified":
+            index = update_index()
+        else:
+            revisions = {**self._revisions(manifest, listing), manifest.recovery_point_id: written.revision}
+            index, _ = concurrently(update_index, partial(self.chains.remember, [*bases, updated], revisions))
         if state == "failed":
             self._fail_dependents(updated, index=index, at=when)
         return updated
@@ -335,66 +344,27 @@ class Catalog:
 
     def remember_chain(self, chain: list[Manifest]) -> None:
         """Cache a verified chain's manifests in one file (``core.chain_cache``), for the next point's
-        ``chain`` to read once, each member with its revision in the index this catalog last wrote
-        for the dataset (the verification just recorded), read only if it wrote none."""
-        last = chain[-1]
-        index = self._written.get((last.kind, last.dataset)) or self.index(
-            last.kind, last.dataset, fresh=False
+        ``chain`` to read once, each member with its revision in the index."""
+        self.chains.remember(chain, self._revisions(chain[-1]))
+
+    def _revisions(self, point: Manifest, listing: Listing | None = None) -> dict[str, int]:
+        """Each point's revision: in ``listing``, else in the index this catalog last wrote for the
+        dataset (read only if it wrote none)."""
+        entries = (
+            listing.entries
+            if listing is not None
+            else (
+                self._written.get((point.kind, point.dataset))
+                or self.index(point.kind, point.dataset, fresh=False)
+            ).entries
         )
-        self.chains.remember(chain, {e.recovery_point_id: e.revision for e in index.entries})
+        return {e.recovery_point_id: e.revision for e in entries}
 
     def chain(self, manifest: Manifest, *, listing: Listing | None = None) -> list[Manifest]:
-        """The recovery points needed to restore ``manifest``: its full base first, itself last.
-        Reads only the chain's manifests.
+        """The recovery points needed to restore ``manifest``: its full base first, itself last
+        (``core.chains.chain_of``): the base's chain file if it still holds, else the manifests.
 
         Raises ``BrokenChainError`` naming the broken member when a base is missing, failed, or loops.
         """
         listing = listing or self.list_points(manifest.kind, manifest.dataset)
-        cached = self.chains.load(manifest, listing)  # the base's chain file: one read
-        if cached is not None:
-            for member, its_base in zip([*cached[1:], manifest], cached, strict=True):
-                _check_base(member, its_base)
-            return [*cached, manifest]
-        listing.preload(_bases_in_index(manifest, listing))  # one parallel read, not one per member
-        chain = [manifest]
-        seen = {manifest.recovery_point_id}
-        while chain[0].base:
-            base_id = chain[0].base
-            if base_id in seen:
-                raise BrokenChainError(f"recovery point {manifest.recovery_point_id}: base loop at {base_id}")
-            entry = listing.entry(base_id)
-            base = None
-            if entry is not None:
-                try:
-                    base = listing.manifest(base_id)
-                except KeyError:
-                    base = None
-            if base is None:
-                raise BrokenChainError(
-                    f"recovery point {chain[0].recovery_point_id} of {manifest.kind} dataset "
-                    f"{manifest.dataset!r} depends on base {base_id}, whose manifest is missing or unusable"
-                )
-            _check_base(chain[0], base)
-            seen.add(base_id)
-            chain.insert(0, base)
-        return chain
-
-
-def _check_base(point: Manifest, base: Manifest) -> None:
-    """A base that failed verification breaks every point built on it."""
-    if base.verification.state == "failed":
-        raise BrokenChainError(
-            f"recovery point {point.recovery_point_id} depends on base {base.recovery_point_id}, "
-            f"which failed verification: {base.verification.detail}"
-        )
-
-
-def _bases_in_index(manifest: Manifest, listing: Listing) -> list[str]:
-    """The ids of ``manifest``'s bases as the index entries link them (``chain`` checks each)."""
-    ids: list[str] = []
-    base = manifest.base
-    while base and base not in ids and base != manifest.recovery_point_id:
-        ids.append(base)
-        entry = listing.entry(base)
-        base = entry.base if entry is not None else None
-    return ids
+        return chain_of(manifest, listing, cached=self.chains.load(manifest, listing))

@@ -17,15 +17,15 @@ The file goes with its point (``Catalog.delete_point``).
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict
 
 from backup_pipelines.core.kinds import DatasetKind
-from backup_pipelines.core.manifest import MANIFEST_STORAGE_CLASS, Listing, Manifest
+from backup_pipelines.core.manifest import MANIFEST_STORAGE_CLASS, Listing, Manifest, ObjectEntry
 
 if TYPE_CHECKING:
     from backup_pipelines.core.manifest_store import ManifestStore
@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 CHAINS_FOLDER = "_chains/"
 #: Kinds whose points have bases (chains); only their deletions remove a chain file.
 CHAINED_KINDS = frozenset({DatasetKind.CLICKHOUSE_SNAPSHOT})
+
+
+class _Line(BaseModel):
+    """One member's line, parsed straight from its bytes (pydantic-core, no ``json.loads`` first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    revision: int
+    manifest: Manifest
+    objects: list[ObjectEntry]
 
 
 class ChainCache:
@@ -89,11 +99,11 @@ class ChainCache:
         lines: dict[tuple[str, str, str, int], bytes] = {}
         try:
             for line in gzip.decompress(found[0]).splitlines():
-                data = json.loads(line)
-                member = Manifest.model_validate({**data["manifest"], "objects": data["objects"]})
-                members.append((int(data["revision"]), member))
-                lines[(member.kind, member.dataset, member.recovery_point_id, members[-1][0])] = line
-        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:  # gzip, JSON, the model
+                parsed = _Line.model_validate_json(line)
+                member = parsed.manifest.model_copy(update={"objects": parsed.objects})
+                members.append((parsed.revision, member))
+                lines[(member.kind, member.dataset, member.recovery_point_id, parsed.revision)] = line
+        except (OSError, EOFError, ValueError) as exc:  # gzip, JSON and the model (ValidationError)
             log.warning(
                 "chain file s3://%s/%s is unreadable (%s); reading the manifests",
                 self.manifests.bucket,

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from backup_pipelines.core.errors import BrokenChainError
+
+if TYPE_CHECKING:
+    from backup_pipelines.core.manifest import Listing, Manifest
 
 EffectiveState = Literal["verified", "unverified", "failed"]
 
@@ -136,3 +141,55 @@ def dependents(points: Iterable[PointLike], point_id: str) -> list[str]:
         found.append(current)
         queue += sorted(children.get(current, []))
     return found
+
+
+def chain_of(manifest: Manifest, listing: Listing, *, cached: list[Manifest] | None) -> list[Manifest]:
+    """The points a restore of ``manifest`` reads: its full base first, itself last. ``cached``: its
+    bases as the base's chain file holds them (checked here too); None reads the bases' manifests
+    (one parallel read). ``BrokenChainError`` names a missing or failed base, or a loop."""
+    if cached is not None:
+        for member, its_base in zip([*cached[1:], manifest], cached, strict=True):
+            _check_base(member, its_base)
+        return [*cached, manifest]
+    listing.preload(_bases_in_index(manifest, listing))
+    chain = [manifest]
+    seen = {manifest.recovery_point_id}
+    while chain[0].base:
+        base_id = chain[0].base
+        if base_id in seen:
+            raise BrokenChainError(f"recovery point {manifest.recovery_point_id}: base loop at {base_id}")
+        base = None
+        if listing.entry(base_id) is not None:
+            try:
+                base = listing.manifest(base_id)
+            except KeyError:
+                base = None
+        if base is None:
+            raise BrokenChainError(
+                f"recovery point {chain[0].recovery_point_id} of {manifest.kind} dataset "
+                f"{manifest.dataset!r} depends on base {base_id}, whose manifest is missing or unusable"
+            )
+        _check_base(chain[0], base)
+        seen.add(base_id)
+        chain.insert(0, base)
+    return chain
+
+
+def _check_base(point: Manifest, base: Manifest) -> None:
+    """A base that failed verification breaks every point built on it."""
+    if base.verification.state == "failed":
+        raise BrokenChainError(
+            f"recovery point {point.recovery_point_id} depends on base {base.recovery_point_id}, "
+            f"which failed verification: {base.verification.detail}"
+        )
+
+
+def _bases_in_index(manifest: Manifest, listing: Listing) -> list[str]:
+    """The ids of ``manifest``'s bases as the index entries link them (``chain_of`` checks each)."""
+    ids: list[str] = []
+    base = manifest.base
+    while base and base not in ids and base != manifest.recovery_point_id:
+        ids.append(base)
+        entry = listing.entry(base)
+        base = entry.base if entry is not None else None
+    return ids

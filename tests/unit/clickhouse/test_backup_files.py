@@ -39,3 +39,25 @@ def test_backup_metadata_lists_parts_tables_and_what_lives_in_the_base() -> None
     )
     metadata = contents.table_metadata()
     assert not metadata["t"].stored_here and metadata["u-x"].stored_here  # t's statement is the base's
+
+
+def test_each_file_entry_reads_every_field_clickhouse_may_write() -> None:
+    contents = parse_backup_metadata(
+        "<config><contents>"
+        "<file><name>data/db/t/p/a.bin</name><size>10</size><checksum></checksum><use_base>true</use_base>"
+        "<base_size>4</base_size><data_file>data/db/t/p/b.bin</data_file></file>"
+        "<file><name>data/db/t/p/c.bin</name><size>7</size><checksum>c1</checksum><use_base>false</use_base></file>"
+        "<file><name>data/db/t/p/d.bin</name><size>0</size></file>"
+        "</contents></config>"
+    )
+    a, c, d = contents.files
+    assert (a.checksum, a.use_base, a.base_size, a.data_file, a.stored_here) == (
+        "",
+        True,
+        4,
+        "data/db/t/p/b.bin",
+        True,
+    )
+    assert (c.checksum, c.use_base, c.base_size, c.stored_here) == ("c1", False, 7, True)
+    assert (d.size, d.checksum, d.use_base, d.base_size, d.stored_here) == (0, None, False, 0, False)
+    assert contents.tables() == [] and contents.part_count_files() == {}

@@ -146,3 +146,51 @@ def test_a_chain_file_that_cannot_be_written_is_a_warning_not_a_failure(
         and "AccessDenied" in caplog.text
     )
     assert catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, "p1")) is None
+
+
+def test_a_chain_file_whose_line_is_not_a_manifest_is_ignored(
+    catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gzip
+
+    points = _chain(catalog, 3)
+    key = catalog.chains.key(KIND, DATASET, "p1")
+    line = b'{"revision": 1, "manifest": {"kind": "%s", "dataset": "%s"}, "objects": []}' % (
+        KIND.encode(),
+        DATASET.encode(),
+    )
+    catalog.s3.client.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(line))
+
+    chain = catalog.chain(points[2], listing=catalog.list_points(KIND, DATASET))
+
+    assert [m.recovery_point_id for m in chain] == ["p0", "p1", "p2"]
+    assert f"chain file s3://{BUCKET}/{key} is unreadable" in caplog.text
+    assert "recovery_point_id" in caplog.text, "the error names the field the line lacks"
+
+
+def test_marking_a_point_verified_with_its_bases_caches_its_chain_at_the_revision_written(
+    catalog: Catalog,
+) -> None:
+    points = _chain(catalog, 3)
+    listing = catalog.list_points(KIND, DATASET)
+
+    updated = catalog.mark_verification(
+        points[1], state="verified", checks=["listing"], listing=listing, bases=points[:1]
+    )
+    catalog.write(_point("p3", 0, "p1"))
+    gets = _gets(catalog)
+    chain = catalog.chain(catalog.read(KIND, DATASET, "p3"), listing=catalog.list_points(KIND, DATASET))
+
+    assert [m.recovery_point_id for m in chain] == ["p0", "p1", "p3"]
+    assert chain[1].verification == updated.verification, "the base as it was just marked"
+    assert gets["_chains/"] == 1 and gets["manifest"] == 1, "the bases from the chain file, not read again"
+
+
+def test_a_failed_verification_caches_no_chain(catalog: Catalog) -> None:
+    points = _chain(catalog, 2)
+
+    catalog.mark_verification(
+        points[1], state="failed", checks=["listing"], detail="a file is missing", bases=points[:1]
+    )
+
+    assert catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, "p1")) is None
