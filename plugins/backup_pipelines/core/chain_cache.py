@@ -54,6 +54,7 @@ class ChainCache:
         self.manifests = manifests
         self.s3 = manifests.s3
         self._lines: dict[tuple[str, str, str, int], bytes] = {}
+        self._loaded: tuple[list[tuple[str, str, str, int]], bytes] = ([], b"")  # members, gzip bytes
 
     def key(self, kind: str, dataset: str, recovery_point_id: str) -> str:
         return f"{self.manifests.folder(kind, dataset)}{CHAINS_FOLDER}{recovery_point_id}.json.gz"
@@ -68,8 +69,7 @@ class ChainCache:
                 "chain of %s not cached: %s has no revision in the index", chain[-1].label, unknown.label
             )
             return
-        lines = [self._line(revision, member) for revision, member in zip(revs, chain, strict=True)]
-        body = gzip.compress(b"\n".join(lines), compresslevel=1, mtime=0)
+        body = self._body(chain, revs)
         last = chain[-1]
         key = self.key(last.kind, last.dataset, last.recovery_point_id)
         try:
@@ -116,7 +116,19 @@ class ChainCache:
             log.info("chain file of %s not used: %s; reading the manifests", manifest.base, stale)
             return None
         self._lines = lines  # the next ``remember`` of this chain reuses them as they are
+        self._loaded = (list(lines), found[0])
         return [m for _, m in members]
+
+    def _body(self, chain: list[Manifest], revs: list[int]) -> bytes:
+        """The file's bytes. A chain that is the loaded file's plus one point is that file as read
+        with one gzip member appended (gzip reads concatenated members as one stream), so the
+        write costs the new line, not the whole chain compressed again."""
+        keys = [(m.kind, m.dataset, m.recovery_point_id, r) for m, r in zip(chain, revs, strict=True)]
+        members, raw = self._loaded
+        if members and keys[:-1] == members:
+            return raw + gzip.compress(b"\n" + self._line(revs[-1], chain[-1]), compresslevel=1, mtime=0)
+        lines = [self._line(revision, member) for revision, member in zip(revs, chain, strict=True)]
+        return gzip.compress(b"\n".join(lines), compresslevel=1, mtime=0)
 
     def _line(self, revision: int, member: Manifest) -> bytes:
         """One member's line: its manifest without objects, its objects without empty fields, and its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -127,6 +128,13 @@ def test_the_next_file_reuses_the_loaded_members_lines_and_adds_the_new_point(ca
     assert lines("p3")[:3] == lines("p2"), "the bases' lines as they were loaded"
     assert len(lines("p3")) == 4 and b'"recovery_point_id":"p3"' in lines("p3")[3]
 
+    def raw(rp_id: str) -> bytes:
+        found = catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, rp_id))
+        assert found is not None
+        return found[0]
+
+    assert raw("p3").startswith(raw("p2")), "the base's file as read, one gzip member appended"
+
 
 def test_a_chain_file_that_cannot_be_written_is_a_warning_not_a_failure(
     catalog: Catalog, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -194,3 +202,21 @@ def test_a_failed_verification_caches_no_chain(catalog: Catalog) -> None:
     )
 
     assert catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, "p1")) is None
+
+
+def test_a_chain_that_is_not_the_loaded_one_plus_a_point_is_written_whole(catalog: Catalog) -> None:
+    import gzip
+
+    points = _chain(catalog, 4)
+    catalog.remember_chain(points[:3])
+    catalog.chain(points[3], listing=catalog.list_points(KIND, DATASET))  # loads p2's file
+    catalog.remember_chain([points[0], points[1]])  # another chain: nothing of the loaded file reused
+
+    found = catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, "p1"))
+    assert found is not None
+    assert [
+        json.loads(line)["manifest"]["recovery_point_id"] for line in gzip.decompress(found[0]).splitlines()
+    ] == [
+        "p0",
+        "p1",
+    ]
