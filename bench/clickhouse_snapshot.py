@@ -34,6 +34,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,7 +137,7 @@ def _run(stack: Any, workdir: Path, args: argparse.Namespace) -> int:
     wide_label = f"{args.tables} tables x {args.parts} parts"
     results["sizes"].append(_task_vs_bare(stack, client, cfg, "wide", tables, args, label=wide_label))
     print(results["sizes"][-1]["line"], flush=True)
-    results["chain"] = _verify_chain(client, cfg, args)
+    results["chain"], results["same"] = _verify_chain(client, cfg, args)
     results["resolution"] = _resolution()
     _report(results, args)
     return 0
@@ -211,12 +212,34 @@ def _task_vs_bare(
 
 
 class _ReadCounter:
-    """Bytes of every S3 response body the client received, and the requests by operation."""
+    """Bytes of every S3 response body the client received, the requests by operation, and how long
+    the caller waited on S3 (from sending a request to its answer; overlapping requests counted once)."""
 
     def __init__(self, s3_client: Any) -> None:
         self.bytes = 0
         self.requests: dict[str, int] = {}
+        self.intervals: list[tuple[float, float]] = []
+        self._local = threading.local()
         s3_client.meta.events.register("after-call.s3", self._count)
+        s3_client.meta.events.register("before-send.s3", self._sent)
+        s3_client.meta.events.register("before-parse.s3", self._answered)
+
+    def _sent(self, **_: Any) -> None:
+        self._local.started = time.monotonic()
+
+    def _answered(self, **_: Any) -> None:
+        self.intervals.append((self._local.started, time.monotonic()))
+
+    def take_wait(self) -> float:
+        """Seconds with at least one request in flight since the last call (the S3 server's time,
+        here moto's: it grows with the bucket, where S3's answer to a one-page listing does not)."""
+        total, end = 0.0, float("-inf")
+        for start, stop in sorted(self.intervals):
+            if stop > end:
+                total += stop - max(start, end)
+                end = stop
+        self.intervals = []
+        return total
 
     def _count(self, http_response: Any = None, model: Any = None, parsed: Any = None, **_: Any) -> None:
         self.requests[model.name] = self.requests.get(model.name, 0) + 1
@@ -231,7 +254,9 @@ class _ReadCounter:
         return out
 
 
-def _verify_chain(client: Any, cfg: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _verify_chain(
+    client: Any, cfg: Any, args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, list[float]]]]:
     """Full + increments on the many-tables dataset, each verified; time and bytes read per length."""
     from backup_pipelines.clickhouse.backup_files import recovery_point_id
     from backup_pipelines.clickhouse.operators import ClickHouseSnapshotOperator
@@ -256,7 +281,22 @@ def _verify_chain(client: Any, cfg: Any, args: argparse.Namespace) -> list[dict[
 
     engine.start_restore = timed(engine.start_restore)  # type: ignore[method-assign]
     engine.wait = timed(engine.wait)  # type: ignore[method-assign]
-    rows = []
+
+    def again(slot: datetime, times: int) -> tuple[list[float], list[float]]:
+        """Verify the slot's point ``times`` more times (set back to unverified between, untimed)."""
+        samples, waits = [], []
+        for _ in range(times):
+            point = service.catalog.get(KIND, "chain", recovery_point_id(slot))
+            assert point is not None
+            service.catalog.mark_verification(point, state="unverified", checks=[], detail="bench: again")
+            counter.take_wait()
+            started = time.monotonic()
+            service.verify_slot("chain", slot)
+            samples.append(time.monotonic() - started)
+            waits.append(counter.take_wait())
+        return samples, waits
+
+    rows: list[dict[str, Any]] = []
     for n in range(args.chain):
         slot = SLOT + timedelta(hours=n)
         if n:
@@ -264,27 +304,25 @@ def _verify_chain(client: Any, cfg: Any, args: argparse.Namespace) -> list[dict[
                 client.query(f"INSERT INTO {WIDE}.t{t} SELECT number + {10**6 * n}, 'x' FROM numbers(100)")
         ClickHouseSnapshotOperator(task_id="snapshot", dataset="chain").execute(_context(slot))
         counter.reset()
+        counter.take_wait()
         load = _load()
         in_restore[0] = 0.0
         started = time.monotonic()
         service.verify_slot("chain", slot)
         seconds = time.monotonic() - started
         read, requests = counter.reset()
-        samples = [seconds]
+        samples, waits = [seconds], [counter.take_wait()]
         if n + 1 in (2, args.chain):  # the two lengths the target compares: verify again, untimed reset
-            for _ in range(args.repeat - 1):
-                point = service.catalog.get(KIND, "chain", recovery_point_id(slot))
-                assert point is not None
-                service.catalog.mark_verification(point, state="unverified", checks=[], detail="bench: again")
-                started = time.monotonic()
-                service.verify_slot("chain", slot)
-                samples.append(time.monotonic() - started)
+            more = again(slot, args.repeat - 1)
+            samples, waits = samples + more[0], waits + more[1]
             counter.reset()
         rows.append(
             {
                 "length": n + 1,
                 "seconds": statistics.median(samples),
                 "samples": samples,
+                "waits": waits,
+                "not_waiting": statistics.median(x - w for x, w in zip(samples, waits, strict=True)),
                 "restore": in_restore[0],
                 "bytes": read,
                 "requests": requests,
@@ -296,7 +334,11 @@ def _verify_chain(client: Any, cfg: Any, args: argparse.Namespace) -> list[dict[
             f"{read / 1e6:.2f} MB read, {requests}",
             flush=True,
         )
-    return rows
+    # The chain's length alone: both points verified again with the dataset as it is now (its index
+    # and the bucket hold every point), the newest first (verifying the second point again gives it
+    # a new revision, so the newer points' chain files would no longer be used).
+    same = {length: again(SLOT + timedelta(hours=length - 1), args.repeat) for length in (args.chain, 2)}
+    return rows, {length: {"samples": v[0], "waits": v[1]} for length, v in same.items()}
 
 
 def _resolution() -> dict[str, float]:
@@ -333,6 +375,25 @@ def _requests(requests: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(requests.items()))
 
 
+def _same_dataset(same: dict[int, dict[str, list[float]]], args: argparse.Namespace) -> str:
+    """The two lengths verified again once the chain is whole: the same index and bucket for both."""
+    short, long_ = same[2], same[args.chain]
+    times = [statistics.median(r["samples"]) for r in (short, long_)]
+    own = [
+        statistics.median(x - w for x, w in zip(r["samples"], r["waits"], strict=True))
+        for r in (short, long_)
+    ]
+    runs = "; ".join(
+        f"length {n}: " + ", ".join(f"{x:.3f}" for x in same[n]["samples"]) for n in (2, args.chain)
+    )
+    return (
+        f"**Same dataset, chain length only** (target: within 1.2x): with all {args.chain} points in the "
+        f"catalog, point {args.chain} verified again {args.repeat} times, then point 2 ({runs} s): "
+        f"medians {times[0]:.3f} -> {times[1]:.3f} s, **x{times[1] / times[0]:.2f}**; not waiting on S3 "
+        f"{own[0]:.3f} -> {own[1]:.3f} s, x{own[1] / own[0]:.2f}."
+    )
+
+
 def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
     today = datetime.now(UTC).date().isoformat()
     command = (
@@ -349,7 +410,8 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
     short, long_ = chain[1], chain[-1]
     chain_rows = "\n".join(
         f"| {r['length']} | {r['seconds']:.2f} s | {r.get('restore', 0):.2f} s "
-        f"| {r['seconds'] - r.get('restore', 0):.2f} s | {r['bytes'] / 1e3:,.0f} KB | "
+        f"| {r['seconds'] - r.get('restore', 0):.2f} s | {r['not_waiting']:.3f} s "
+        f"| {r['bytes'] / 1e3:,.0f} KB | "
         f"{sum(r['requests'].values())} ({_requests(r['requests'])}) | {r['load']} |"
         for r in chain
         if r["length"] in (1, 2, 4, 8, 12, 16, 20, args.chain)
@@ -362,6 +424,8 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
     own = [r["seconds"] - r.get("restore", 0) for r in (short, long_)]
     restore_ratio = long_.get("restore", 0) / short["restore"] if short.get("restore") else 0.0
     requests_ratio = sum(long_["requests"].values()) / sum(short["requests"].values())
+    waited = [statistics.median(r["waits"]) for r in (short, long_)]
+    same = _same_dataset(results["same"], args)
     res = results["resolution"]
     title = "task vs bare BACKUP, verify along a chain, chain resolution"
     text = f"""
@@ -397,7 +461,15 @@ between runs, untimed); the table shows the median: {samples} s. Worst pairing (
 
 From length 2 to {args.chain} (target: within 1.2x, on the medians): verify time x{time_ratio:.2f}; the
 structure-only RESTORE alone x{restore_ratio:.2f}; verify without it x{own[1] / own[0]:.2f}
-({own[0]:.2f} -> {own[1]:.2f} s); bytes read x{bytes_ratio:.2f}; requests x{requests_ratio:.2f}.
+({own[0]:.2f} -> {own[1]:.2f} s); bytes read x{bytes_ratio:.2f}; requests x{requests_ratio:.2f}; the
+time waiting on S3 (here moto, one Python process whose listings walk the whole bucket, which
+every snapshot of this benchmark fills) x{waited[1] / waited[0]:.2f} ({waited[0]:.3f} -> {waited[1]:.3f} s);
+the time verify was not waiting on S3 x{long_["not_waiting"] / short["not_waiting"]:.2f}
+({short["not_waiting"]:.3f} -> {long_["not_waiting"]:.3f} s). Along the way the dataset grows with the
+chain (its index, the bucket moto walks); the chain's length alone:
+
+{same}
+
 Verify reads only the new point's `.backup` and finds the bases' files through their manifests'
 checksums; the chain's presence is one listing across its folders; the bases' manifests and
 object lists come from the base's chain file (one GET, written when the base was verified), not
