@@ -49,7 +49,8 @@ WIDE = "bench_wide"
 SLOT = datetime(2026, 11, 23, 14, tzinfo=UTC)
 CHAIN_HEADER = (
     "| chain length | verify | of which ClickHouse's structure-only RESTORE | verify without it "
-    "| bytes read | S3 requests | load |\n|---:|---:|---:|---:|---:|---|---|"
+    "| of which not waiting on S3 | bytes read | S3 requests | load |\n"
+    "|---:|---:|---:|---:|---:|---:|---|---|"
 )
 HEADER = (
     "| data | bare BACKUP (median) | snapshot task (median) | overhead (median) | overhead (worst run) "
