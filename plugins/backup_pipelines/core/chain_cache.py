@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -103,7 +104,7 @@ class ChainCache:
                 member = parsed.manifest.model_copy(update={"objects": parsed.objects})
                 members.append((parsed.revision, member))
                 lines[(member.kind, member.dataset, member.recovery_point_id, parsed.revision)] = line
-        except (OSError, EOFError, ValueError) as exc:  # gzip, JSON and the model (ValidationError)
+        except (OSError, EOFError, zlib.error, ValueError) as exc:  # gzip, deflate, JSON, the model
             log.warning(
                 "chain file s3://%s/%s is unreadable (%s); reading the manifests",
                 self.manifests.bucket,

@@ -220,3 +220,25 @@ def test_a_chain_that_is_not_the_loaded_one_plus_a_point_is_written_whole(catalo
         "p0",
         "p1",
     ]
+
+
+def test_a_chain_file_with_a_damaged_deflate_stream_is_ignored(
+    catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gzip
+
+    points = _chain(catalog, 3)
+    catalog.remember_chain(points[:2])
+    key = catalog.chains.key(KIND, DATASET, "p1")
+    found = catalog.s3.get_bytes(BUCKET, key)
+    assert found is not None
+    damaged = bytearray(found[0])
+    damaged[10] = 0xFF  # the first byte of the deflate stream: an invalid block type
+    with pytest.raises(Exception, match="invalid block type"):
+        gzip.decompress(bytes(damaged))
+    catalog.s3.client.put_object(Bucket=BUCKET, Key=key, Body=bytes(damaged))
+
+    chain = catalog.chain(points[2], listing=catalog.list_points(KIND, DATASET))
+
+    assert [m.recovery_point_id for m in chain] == ["p0", "p1", "p2"]
+    assert f"chain file s3://{BUCKET}/{key} is unreadable" in caplog.text
