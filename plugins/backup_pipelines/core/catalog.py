@@ -66,7 +66,6 @@ class Catalog:
         self.manifests = ManifestStore(s3, bucket=bucket, prefix=prefix, encryption=self.encryption)
         self.indexes = IndexStore(s3, bucket=bucket, prefix=prefix, encryption=self.encryption)
         self.chains = ChainCache(self.manifests)
-        self._written: dict[tuple[str, str], DatasetIndex] = {}  # the index each write left, by dataset
 
     @classmethod
     def from_config(cls, cfg: BackupConfig, *, s3: BackupS3Hook | None = None) -> Catalog:
@@ -127,9 +126,7 @@ class Catalog:
         def change(index: DatasetIndex) -> bool:
             return any([index.upsert(entry) for entry in entries])
 
-        index = self.indexes.update(kind, dataset, change)
-        self._written[(kind, dataset)] = index
-        return index
+        return self.indexes.update(kind, dataset, change)
 
     def mark_verification(
         self,
@@ -145,8 +142,8 @@ class Catalog:
         """Record a point's own verification (on the stored manifest, If-Match, retried on conflict).
         A failure also fails every point whose chain goes through it, each with a detail naming
         the broken member (and what broke it). ``bases`` (a verified point's, oldest first): its
-        chain file is written while the index is updated (``remember_chain``; the bases' revisions
-        from ``listing``, the point's the one just written)."""
+        chain file (``core.chain_cache``) is written while the index is updated, the bases at their
+        revisions in ``listing`` (read if not given), the point at the one just written."""
         when = at or clock.utcnow()
         verification = Verification(state=state, verified_at=when, checks=checks, detail=detail)
         stored, written = self.manifests.modify(
@@ -160,7 +157,9 @@ class Catalog:
         if bases is None or state != "verified":
             index = update_index()
         else:
-            revisions = {**self._revisions(manifest, listing), manifest.recovery_point_id: written.revision}
+            known = listing if listing is not None else self.list_points(manifest.kind, manifest.dataset)
+            revisions = {e.recovery_point_id: e.revision for e in known.entries}
+            revisions[manifest.recovery_point_id] = written.revision
             index, _ = concurrently(update_index, partial(self.chains.remember, [*bases, updated], revisions))
         if state == "failed":
             self._fail_dependents(updated, index=index, at=when)
@@ -341,24 +340,6 @@ class Catalog:
         if newest is None:
             return None
         return ((now or clock.utcnow()) - newest.captured_at).total_seconds()
-
-    def remember_chain(self, chain: list[Manifest]) -> None:
-        """Cache a verified chain's manifests in one file (``core.chain_cache``), for the next point's
-        ``chain`` to read once, each member with its revision in the index."""
-        self.chains.remember(chain, self._revisions(chain[-1]))
-
-    def _revisions(self, point: Manifest, listing: Listing | None = None) -> dict[str, int]:
-        """Each point's revision: in ``listing``, else in the index this catalog last wrote for the
-        dataset (read only if it wrote none)."""
-        entries = (
-            listing.entries
-            if listing is not None
-            else (
-                self._written.get((point.kind, point.dataset))
-                or self.index(point.kind, point.dataset, fresh=False)
-            ).entries
-        )
-        return {e.recovery_point_id: e.revision for e in entries}
 
     def chain(self, manifest: Manifest, *, listing: Listing | None = None) -> list[Manifest]:
         """The recovery points needed to restore ``manifest``: its full base first, itself last

@@ -54,8 +54,8 @@ class ChainCache:
     def __init__(self, manifests: ManifestStore) -> None:
         self.manifests = manifests
         self.s3 = manifests.s3
-        self._lines: dict[tuple[str, str, str, int], bytes] = {}
-        self._loaded: tuple[list[tuple[str, str, str, int]], bytes] = ([], b"")  # members, gzip bytes
+        self._lines: dict[tuple[str, str, str, int], bytes] = {}  # the last loaded file's, in order
+        self._raw = b""  # that file's bytes as read
 
     def key(self, kind: str, dataset: str, recovery_point_id: str) -> str:
         return f"{self.manifests.folder(kind, dataset)}{CHAINS_FOLDER}{recovery_point_id}.json.gz"
@@ -116,8 +116,7 @@ class ChainCache:
         if stale:
             log.info("chain file of %s not used: %s; reading the manifests", manifest.base, stale)
             return None
-        self._lines = lines  # the next ``remember`` of this chain reuses them as they are
-        self._loaded = (list(lines), found[0])
+        self._lines, self._raw = lines, found[0]  # the next ``remember`` of this chain reuses them
         return [m for _, m in members]
 
     def _body(self, chain: list[Manifest], revs: list[int]) -> bytes:
@@ -125,9 +124,10 @@ class ChainCache:
         with one gzip member appended (gzip reads concatenated members as one stream), so the
         write costs the new line, not the whole chain compressed again."""
         keys = [(m.kind, m.dataset, m.recovery_point_id, r) for m, r in zip(chain, revs, strict=True)]
-        members, raw = self._loaded
-        if members and keys[:-1] == members:
-            return raw + gzip.compress(b"\n" + self._line(revs[-1], chain[-1]), compresslevel=1, mtime=0)
+        if self._lines and keys[:-1] == list(self._lines):
+            return self._raw + gzip.compress(
+                b"\n" + self._line(revs[-1], chain[-1]), compresslevel=1, mtime=0
+            )
         lines = [self._line(revision, member) for revision, member in zip(revs, chain, strict=True)]
         return gzip.compress(b"\n".join(lines), compresslevel=1, mtime=0)
 

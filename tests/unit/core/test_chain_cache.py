@@ -43,6 +43,12 @@ def _chain(catalog: Catalog, length: int) -> list[Manifest]:
     return points
 
 
+def _remember(catalog: Catalog, chain: list[Manifest]) -> None:
+    """Write ``chain``'s file as verify does, each member at its revision in the index."""
+    listing = catalog.list_points(KIND, DATASET)
+    catalog.chains.remember(chain, {e.recovery_point_id: e.revision for e in listing.entries})
+
+
 def _gets(catalog: Catalog) -> Counter[str]:
     seen: Counter[str] = Counter()
 
@@ -55,7 +61,7 @@ def _gets(catalog: Catalog) -> Counter[str]:
 
 def test_a_remembered_chain_is_read_once_with_every_member_whole(catalog: Catalog) -> None:
     points = _chain(catalog, 5)
-    catalog.remember_chain(points[:4])
+    _remember(catalog, points[:4])
     listing = catalog.list_points(KIND, DATASET)
     gets = _gets(catalog)
 
@@ -68,7 +74,7 @@ def test_a_remembered_chain_is_read_once_with_every_member_whole(catalog: Catalo
 
 def test_a_member_re_marked_since_is_read_from_its_manifest(catalog: Catalog) -> None:
     points = _chain(catalog, 4)
-    catalog.remember_chain(points[:3])
+    _remember(catalog, points[:3])
     catalog.mark_verification(points[1], state="verified", checks=["drill"], detail="re-checked by a drill")
     gets = _gets(catalog)
 
@@ -80,7 +86,7 @@ def test_a_member_re_marked_since_is_read_from_its_manifest(catalog: Catalog) ->
 
 def test_a_base_failed_since_the_file_was_written_still_breaks_the_chain(catalog: Catalog) -> None:
     points = _chain(catalog, 4)
-    catalog.remember_chain(points[:3])
+    _remember(catalog, points[:3])
     catalog.mark_verification(points[0], state="failed", checks=["objects_present"], detail="f0.bin is gone")
 
     with pytest.raises(BrokenChainError, match="depends on base p2, which failed verification: .*p0"):
@@ -102,7 +108,7 @@ def test_an_unreadable_chain_file_is_ignored_and_the_manifests_read(
 
 def test_deleting_a_point_deletes_its_chain_file(catalog: Catalog) -> None:
     points = _chain(catalog, 2)
-    catalog.remember_chain(points)
+    _remember(catalog, points)
     key = catalog.chains.key(KIND, DATASET, "p1")
     assert catalog.s3.get_bytes(BUCKET, key) is not None
 
@@ -115,10 +121,10 @@ def test_the_next_file_reuses_the_loaded_members_lines_and_adds_the_new_point(ca
     import gzip
 
     points = _chain(catalog, 4)
-    catalog.remember_chain(points[:3])
+    _remember(catalog, points[:3])
     listing = catalog.list_points(KIND, DATASET)
     chain = catalog.chain(points[3], listing=listing)
-    catalog.remember_chain(chain)
+    _remember(catalog, chain)
 
     def lines(rp_id: str) -> list[bytes]:
         found = catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, rp_id))
@@ -147,7 +153,7 @@ def test_a_chain_file_that_cannot_be_written_is_a_warning_not_a_failure(
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
 
     monkeypatch.setattr(catalog.s3, "put_encrypted", refused)
-    catalog.remember_chain(points)  # does not raise
+    _remember(catalog, points)  # does not raise
 
     assert (
         "chain of clickhouse_snapshot/analytics/p1 not cached" in caplog.text
@@ -208,9 +214,9 @@ def test_a_chain_that_is_not_the_loaded_one_plus_a_point_is_written_whole(catalo
     import gzip
 
     points = _chain(catalog, 4)
-    catalog.remember_chain(points[:3])
+    _remember(catalog, points[:3])
     catalog.chain(points[3], listing=catalog.list_points(KIND, DATASET))  # loads p2's file
-    catalog.remember_chain([points[0], points[1]])  # another chain: nothing of the loaded file reused
+    _remember(catalog, [points[0], points[1]])  # another chain: nothing of the loaded file reused
 
     found = catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, "p1"))
     assert found is not None
@@ -228,7 +234,7 @@ def test_a_chain_file_with_a_damaged_deflate_stream_is_ignored(
     import gzip
 
     points = _chain(catalog, 3)
-    catalog.remember_chain(points[:2])
+    _remember(catalog, points[:2])
     key = catalog.chains.key(KIND, DATASET, "p1")
     found = catalog.s3.get_bytes(BUCKET, key)
     assert found is not None
