@@ -1,12 +1,16 @@
 """A verified chain's manifests in one file, so the next point's chain costs one read, not two per member.
 
-``_chains/<id>.json.gz`` in the dataset's catalog folder holds the whole manifests (object lists
+``_chains/<id>.json.gz`` in the dataset's catalog folder holds the manifests (object lists
 included) of the chain ending at point ``id``, one JSON line per member (oldest first), each with
-the revision the index recorded for it when the file was written. Gzip, since each member repeats
-much of its base (a ClickHouse point's details list every part of the logical backup); a line
-loaded with the base's file is written again as it was, not serialized again.
-Verify writes it once a point of a chain is verified; ``Catalog.chain`` reads the base's file
-instead of every base's manifest and object list.
+the revision the index recorded for it when the file was written. A member's ``details`` keep
+their single values (ids, UUIDs, the backup type, counts) and leave out their lists and maps: a
+ClickHouse point's list every table and part of the logical backup (about 40 KB a point, 90% of a
+line), which no reader of a chain needs of a base (a restore, the drill and verify read those of
+the point itself, from its manifest), and which made the file's read and parse grow with the
+chain. Writes of a member go through ``ManifestStore.modify``, which changes the stored manifest,
+never this copy. Gzip; a line loaded with the base's file is written again as it was, not
+serialized again. Verify writes it once a point of a chain is verified; ``Catalog.chain`` reads
+the base's file instead of every base's manifest and object list.
 
 It is a cache, never the truth: it is used only when every member still has, in the index, the
 revision it was cached at and the chain links the same points. A member re-marked since (its
@@ -61,8 +65,8 @@ class ChainCache:
         return f"{self.manifests.folder(kind, dataset)}{CHAINS_FOLDER}{recovery_point_id}.json.gz"
 
     def remember(self, chain: list[Manifest], revisions: Mapping[str, int]) -> None:
-        """Store ``chain`` (full manifests, oldest first) under its last point, each member with its
-        revision in the index (``revisions``); a member without one is not cached at all."""
+        """Store ``chain`` (manifests with their objects, oldest first) under its last point, each
+        member with its revision in the index (``revisions``); a member without one is not cached."""
         revs = [revisions.get(member.recovery_point_id, 0) for member in chain]
         unknown = next((m for m, revision in zip(chain, revs, strict=True) if revision <= 0), None)
         if unknown is not None:
@@ -132,14 +136,14 @@ class ChainCache:
         return gzip.compress(b"\n".join(lines), compresslevel=1, mtime=0)
 
     def _line(self, revision: int, member: Manifest) -> bytes:
-        """One member's line: its manifest without objects, its objects without empty fields, and its
-        revision; a line loaded with that revision of that point is reused byte for byte (a
-        revision's manifest never changes: every write is a new revision)."""
+        """One member's line: its manifest without objects and with its details' single values only,
+        its objects without empty fields, and its revision; a line loaded with that revision of that
+        point is reused byte for byte (a revision's manifest never changes: every write is a new one)."""
         key = (member.kind, member.dataset, member.recovery_point_id, revision)
         if key in self._lines:
             return self._lines[key]
         objects = ",".join(o.model_dump_json(exclude_none=True) for o in member.objects)
-        manifest = member.model_dump_json(exclude={"objects"})
+        manifest = member.model_dump_json(exclude={"objects": True, "details": _collections(member)})
         return f'{{"revision":{revision},"manifest":{manifest},"objects":[{objects}]}}'.encode()
 
     @staticmethod
@@ -159,3 +163,8 @@ class ChainCache:
                 return f"{member.label} was cached at revision {revision}, the index has it {now}"
             previous = member.recovery_point_id
         return None
+
+
+def _collections(member: Manifest) -> set[str]:
+    """The member's details that are lists or maps (left out of its line, see the module's doc)."""
+    return {key for key, value in member.details.items() if isinstance(value, (dict, list))}

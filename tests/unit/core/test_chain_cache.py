@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +25,19 @@ def catalog() -> Iterator[Catalog]:
         yield catalog
 
 
+#: A ClickHouse point's details: single values, and the per-table and per-part records.
+DETAILS = {
+    "backup_uuid": "u-1",
+    "backup_type": "incremental",
+    "files": 3,
+    "on_cluster": None,
+    "tables": ["events"],
+    "parts": {"events": ["all_1_1_0"]},
+    "part_rows": {"events": {"all_1_1_0": 10}},
+}
+SINGLE = {"backup_uuid": "u-1", "backup_type": "incremental", "files": 3, "on_cluster": None}
+
+
 def _point(rp_id: str, hours_ago: int, base: str | None) -> Manifest:
     objects = [
         ObjectEntry(
@@ -31,7 +45,7 @@ def _point(rp_id: str, hours_ago: int, base: str | None) -> Manifest:
         )
         for i in range(3)
     ]
-    return manifest(rp_id, hours_ago=hours_ago, base=base, bucket=BUCKET, objects=objects)
+    return manifest(rp_id, hours_ago=hours_ago, base=base, bucket=BUCKET, objects=objects, details=DETAILS)
 
 
 def _chain(catalog: Catalog, length: int) -> list[Manifest]:
@@ -70,6 +84,25 @@ def test_a_remembered_chain_is_read_once_with_every_member_whole(catalog: Catalo
     assert [m.recovery_point_id for m in chain] == ["p0", "p1", "p2", "p3", "p4"]
     assert [m.objects for m in chain] == [p.objects for p in points]
     assert gets == {"_chains/": 1}, "one read: the base's chain file, no manifest or object list"
+    assert [m.details for m in chain] == [SINGLE] * 4 + [DETAILS], "bases: single values; the point whole"
+
+
+def test_a_base_s_lists_and_maps_stay_in_its_manifest_and_a_mark_keeps_them(catalog: Catalog) -> None:
+    points = _chain(catalog, 3)
+    _remember(catalog, points[:2])
+    raw = catalog.s3.get_bytes(BUCKET, catalog.chains.key(KIND, DATASET, "p1"))
+    assert raw is not None
+    assert b"all_1_1_0" not in gzip.decompress(raw[0]) and b'"u-1"' in gzip.decompress(raw[0])
+    listing = catalog.list_points(KIND, DATASET)
+    base = catalog.chain(points[2], listing=listing)[0]
+
+    catalog.mark_verification(
+        base, state="failed", checks=["objects_present"], detail="gone", listing=listing
+    )
+
+    stored = catalog.read(KIND, DATASET, "p0")
+    assert stored.verification.state == "failed"
+    assert stored.details == DETAILS, "the stored manifest is re-marked, not the chain file's copy"
 
 
 def test_a_member_re_marked_since_is_read_from_its_manifest(catalog: Catalog) -> None:
