@@ -9,6 +9,7 @@ with its size, checksum and whether its bytes are in the base (``use_base``).
 from __future__ import annotations
 
 import gc
+import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -109,9 +110,14 @@ def parse_backup_metadata(raw: bytes | str) -> BackupContents:
     (measured: 0.05 s to parse, 0.3 s with the collections), so it is paused: nothing here is cyclic.
     The parts' count files and the tables' metadata are found here too, in the reading thread (verify
     reads the ``.backup`` while other reads wait on S3), not later on the task's own.
+
+    ClickHouse writes the file in one fixed form (no whitespace, each entry's fields in one order),
+    which one regular expression reads in C: 22 ms for 11,000 entries against 44 ms through an
+    element tree. Anything else (another field, attributes, CDATA, whitespace, a truncated file) is
+    read by ElementTree, as before, which also raises on a file that is not well-formed XML.
     """
     with _collector_paused():
-        contents = _parse(raw)
+        contents = _parse_fixed_form(raw) or _parse(raw)
         contents.part_count_files()
         contents.table_metadata()
         return contents
@@ -126,6 +132,57 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+_FILE_ENTRY = re.compile(
+    r"<file><name>([^<]*)</name><size>(\d+)</size>(<checksum>[^<]*</checksum>)?"
+    r"(?:<use_base>(true|false)</use_base>)?(?:<base_size>(\d+)</base_size>)?"
+    r"(?:<base_checksum>[^<]*</base_checksum>)?(?:<data_file>([^<]*)</data_file>)?"
+    r"(?:<encrypted_by_disk>(?:true|false)</encrypted_by_disk>)?</file>"
+)
+_HEADER_FIELD = re.compile(r"<(timestamp|uuid|base_backup|base_backup_uuid)>([^<]*)</\1>")
+_CONTENTS, _END = "<contents>", "</contents></config>"
+
+
+def _parse_fixed_form(raw: bytes | str) -> BackupContents | None:
+    """The file as ClickHouse writes it, or None when it is in any other form (see the caller)."""
+    try:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        return None
+    start = text.find(_CONTENTS)
+    if not text.startswith("<config>") or start < 0 or not text.endswith(_END):
+        return None
+    if "<file " in text or "/>" in text or "<!" in text:  # attributes, empty elements, CDATA, comments
+        return None
+    entries = _FILE_ENTRY.findall(text, start)
+    if len(entries) != text.count("<file>", start):
+        return None
+    files = []
+    for name, size_text, checksum, use_base, base_size, data_file in entries:
+        size = int(size_text)
+        files.append(
+            BackupFile(
+                _unescaped(name),
+                size,
+                _unescaped(checksum[10:-11]) if checksum else None,  # <checksum>...</checksum>
+                use_base == "true",
+                int(base_size) if base_size else (size if use_base else 0),
+                _unescaped(data_file),
+            )
+        )
+    header = {tag: _unescaped(value) for tag, value in _HEADER_FIELD.findall(text, 0, start)}
+    return BackupContents(
+        files,
+        header.get("base_backup"),
+        header.get("timestamp"),
+        uuid=header.get("uuid"),
+        base_backup_uuid=header.get("base_backup_uuid"),
+    )
+
+
+def _unescaped(value: str) -> str:
+    return html.unescape(value) if "&" in value else value
 
 
 def _parse(raw: bytes | str) -> BackupContents:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+
+import pytest
 
 from backup_pipelines.clickhouse.backup_files import parse_backup_metadata, recovery_point_id
 
@@ -61,3 +64,77 @@ def test_each_file_entry_reads_every_field_clickhouse_may_write() -> None:
     assert (c.checksum, c.use_base, c.base_size, c.stored_here) == ("c1", False, 7, True)
     assert (d.size, d.checksum, d.use_base, d.base_size, d.stored_here) == (0, None, False, 0, False)
     assert contents.tables() == [] and contents.part_count_files() == {}
+
+
+_ENTRY = "<file><name>data/db/t/p/count.txt</name><size>2</size><checksum>a1</checksum></file>"
+_ESCAPED = (
+    "<file><name>data/db/a%26b/&amp;&lt;p&gt;/count.txt</name><size>1</size><checksum>b2</checksum></file>"
+)
+_ALL_FIELDS = (
+    "<file><name>data/db/t/q/a.bin</name><size>10</size><checksum>c3</checksum><use_base>true</use_base>"
+    "<base_size>4</base_size><base_checksum>d4</base_checksum><data_file>data/db/t/q/b.bin</data_file>"
+    "<encrypted_by_disk>false</encrypted_by_disk></file>"
+)
+
+
+def _backup(*entries: str, header: str = "<uuid>u</uuid><base_backup>S3(&apos;x&apos;)</base_backup>") -> str:
+    return f"<config><version>1</version>{header}<contents>{''.join(entries)}</contents></config>"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fixed_form"),
+    [
+        (BACKUP_XML, True),
+        (_backup(_ENTRY, _ESCAPED, _ALL_FIELDS), True),
+        (_backup(_ENTRY, _ALL_FIELDS).encode(), True),
+        (_backup(), True),
+        (_backup(_ENTRY, _ENTRY.replace("</size>", "</size><future_field>1</future_field>")), False),
+        (_backup(_ENTRY.replace("<file>", '<file id="1">')), False),
+        (_backup(_ENTRY.replace("<checksum>a1</checksum>", "<checksum/>")), False),
+        (_backup(_ENTRY.replace("<size>", "\n  <size>")), False),
+        (_backup(_ENTRY, header="<uuid><![CDATA[u]]></uuid>"), False),
+        (_backup(_ENTRY).replace("<contents>", "<contents><!-- note -->"), False),
+        ("<?xml version='1.0'?>" + _backup(_ENTRY), False),
+    ],
+    ids=[
+        "sample",
+        "escapes",
+        "bytes",
+        "empty",
+        "new-field",
+        "attribute",
+        "self-closing",
+        "whitespace",
+        "cdata",
+        "comment",
+        "declaration",
+    ],
+)
+def test_the_fixed_form_reads_what_the_element_tree_reads_and_anything_else_goes_to_it(
+    raw: str | bytes, fixed_form: bool
+) -> None:
+    """ClickHouse's own form is read by one regular expression; whatever it is, the contents are
+    those the element tree reads (every field of every entry, the header's UUIDs and base)."""
+    from backup_pipelines.clickhouse.backup_files import _parse, _parse_fixed_form
+
+    contents = parse_backup_metadata(raw)
+
+    assert contents == _parse(raw)
+    assert (_parse_fixed_form(raw) is not None) is fixed_form
+    if "&amp;" in str(raw):
+        assert contents.files[1].name == "data/db/a%26b/&<p>/count.txt"
+        assert contents.base_backup == "S3('x')"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _backup(_ENTRY)[:-9],
+        _backup(_ENTRY).replace("</name>", "</nam>"),
+        _backup(_ENTRY).encode()[:-1] + b"\xff",
+    ],
+    ids=["truncated", "mismatched-tag", "not-utf8"],
+)
+def test_a_listing_that_is_not_well_formed_xml_is_refused(raw: str | bytes) -> None:
+    with pytest.raises(ET.ParseError):
+        parse_backup_metadata(raw)
