@@ -12,6 +12,7 @@ full backup is ``full_every`` old or older gets a fresh full.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ from backup_pipelines.clickhouse.backup_files import (
 )
 from backup_pipelines.clickhouse.backups import BackupStore
 from backup_pipelines.clickhouse.engine import ClickHouseEngine
-from backup_pipelines.clickhouse.parts import capture, masked_visible_rows
+from backup_pipelines.clickhouse.parts import PartState, capture, masked_visible_rows, part_states
 from backup_pipelines.core import clock
 from backup_pipelines.core.catalog import Catalog
 from backup_pipelines.core.config import BackupConfig, ClickHouseDataset
@@ -143,12 +144,13 @@ class SnapshotService:
         """Start (or re-attach to) the backup of the slot ending at ``end``; a summary when done."""
         dataset = find_dataset(self.cfg, dataset_name)
         bucket = self.cfg.storage.backup_bucket
-        self.engine.s3.check_bucket(bucket, role="backup bucket")
         rp_id = recovery_point_id(end)
         location = backup_location(bucket, self.section.prefix, dataset.name, rp_id)
-        existing, listing = concurrently(
+        self.engine.s3.check_bucket(bucket, role="backup bucket")  # first: it builds the S3 client
+        existing, listing, resolved = concurrently(
             lambda: self.catalog.get(KIND, dataset.name, rp_id),
             lambda: self.catalog.list_points(KIND, dataset.name),
+            lambda: self._tables(dataset),
         )
         if existing is not None and existing.verification.state != "failed":
             when = f"{existing.captured_at.isoformat()} ({existing.verification.state})"
@@ -163,7 +165,9 @@ class SnapshotService:
                 log.info("Removed %d objects of an earlier crashed attempt at %s", leftovers, location)
         now = clock.utcnow()
         base, chain = self.base_for(listing, exclude=rp_id, now=now)
-        tables = self.engine.resolve_tables(dataset.database, dataset.tables)
+        if isinstance(resolved, Exception):
+            raise resolved
+        tables = resolved
         plan = SnapshotPlan(
             dataset=dataset.name,
             database=dataset.database,
@@ -193,6 +197,15 @@ class SnapshotService:
                 base_location=base.location if base else None,
             )
         return plan
+
+    def _tables(self, dataset: ClickHouseDataset) -> list[str] | Exception:
+        """The dataset's tables as they are now (read while the catalog is), or the error reading
+        them, raised by ``prepare`` only when the slot is to be captured, where it used to be read:
+        a slot already captured is done whatever became of its source or the server since."""
+        try:
+            return self.engine.resolve_tables(dataset.database, dataset.tables)
+        except Exception as exc:  # handed back to be raised in order, never dropped
+            return exc
 
     def base_for(
         self, listing: Listing, *, exclude: str, now: datetime
@@ -236,11 +249,12 @@ class SnapshotService:
 
     def finish(self, plan: SnapshotPlan, status: BackupStatus) -> SnapshotSummary:
         """Describe the finished backup and write its manifest: the recovery point exists from here on."""
-        base, stored = concurrently(
+        base, stored, states = concurrently(  # S3 and system.parts at once: they do not depend
             lambda: self.catalog.read(KIND, plan.dataset, plan.base_id) if plan.base_id else None,
             lambda: self.stored(plan.location),
+            lambda: part_states(self.engine, plan.database, plan.tables),
         )
-        manifest = self.describe(plan, status, base, stored=stored)
+        manifest = self.describe(plan, status, base, stored=stored, states=states)
         self.catalog.write(manifest)
         log.info(
             "Captured %s %s of %s: %d rows in %d tables, %d bytes stored (%s)",
@@ -268,16 +282,22 @@ class SnapshotService:
         base: Manifest | None,
         *,
         stored: tuple[BackupContents, list[ObjectEntry]] | None = None,
+        states: Mapping[tuple[str, str], PartState] | None = None,
     ) -> Manifest:
-        """The manifest of a finished backup: tables, parts, rows, sizes, base and versions."""
+        """The manifest of a finished backup: tables, parts, rows, sizes, base and versions.
+        ``states``: ``system.parts`` of the plan's tables, read after the backup ended."""
         contents, objects = stored or self.stored(plan.location)
         checksums = {f.name: f.checksum for f in contents.files}
         _bucket, prefix = split_s3_url(plan.location)
         for obj in objects:
             obj.checksum = checksums.get(obj.key[len(prefix) :])
-        known = self.engine.part_rows(plan.database, sorted({t for t, _ in contents.part_count_files()}))
+        if states is None:
+            states = part_states(self.engine, plan.database, plan.tables)
+        known = {key: state.rows for key, state in states.items()}
         row_counts, parts = self.store.rows_per_table(contents, known, [*plan.chain_locations, plan.location])
-        rows = capture(self.engine, plan.database, parts, row_counts, seen_visible=plan.visible_before)
+        rows = capture(
+            self.engine, plan.database, parts, row_counts, seen_visible=plan.visible_before, states=states
+        )
         return Manifest(
             kind=KIND,
             dataset=plan.dataset,

@@ -60,3 +60,40 @@ def test_a_source_matching_nothing_fails_before_any_backup(
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="sources-it/").get("KeyCount", 0)
     assert listed == 0
     assert service.catalog.list_points("clickhouse_snapshot", "src_it").points == []
+
+
+def test_a_slot_already_captured_is_done_even_after_its_source_was_dropped(
+    embedded_stack: Any, clickhouse_client: Any, write_config: Any, example_config: dict[str, Any]
+) -> None:
+    """The tables are read while the catalog is, but their error is raised only for a slot to
+    capture: a rerun of a captured slot answers "nothing to do", as it did before."""
+    from backup_pipelines.clickhouse.snapshot import SnapshotPlan, SnapshotService
+    from backup_pipelines.core.config import load_config
+
+    clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_dropped")
+    clickhouse_client.command(
+        "CREATE TABLE IF NOT EXISTS src_it_dropped.events (id UInt64) ENGINE = MergeTree ORDER BY id"
+    )
+    clickhouse_client.command("INSERT INTO src_it_dropped.events SELECT number FROM numbers(10)")
+    cfg = json.loads(json.dumps(example_config))
+    cfg["clickhouse_snapshots"].update(
+        {
+            "prefix": "sources-dropped-it/",
+            "s3_credentials": "connection",
+            "datasets": [{"name": "src_dropped", "database": "src_it_dropped", "tables": ["*"]}],
+        }
+    )
+    write_config(cfg)
+    service = SnapshotService.from_config(load_config())
+    end = datetime(2026, 11, 27, 13, tzinfo=UTC)
+    plan = service.prepare("src_dropped", None, end)
+    assert isinstance(plan, SnapshotPlan)
+    captured = service.finish(plan, service.wait(plan))
+    clickhouse_client.command("DROP DATABASE src_it_dropped")
+
+    again = service.prepare("src_dropped", None, end)
+
+    assert not isinstance(again, SnapshotPlan)
+    assert (again.action, again.recovery_point_id) == ("noop", captured.recovery_point_id)
+    with pytest.raises(SourceNotFoundError, match="database 'src_it_dropped' does not exist"):
+        service.prepare("src_dropped", None, datetime(2026, 11, 27, 14, tzinfo=UTC))
