@@ -9,7 +9,6 @@ with its size, checksum and whether its bytes are in the base (``use_base``).
 from __future__ import annotations
 
 import gc
-import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from urllib.parse import unquote
+from xml.sax.saxutils import unescape
 
 BACKUP_METADATA_FILE = ".backup"
 RUNNING_STATES = frozenset({"CREATING_BACKUP", "RESTORING"})
@@ -140,23 +140,41 @@ _FILE_ENTRY = re.compile(
     r"(?:<base_checksum>[^<]*</base_checksum>)?(?:<data_file>([^<]*)</data_file>)?"
     r"(?:<encrypted_by_disk>(?:true|false)</encrypted_by_disk>)?</file>"
 )
-_HEADER_FIELD = re.compile(r"<(timestamp|uuid|base_backup|base_backup_uuid)>([^<]*)</\1>")
 _CONTENTS, _END = "<contents>", "</contents></config>"
+#: What the fixed form never holds: character references, CDATA, comments, declarations, empty
+#: elements, carriage returns (XML turns CRLF into LF).
+_IRREGULAR = ("&#", "<!", "<?", "/>", "\r")
+_ENTITY = re.compile(r"&(?!(?:amp|lt|gt|quot|apos);)")  # a bare & or an entity XML does not define
+_XML_ENTITIES = {"&quot;": '"', "&apos;": "'"}  # beside &amp; &lt; &gt;, which ``unescape`` reads
 
 
 def _parse_fixed_form(raw: bytes | str) -> BackupContents | None:
-    """The file as ClickHouse writes it, or None when it is in any other form (see the caller)."""
+    """The file as ClickHouse writes it, or None when it is in any other form (see the caller):
+    a header ElementTree reads (it is small), then ``<contents>`` made of nothing but entries of
+    the fixed form, end to end, then ``</contents></config>``."""
     try:
         text = raw.decode() if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
         return None
     start = text.find(_CONTENTS)
-    if not text.startswith("<config>") or start < 0 or not text.endswith(_END):
+    if start < 0 or not text.endswith(_END) or any(mark in text for mark in _IRREGULAR):
         return None
-    if "<file " in text or "/>" in text or "<!" in text:  # attributes, empty elements, CDATA, comments
+    if "&" in text and _ENTITY.search(text):
         return None
-    entries = _FILE_ENTRY.findall(text, start)
-    if len(entries) != text.count("<file>", start):
+    body = text[start + len(_CONTENTS) : -len(_END)]
+    entries = _FILE_ENTRY.findall(body)
+    count = len(entries)
+    if not (  # every entry matched, and nothing between, before or after them
+        body.count("<file>") == body.count("</file>") == count
+        and body.count("</file><file>") == max(count - 1, 0)
+        and (body.startswith("<file>") and body.endswith("</file>") if count else not body)
+    ):
+        return None
+    try:
+        header = ET.fromstring(text[:start] + "</config>")  # noqa: S314 - as ``_parse``
+    except ET.ParseError:
+        return None
+    if header.tag != "config" or next(header.iter("file"), None) is not None:
         return None
     files = []
     for name, size_text, checksum, use_base, base_size, data_file in entries:
@@ -171,18 +189,17 @@ def _parse_fixed_form(raw: bytes | str) -> BackupContents | None:
                 _unescaped(data_file),
             )
         )
-    header = {tag: _unescaped(value) for tag, value in _HEADER_FIELD.findall(text, 0, start)}
     return BackupContents(
         files,
-        header.get("base_backup"),
-        header.get("timestamp"),
-        uuid=header.get("uuid"),
-        base_backup_uuid=header.get("base_backup_uuid"),
+        header.findtext("base_backup"),
+        header.findtext("timestamp"),
+        uuid=header.findtext("uuid"),
+        base_backup_uuid=header.findtext("base_backup_uuid"),
     )
 
 
 def _unescaped(value: str) -> str:
-    return html.unescape(value) if "&" in value else value
+    return unescape(value, _XML_ENTITIES) if "&" in value else value
 
 
 def _parse(raw: bytes | str) -> BackupContents:

@@ -146,11 +146,10 @@ class SnapshotService:
         bucket = self.cfg.storage.backup_bucket
         rp_id = recovery_point_id(end)
         location = backup_location(bucket, self.section.prefix, dataset.name, rp_id)
-        self.engine.s3.check_bucket(bucket, role="backup bucket")  # first: it builds the S3 client
-        existing, listing, resolved = concurrently(
+        self.engine.s3.check_bucket(bucket, role="backup bucket")
+        existing, listing = concurrently(
             lambda: self.catalog.get(KIND, dataset.name, rp_id),
             lambda: self.catalog.list_points(KIND, dataset.name),
-            lambda: self._tables(dataset),
         )
         if existing is not None and existing.verification.state != "failed":
             when = f"{existing.captured_at.isoformat()} ({existing.verification.state})"
@@ -165,9 +164,7 @@ class SnapshotService:
                 log.info("Removed %d objects of an earlier crashed attempt at %s", leftovers, location)
         now = clock.utcnow()
         base, chain = self.base_for(listing, exclude=rp_id, now=now)
-        if isinstance(resolved, Exception):
-            raise resolved
-        tables = resolved
+        tables = self.engine.resolve_tables(dataset.database, dataset.tables)
         plan = SnapshotPlan(
             dataset=dataset.name,
             database=dataset.database,
@@ -197,15 +194,6 @@ class SnapshotService:
                 base_location=base.location if base else None,
             )
         return plan
-
-    def _tables(self, dataset: ClickHouseDataset) -> list[str] | Exception:
-        """The dataset's tables as they are now (read while the catalog is), or the error reading
-        them, raised by ``prepare`` only when the slot is to be captured, where it used to be read:
-        a slot already captured is done whatever became of its source or the server since."""
-        try:
-            return self.engine.resolve_tables(dataset.database, dataset.tables)
-        except Exception as exc:  # handed back to be raised in order, never dropped
-            return exc
 
     def base_for(
         self, listing: Listing, *, exclude: str, now: datetime
@@ -293,6 +281,9 @@ class SnapshotService:
             obj.checksum = checksums.get(obj.key[len(prefix) :])
         if states is None:
             states = part_states(self.engine, plan.database, plan.tables)
+        unplanned = sorted({table for table, _ in contents.part_count_files()} - set(plan.tables))
+        if unplanned:  # a backup re-attached to holds tables the plan does not name
+            states = {**states, **part_states(self.engine, plan.database, unplanned)}
         known = {key: state.rows for key, state in states.items()}
         row_counts, parts = self.store.rows_per_table(contents, known, [*plan.chain_locations, plan.location])
         rows = capture(

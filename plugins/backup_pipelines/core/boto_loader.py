@@ -26,6 +26,7 @@ botocore's own parser), and every other shape is botocore's.
 from __future__ import annotations
 
 import threading
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -75,9 +76,10 @@ _TEXT, _INTEGER, _TIMESTAMP = frozenset({"string"}), frozenset({"integer", "long
 class ListingParser(_RestXMLParser):
     """botocore's REST-XML parser, with a direct path for the objects of a listing (module doc)."""
 
-    #: id(shape) -> (the shape, its plan): botocore builds a parser per response, so plans are kept
-    #: here (a few shapes per process; the shape is held so its id is not reused).
-    _plans: dict[int, tuple[Any, dict[str, tuple[str, Any, str]]]] = {}
+    #: shape -> its plan: botocore builds a parser per response, so plans are kept here, each as
+    #: long as its shape (every client has shapes of its own: a process building clients all day
+    #: keeps only the live ones).
+    _plans: weakref.WeakKeyDictionary[Any, dict[str, tuple[str, Any, str]]] = weakref.WeakKeyDictionary()
 
     def _handle_structure(self, shape: Any, node: Any) -> Any:
         if shape.name not in DIRECT_SHAPES or isinstance(node, list):
@@ -104,9 +106,9 @@ class ListingParser(_RestXMLParser):
 
     def _plan(self, shape: Any) -> dict[str, tuple[str, Any, str]]:
         """XML name -> (member, its shape, how it is read), worked out once per shape."""
-        kept = self._plans.get(id(shape))
-        if kept is not None and kept[0] is shape:
-            return kept[1]
+        kept = self._plans.get(shape)
+        if kept is not None:
+            return kept
         plan: dict[str, tuple[str, Any, str]] = {}
         for name, member in shape.members.items():
             kind = member.type_name
@@ -117,7 +119,7 @@ class ListingParser(_RestXMLParser):
             else:
                 how = "integer" if kind in _INTEGER else "timestamp" if kind in _TIMESTAMP else "shape"
             plan[self._member_key_name(member, name)] = (name, member, how)
-        self._plans[id(shape)] = (shape, plan)
+        self._plans[shape] = plan
         return plan
 
 

@@ -97,3 +97,40 @@ def test_a_slot_already_captured_is_done_even_after_its_source_was_dropped(
     assert (again.action, again.recovery_point_id) == ("noop", captured.recovery_point_id)
     with pytest.raises(SourceNotFoundError, match="database 'src_it_dropped' does not exist"):
         service.prepare("src_dropped", None, datetime(2026, 11, 27, 14, tzinfo=UTC))
+
+
+def test_a_backup_holding_tables_the_plan_no_longer_names_records_their_parts(
+    embedded_stack: Any, clickhouse_client: Any, write_config: Any, example_config: dict[str, Any]
+) -> None:
+    """A re-attached backup may hold tables the new plan's patterns no longer match: their parts'
+    rows are still read from system.parts (not reported as merged away)."""
+    from backup_pipelines.clickhouse.snapshot import SnapshotPlan, SnapshotService
+    from backup_pipelines.core.config import load_config
+
+    clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_two")
+    for table in ("a", "b"):
+        clickhouse_client.command(
+            f"CREATE TABLE IF NOT EXISTS src_it_two.{table} (id UInt64) ENGINE = MergeTree ORDER BY id"
+        )
+        clickhouse_client.command(f"INSERT INTO src_it_two.{table} SELECT number FROM numbers(7)")
+    cfg = json.loads(json.dumps(example_config))
+    cfg["clickhouse_snapshots"].update(
+        {
+            "prefix": "sources-two-it/",
+            "s3_credentials": "connection",
+            "datasets": [{"name": "src_two", "database": "src_it_two", "tables": ["*"]}],
+        }
+    )
+    write_config(cfg)
+    service = SnapshotService.from_config(load_config())
+    plan = service.prepare("src_two", None, datetime(2026, 11, 27, 15, tzinfo=UTC))
+    assert isinstance(plan, SnapshotPlan) and plan.tables == ["a", "b"]
+    status = service.wait(plan)
+
+    service.finish(plan.model_copy(update={"tables": ["a"]}), status)
+
+    point = service.catalog.read("clickhouse_snapshot", "src_two", plan.rp_id)
+    assert point.row_counts == {"a": 7, "b": 7}
+    assert set(point.details["part_rows"]) == {"a", "b"}
+    assert point.details["visible_rows"] == {"a": 7, "b": 7} and point.details["visible_rows_unknown"] == {}
+    clickhouse_client.command("DROP DATABASE src_it_two")

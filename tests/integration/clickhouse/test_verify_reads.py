@@ -62,6 +62,13 @@ def test_verify_of_a_long_chain_reads_only_the_new_listing(
     assert read == [chain[-1].location], "only the new point's .backup listing is read"
     assert listed == []
     assert "row counts from parts: 1800 rows" in " ".join(result.checks)
+    from backup_pipelines.clickhouse.backup_files import BACKUP_METADATA_FILE, _parse, _parse_fixed_form
+    from backup_pipelines.core.s3 import split_s3_url
+
+    bucket, prefix = split_s3_url(chain[-1].location)
+    stored = snapshots.engine.s3.get_bytes(bucket, prefix + BACKUP_METADATA_FILE)
+    assert stored is not None
+    assert _parse_fixed_form(stored[0]) == _parse(stored[0]), "ClickHouse's own .backup takes the fixed form"
 
     # Manifests written before checksums were recorded: the bases' listings are read instead.
     bare = [

@@ -84,7 +84,7 @@ def _backup(*entries: str, header: str = "<uuid>u</uuid><base_backup>S3(&apos;x&
 @pytest.mark.parametrize(
     ("raw", "fixed_form"),
     [
-        (BACKUP_XML, True),
+        (BACKUP_XML, False),  # line breaks between the entries: not ClickHouse's form
         (_backup(_ENTRY, _ESCAPED, _ALL_FIELDS), True),
         (_backup(_ENTRY, _ALL_FIELDS).encode(), True),
         (_backup(), True),
@@ -95,6 +95,13 @@ def _backup(*entries: str, header: str = "<uuid>u</uuid><base_backup>S3(&apos;x&
         (_backup(_ENTRY, header="<uuid><![CDATA[u]]></uuid>"), False),
         (_backup(_ENTRY).replace("<contents>", "<contents><!-- note -->"), False),
         ("<?xml version='1.0'?>" + _backup(_ENTRY), False),
+        (_backup(_ENTRY.replace("a1", "&#128;&#x41;")), False),
+        (_backup(_ENTRY.replace("count.txt", "c&quot;o&apos;unt.txt")), True),
+        (_backup(_ENTRY, "<x>y</x>", _ENTRY), False),
+        (_backup(_ENTRY, header="<uuid>u</uuid><uuid>v</uuid><base_backup>b</base_backup>"), True),
+        (_backup(_ENTRY, header=f"<uuid>u</uuid>{_ESCAPED}"), False),
+        (_backup(_ENTRY, header="<meta><uuid>nested</uuid></meta>"), True),
+        (_backup(_ENTRY.replace("count.txt", "c\r\nount.txt")), False),
     ],
     ids=[
         "sample",
@@ -108,6 +115,13 @@ def _backup(*entries: str, header: str = "<uuid>u</uuid><base_backup>S3(&apos;x&
         "cdata",
         "comment",
         "declaration",
+        "character-references",
+        "quote-entities",
+        "stray-element",
+        "duplicate-header-field",
+        "file-in-header",
+        "nested-header-field",
+        "carriage-return",
     ],
 )
 def test_the_fixed_form_reads_what_the_element_tree_reads_and_anything_else_goes_to_it(
@@ -121,7 +135,7 @@ def test_the_fixed_form_reads_what_the_element_tree_reads_and_anything_else_goes
 
     assert contents == _parse(raw)
     assert (_parse_fixed_form(raw) is not None) is fixed_form
-    if "&amp;" in str(raw):
+    if raw == _backup(_ENTRY, _ESCAPED, _ALL_FIELDS):
         assert contents.files[1].name == "data/db/a%26b/&<p>/count.txt"
         assert contents.base_backup == "S3('x')"
 
@@ -132,8 +146,18 @@ def test_the_fixed_form_reads_what_the_element_tree_reads_and_anything_else_goes
         _backup(_ENTRY)[:-9],
         _backup(_ENTRY).replace("</name>", "</nam>"),
         _backup(_ENTRY).encode()[:-1] + b"\xff",
+        _backup(_ENTRY.replace("count.txt", "a&b")),
+        _backup(_ENTRY.replace("count.txt", "a&nbsp;b")),
+        _backup(_ENTRY, "<x>", _ENTRY),
     ],
-    ids=["truncated", "mismatched-tag", "not-utf8"],
+    ids=[
+        "truncated",
+        "mismatched-tag",
+        "not-utf8",
+        "bare-ampersand",
+        "html-entity",
+        "unclosed-stray-element",
+    ],
 )
 def test_a_listing_that_is_not_well_formed_xml_is_refused(raw: str | bytes) -> None:
     with pytest.raises(ET.ParseError):

@@ -148,3 +148,22 @@ def test_this_package_s_clients_list_with_the_listing_parser_and_see_what_a_plai
 
     assert planned == ["Object"] * 3, "each listed object read by the direct path"
     assert ours == theirs and [o["Key"] for o in ours["Contents"]] == ["d/empty", "d/x y", "d/é"]
+
+
+def test_listing_plans_live_only_as_long_as_their_clients(moto_s3: Any) -> None:
+    """Each client has shapes of its own: a process building clients all day (a triggerer, the
+    Backups page) must not keep a plan per client it ever built."""
+    import gc
+
+    from backup_pipelines.core.boto_loader import ListingParser
+
+    hook = BackupS3Hook(aws_conn_id=UNIT_AWS_CONN_ID)
+    hook.client.create_bucket(Bucket="plans-bucket")
+    hook.client.put_object(Bucket="plans-bucket", Key="k", Body=b"x")
+    for _ in range(6):
+        other = BackupS3Hook(aws_conn_id=UNIT_AWS_CONN_ID)
+        assert [o.key for o in other.iter_objects("plans-bucket", "")] == ["k"]
+        del other
+    gc.collect()
+
+    assert len(ListingParser._plans) <= 1
