@@ -189,13 +189,7 @@ def _parse_fixed_form(raw: bytes | str) -> BackupContents | None:
                 _unescaped(data_file),
             )
         )
-    return BackupContents(
-        files,
-        header.findtext("base_backup"),
-        header.findtext("timestamp"),
-        uuid=header.findtext("uuid"),
-        base_backup_uuid=header.findtext("base_backup_uuid"),
-    )
+    return _contents(files, header)
 
 
 def _unescaped(value: str) -> str:
@@ -219,12 +213,17 @@ def _parse(raw: bytes | str) -> BackupContents:
                 data_file=fields.get("data_file") or "",
             )
         )
+    return _contents(files, root)
+
+
+def _contents(files: list[BackupFile], config: ET.Element) -> BackupContents:
+    """The entries with what the ``<config>`` element says of the backup: its base, time and UUIDs."""
     return BackupContents(
         files,
-        root.findtext("base_backup"),
-        root.findtext("timestamp"),
-        uuid=root.findtext("uuid"),
-        base_backup_uuid=root.findtext("base_backup_uuid"),
+        config.findtext("base_backup"),
+        config.findtext("timestamp"),
+        uuid=config.findtext("uuid"),
+        base_backup_uuid=config.findtext("base_backup_uuid"),
     )
 
 

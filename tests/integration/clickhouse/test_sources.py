@@ -14,6 +14,25 @@ from backup_pipelines.core.errors import SourceNotFoundError
 pytestmark = pytest.mark.integration
 
 
+def _service(
+    write_config: Any, example_config: dict[str, Any], name: str, database: str, tables: list[str]
+) -> Any:
+    """The snapshot service of a config with one dataset, under a prefix of its own."""
+    from backup_pipelines.clickhouse.snapshot import SnapshotService
+    from backup_pipelines.core.config import load_config
+
+    cfg = json.loads(json.dumps(example_config))
+    cfg["clickhouse_snapshots"].update(
+        {
+            "prefix": f"{name}-it/",
+            "s3_credentials": "connection",
+            "datasets": [{"name": name, "database": database, "tables": tables}],
+        }
+    )
+    write_config(cfg)
+    return SnapshotService.from_config(load_config())
+
+
 @pytest.mark.parametrize(
     ("database", "tables", "message"),
     [
@@ -33,31 +52,19 @@ def test_a_source_matching_nothing_fails_before_any_backup(
     tables: list[str],
     message: str,
 ) -> None:
-    from backup_pipelines.clickhouse.snapshot import SnapshotService
-    from backup_pipelines.core.config import load_config
-
     clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_db")
     clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_empty")
     clickhouse_client.command(
         "CREATE TABLE IF NOT EXISTS src_it_db.events (id UInt64) ENGINE = MergeTree ORDER BY id"
     )
-    cfg = json.loads(json.dumps(example_config))
-    cfg["clickhouse_snapshots"].update(
-        {
-            "prefix": "sources-it/",
-            "s3_credentials": "connection",
-            "datasets": [{"name": "src_it", "database": database, "tables": tables}],
-        }
-    )
-    write_config(cfg)
-    config = load_config()
-    service = SnapshotService.from_config(config)
+    service = _service(write_config, example_config, "src_it", database, tables)
+    config = service.cfg
     end = datetime(2026, 11, 27, 12, tzinfo=UTC)
     with pytest.raises(SourceNotFoundError) as err:
         service.prepare("src_it", None, end)
     assert str(err.value) == message
     bucket = config.storage.backup_bucket
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix="sources-it/").get("KeyCount", 0)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="src_it-it/").get("KeyCount", 0)
     assert listed == 0
     assert service.catalog.list_points("clickhouse_snapshot", "src_it").points == []
 
@@ -67,24 +74,14 @@ def test_a_slot_already_captured_is_done_even_after_its_source_was_dropped(
 ) -> None:
     """The tables are read while the catalog is, but their error is raised only for a slot to
     capture: a rerun of a captured slot answers "nothing to do", as it did before."""
-    from backup_pipelines.clickhouse.snapshot import SnapshotPlan, SnapshotService
-    from backup_pipelines.core.config import load_config
+    from backup_pipelines.clickhouse.snapshot import SnapshotPlan
 
     clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_dropped")
     clickhouse_client.command(
         "CREATE TABLE IF NOT EXISTS src_it_dropped.events (id UInt64) ENGINE = MergeTree ORDER BY id"
     )
     clickhouse_client.command("INSERT INTO src_it_dropped.events SELECT number FROM numbers(10)")
-    cfg = json.loads(json.dumps(example_config))
-    cfg["clickhouse_snapshots"].update(
-        {
-            "prefix": "sources-dropped-it/",
-            "s3_credentials": "connection",
-            "datasets": [{"name": "src_dropped", "database": "src_it_dropped", "tables": ["*"]}],
-        }
-    )
-    write_config(cfg)
-    service = SnapshotService.from_config(load_config())
+    service = _service(write_config, example_config, "src_dropped", "src_it_dropped", ["*"])
     end = datetime(2026, 11, 27, 13, tzinfo=UTC)
     plan = service.prepare("src_dropped", None, end)
     assert isinstance(plan, SnapshotPlan)
@@ -104,8 +101,7 @@ def test_a_backup_holding_tables_the_plan_no_longer_names_records_their_parts(
 ) -> None:
     """A re-attached backup may hold tables the new plan's patterns no longer match: their parts'
     rows are still read from system.parts (not reported as merged away)."""
-    from backup_pipelines.clickhouse.snapshot import SnapshotPlan, SnapshotService
-    from backup_pipelines.core.config import load_config
+    from backup_pipelines.clickhouse.snapshot import SnapshotPlan
 
     clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_two")
     for table in ("a", "b"):
@@ -113,16 +109,7 @@ def test_a_backup_holding_tables_the_plan_no_longer_names_records_their_parts(
             f"CREATE TABLE IF NOT EXISTS src_it_two.{table} (id UInt64) ENGINE = MergeTree ORDER BY id"
         )
         clickhouse_client.command(f"INSERT INTO src_it_two.{table} SELECT number FROM numbers(7)")
-    cfg = json.loads(json.dumps(example_config))
-    cfg["clickhouse_snapshots"].update(
-        {
-            "prefix": "sources-two-it/",
-            "s3_credentials": "connection",
-            "datasets": [{"name": "src_two", "database": "src_it_two", "tables": ["*"]}],
-        }
-    )
-    write_config(cfg)
-    service = SnapshotService.from_config(load_config())
+    service = _service(write_config, example_config, "src_two", "src_it_two", ["*"])
     plan = service.prepare("src_two", None, datetime(2026, 11, 27, 15, tzinfo=UTC))
     assert isinstance(plan, SnapshotPlan) and plan.tables == ["a", "b"]
     status = service.wait(plan)
