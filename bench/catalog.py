@@ -2,8 +2,9 @@
 
 Starts its own moto S3 server on 127.0.0.1 and, for each N (default 1,000 / 10,000 / 100,000),
 seeds N manifests over 50 datasets (20 ClickHouse datasets with chains of increments, 10 Kafka
-topics, 10 EMR jobs, 10 exports; every point with 20 objects; some failed, the newest unverified),
-put directly in parallel threads, as the current version writes them. Then, in the same run:
+topics, 10 EMR jobs, 10 exports; every point with 20 objects; some failed (never the oldest), the
+newest unverified), put directly in parallel threads, as the current version writes them. Then,
+in the same run:
 
 - **old**: the path before the index: list the dataset's folder, GET and parse every manifest
   (``Catalog.list_points`` as it was), then decide;
@@ -86,7 +87,9 @@ def point_doc(kind: str, dataset: str, i: int, n: int, rng: random.Random) -> di
     base = None
     if kind == "clickhouse_snapshot" and i % 24:
         base = (captured - step).strftime("%Y%m%dT%H%M%SZ")
-    state = "unverified" if i == n - 1 else ("failed" if rng.random() < 0.02 else "verified")
+    failed = rng.random() < 0.02  # drawn for every point, so larger sizes keep their sequence
+    # The oldest point is never failed: every dataset has a verified point, even at two per dataset.
+    state = "unverified" if i == n - 1 else ("failed" if failed and i else "verified")
     location = f"s3://{BUCKET}/data/{kind}/{dataset}/{rp_id}/"
     objects = [
         {
