@@ -112,9 +112,10 @@ def parse_backup_metadata(raw: bytes | str) -> BackupContents:
     reads the ``.backup`` while other reads wait on S3), not later on the task's own.
 
     ClickHouse writes the file in one fixed form (no whitespace, each entry's fields in one order),
-    which one regular expression reads in C: 22 ms for 11,000 entries against 44 ms through an
-    element tree. Anything else (another field, attributes, CDATA, whitespace, a truncated file) is
-    read by ElementTree, as before, which also raises on a file that is not well-formed XML.
+    which one regular expression reads in C: 32 ms for 11,000 entries against 43 ms through an
+    element tree. Anything else (another field, attributes, CDATA, whitespace, character references,
+    a stray element, a truncated file) is read by ElementTree, as before, which also raises on a
+    file that is not well-formed XML.
     """
     with _collector_paused():
         contents = _parse_fixed_form(raw) or _parse(raw)

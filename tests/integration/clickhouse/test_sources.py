@@ -72,8 +72,8 @@ def test_a_source_matching_nothing_fails_before_any_backup(
 def test_a_slot_already_captured_is_done_even_after_its_source_was_dropped(
     embedded_stack: Any, clickhouse_client: Any, write_config: Any, example_config: dict[str, Any]
 ) -> None:
-    """The tables are read while the catalog is, but their error is raised only for a slot to
-    capture: a rerun of a captured slot answers "nothing to do", as it did before."""
+    """A rerun of a captured slot answers "nothing to do" before it reads the source's tables: a
+    source dropped since fails only a slot still to capture."""
     from backup_pipelines.clickhouse.snapshot import SnapshotPlan
 
     clickhouse_client.command("CREATE DATABASE IF NOT EXISTS src_it_dropped")
