@@ -327,7 +327,7 @@ def _verify_chain(
                 "seconds": statistics.median(samples),
                 "samples": samples,
                 "waits": waits,
-                "not_waiting": statistics.median(x - w for x, w in zip(samples, waits, strict=True)),
+                "not_waiting": _not_waiting(samples, waits),
                 "restore": in_restore[0],
                 "bytes": read,
                 "requests": requests,
@@ -344,6 +344,11 @@ def _verify_chain(
     # a new revision, so the newer points' chain files would no longer be used).
     same = {length: again(SLOT + timedelta(hours=length - 1), args.samples) for length in (args.chain, 2)}
     return rows, {length: {"samples": v[0], "waits": v[1]} for length, v in same.items()}
+
+
+def _not_waiting(samples: list[float], waits: list[float]) -> float:
+    """Median seconds of verify not waiting on S3 (each sample less its own wait)."""
+    return statistics.median(x - w for x, w in zip(samples, waits, strict=True))
 
 
 def _resolution() -> dict[str, float]:
@@ -384,10 +389,7 @@ def _same_dataset(same: dict[int, dict[str, list[float]]], args: argparse.Namesp
     """The two lengths verified again once the chain is whole: the same index and bucket for both."""
     short, long_ = same[2], same[args.chain]
     times = [statistics.median(r["samples"]) for r in (short, long_)]
-    own = [
-        statistics.median(x - w for x, w in zip(r["samples"], r["waits"], strict=True))
-        for r in (short, long_)
-    ]
+    own = [_not_waiting(r["samples"], r["waits"]) for r in (short, long_)]
     runs = "; ".join(
         f"length {n}: " + ", ".join(f"{x:.3f}" for x in same[n]["samples"]) for n in (2, args.chain)
     )

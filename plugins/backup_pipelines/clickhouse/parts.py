@@ -102,14 +102,13 @@ def capture(
     parts: Mapping[str, list[str]],
     stored: Mapping[str, int],
     *,
+    states: Mapping[tuple[str, str], PartState],
     seen_visible: Mapping[str, Mapping[str, int]] | None = None,
-    states: Mapping[tuple[str, str], PartState] | None = None,
 ) -> PartRows:
     """Stored and visible rows of the parts a backup holds (``parts``: table -> part names;
     ``stored``: table -> stored rows from the listing); ``seen_visible``: visible rows per part
     counted before the backup started (a masked part merged away since is still known);
-    ``states``: ``part_states`` of (at least) these tables when already read after the backup."""
-    states = states if states is not None else part_states(engine, database, parts)
+    ``states``: ``part_states`` of (at least) these tables, read after the backup ended."""
     out = PartRows()
     for table, names in sorted(parts.items()):
         known = {p: states[(table, p)] for p in names if (table, p) in states}

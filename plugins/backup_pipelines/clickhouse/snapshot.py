@@ -144,9 +144,9 @@ class SnapshotService:
         """Start (or re-attach to) the backup of the slot ending at ``end``; a summary when done."""
         dataset = find_dataset(self.cfg, dataset_name)
         bucket = self.cfg.storage.backup_bucket
+        self.engine.s3.check_bucket(bucket, role="backup bucket")
         rp_id = recovery_point_id(end)
         location = backup_location(bucket, self.section.prefix, dataset.name, rp_id)
-        self.engine.s3.check_bucket(bucket, role="backup bucket")
         existing, listing = concurrently(
             lambda: self.catalog.get(KIND, dataset.name, rp_id),
             lambda: self.catalog.list_points(KIND, dataset.name),
@@ -273,21 +273,20 @@ class SnapshotService:
         states: Mapping[tuple[str, str], PartState] | None = None,
     ) -> Manifest:
         """The manifest of a finished backup: tables, parts, rows, sizes, base and versions.
-        ``states``: ``system.parts`` of the plan's tables, read after the backup ended."""
+        ``states``: ``system.parts`` of the plan's tables, read after the backup ended; the tables
+        the backup holds beyond them (all, without ``states``) are read here."""
         contents, objects = stored or self.stored(plan.location)
         checksums = {f.name: f.checksum for f in contents.files}
         _bucket, prefix = split_s3_url(plan.location)
         for obj in objects:
             obj.checksum = checksums.get(obj.key[len(prefix) :])
-        if states is None:
-            states = part_states(self.engine, plan.database, plan.tables)
-        unplanned = sorted({table for table, _ in contents.part_count_files()} - set(plan.tables))
-        if unplanned:  # a backup re-attached to holds tables the plan does not name
-            states = {**states, **part_states(self.engine, plan.database, unplanned)}
+        read = set(plan.tables) if states is not None else set()
+        unread = {table for table, _ in contents.part_count_files()} - read  # e.g. a re-attached backup's
+        states = {**(states or {}), **part_states(self.engine, plan.database, unread)}
         known = {key: state.rows for key, state in states.items()}
         row_counts, parts = self.store.rows_per_table(contents, known, [*plan.chain_locations, plan.location])
         rows = capture(
-            self.engine, plan.database, parts, row_counts, seen_visible=plan.visible_before, states=states
+            self.engine, plan.database, parts, row_counts, states=states, seen_visible=plan.visible_before
         )
         return Manifest(
             kind=KIND,

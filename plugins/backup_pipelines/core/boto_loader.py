@@ -69,8 +69,8 @@ _ResponseParserFactory: Any = ResponseParserFactory
 
 #: Structures read by ``ListingParser``'s direct path: a listing's objects (ListObjectsV2's Contents).
 DIRECT_SHAPES = frozenset({"Object"})
-#: Scalar member types read straight from a node's text.
-_TEXT, _INTEGER, _TIMESTAMP = frozenset({"string"}), frozenset({"integer", "long"}), frozenset({"timestamp"})
+#: Scalar member types read straight from a node's text, and how; any other member is botocore's.
+_READ_AS = {"string": "text", "integer": "integer", "long": "integer", "timestamp": "timestamp"}
 
 
 class ListingParser(_RestXMLParser):
@@ -114,10 +114,10 @@ class ListingParser(_RestXMLParser):
             kind = member.type_name
             if kind == "list" and member.serialization.get("flattened"):
                 how = "flattened"
-            elif kind in _TEXT and not member.serialization.get("xmlAttribute"):
-                how = "text"
+            elif member.serialization.get("xmlAttribute"):
+                how = "shape"
             else:
-                how = "integer" if kind in _INTEGER else "timestamp" if kind in _TIMESTAMP else "shape"
+                how = _READ_AS.get(kind, "shape")
             plan[self._member_key_name(member, name)] = (name, member, how)
         self._plans[shape] = plan
         return plan
